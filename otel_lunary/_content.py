@@ -1,0 +1,127 @@
+"""Message content as it may leave the process: captured or not, redacted, bounded.
+
+Every piece of user or model text passes through one ``ContentPolicy`` before it becomes
+an attribute, so the capture switch, the redaction hook and the size bound cannot be
+forgotten by one code path. Lunary (OpenAI-style) messages become the GenAI
+conventions' structured shape: ``role`` plus typed ``parts``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from otel_lunary import _health
+from otel_lunary._serialize import to_json
+from otel_lunary._settings import Settings
+
+REDACTION_FAILED = "[redaction failed]"
+
+
+class ContentPolicy:
+    """Applies the content settings; ``truncated`` remembers whether anything was cut."""
+
+    __slots__ = ("capture", "_redact", "_limit", "truncated")
+
+    def __init__(self, settings: Settings) -> None:
+        self.capture = settings.capture_content
+        self._redact = settings.redact
+        self._limit = settings.max_content_length
+        self.truncated = False
+
+    def fresh(self) -> ContentPolicy:
+        """A policy with the same settings and a clean ``truncated`` flag, one per span."""
+        clone = ContentPolicy.__new__(ContentPolicy)
+        clone.capture, clone._redact, clone._limit, clone.truncated = self.capture, self._redact, self._limit, False
+        return clone
+
+    def text(self, value: Any) -> str:
+        """User or model text, redacted then cut to the limit with a visible marker."""
+        text = value if isinstance(value, str) else to_json(value)
+        if self._redact is not None:
+            try:
+                redacted = self._redact(text)
+                text = redacted if isinstance(redacted, str) else str(redacted)
+            except Exception:  # noqa: BLE001 - a failing hook must not leak the raw text
+                _health.report("redaction_failures", "otel_lunary: the redaction hook raised; content replaced")
+                return REDACTION_FAILED
+        return self.bound(text)
+
+    def bound(self, text: str) -> str:
+        if len(text) <= self._limit:
+            return text
+        self.truncated = True
+        _health.count("content_truncated")
+        return f"{text[: self._limit]}…[truncated {len(text) - self._limit} chars]"
+
+
+def _content_parts(content: Any, policy: ContentPolicy) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": policy.text(content)}]
+    if isinstance(content, list):
+        parts: list[dict[str, Any]] = []
+        for item in content:
+            if isinstance(item, Mapping) and item.get("type") == "text":
+                parts.append({"type": "text", "content": policy.text(item.get("text", ""))})
+            elif isinstance(item, Mapping) and item.get("type") == "image_url":
+                image = item.get("image_url")
+                url = image.get("url") if isinstance(image, Mapping) else image
+                parts.append({"type": "uri", "modality": "image", "uri": policy.text(url or "")})
+            elif isinstance(item, str):
+                parts.append({"type": "text", "content": policy.text(item)})
+            else:
+                kind = item.get("type") if isinstance(item, Mapping) else None
+                parts.append({"type": kind if isinstance(kind, str) else "generic", "content": policy.text(item)})
+        return parts
+    return [{"type": "text", "content": policy.text(content)}]
+
+
+def _arguments(raw: Any, policy: ContentPolicy) -> Any:
+    """Tool-call arguments as a JSON value when they are valid JSON after redaction, else text."""
+    if raw is None:
+        return None
+    text = policy.text(raw)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def tool_call_parts(tool_calls: Any, policy: ContentPolicy) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if not isinstance(tool_calls, list):
+        return parts
+    for call in tool_calls:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": function.get("name") or call.get("name"),
+                "arguments": _arguments(function.get("arguments", call.get("arguments")), policy),
+            }
+        )
+    return parts
+
+
+def message_parts(message: Mapping[str, Any], policy: ContentPolicy) -> list[dict[str, Any]]:
+    """The GenAI ``parts`` of one Lunary/OpenAI-style message."""
+    if message.get("role") == "tool":
+        return [{"type": "tool_call_response", "id": message.get("tool_call_id"), "response": policy.text(message.get("content"))}]
+    return _content_parts(message.get("content"), policy) + tool_call_parts(message.get("tool_calls"), policy)
+
+
+def genai_message(message: Mapping[str, Any], policy: ContentPolicy, *, output: bool) -> dict[str, Any]:
+    """One message in the GenAI JSON schema; output messages need a finish reason."""
+    structured: dict[str, Any] = {"role": message.get("role"), "parts": message_parts(message, policy)}
+    name = message.get("name")
+    if isinstance(name, str):
+        structured["name"] = name
+    if output:
+        structured["finish_reason"] = "tool_call" if message.get("tool_calls") else "stop"
+    return structured

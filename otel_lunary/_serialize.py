@@ -1,0 +1,34 @@
+"""JSON for attribute values: OTel attributes cannot hold maps, so objects travel as JSON.
+
+Whatever the application hands us (sets, datetimes, its own classes, cycles) must turn
+into a string without raising; what JSON cannot represent becomes its ``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_encoder = json.JSONEncoder(ensure_ascii=False, default=repr, check_circular=True, separators=(",", ":"))
+
+
+def to_json(value: Any) -> str:
+    try:
+        return _encoder.encode(value)
+    except (ValueError, TypeError, RecursionError):
+        # A cycle or a repr that raises: fall back to something readable.
+        try:
+            return json.dumps(repr(value), ensure_ascii=False)
+        except Exception:  # noqa: BLE001 - repr of user objects can raise anything
+            return '"<unserialisable>"'
+
+
+def to_string_list(value: Any) -> list[str]:
+    """Tags as OTel wants them: a list of strings, from a list, tuple, set or one string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [item if isinstance(item, str) else str(item) for item in value if item is not None]
+    return [str(value)]

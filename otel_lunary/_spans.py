@@ -1,0 +1,68 @@
+"""Instant spans: messages, events and feedback are points in time, not operations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, set_span_in_context
+
+from otel_lunary._runtime import Runtime
+from otel_lunary.attributes import LUNARY_MESSAGE_ID
+from otel_lunary.dialects import translate
+from otel_lunary.ids import format_message_id
+
+# A context with no span in it: starting a span here makes a new trace root.
+NEW_TRACE = Context()
+
+
+def context_of(span_context: SpanContext) -> Context:
+    """A context whose current span is ``span_context``: children started in it nest under it."""
+    return set_span_in_context(NonRecordingSpan(span_context))
+
+
+def with_dialects(runtime: Runtime, attributes: dict[str, Any]) -> dict[str, Any]:
+    if runtime.settings.dialects:
+        attributes.update(translate(runtime.settings.dialects, attributes))
+    return attributes
+
+
+def emit_instant(
+    runtime: Runtime,
+    name: str,
+    attributes: dict[str, Any],
+    parent: Context | None,
+    *,
+    links: Sequence[Link] = (),
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
+    stamp_message_id: bool = False,
+) -> SpanContext:
+    """Start and end one span at the same instant; ``parent`` None means the current context.
+
+    With ``stamp_message_id`` and no id given, the span's own traceparent becomes its
+    ``lunary.message.id``: it is only known once the span has started.
+    """
+    now = time.time_ns()
+    span = runtime.tracer.start_span(
+        name,
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        attributes=with_dialects(runtime, attributes),
+        links=links or None,
+        start_time=now,
+    )
+    if stamp_message_id and LUNARY_MESSAGE_ID not in attributes:
+        span.set_attribute(LUNARY_MESSAGE_ID, format_message_id(span.get_span_context()))
+    for event_name, event_attributes in events:
+        span.add_event(event_name, event_attributes, timestamp=now)
+    span.end(end_time=now)
+    return span.get_span_context()
+
+
+def span_name(template: str, values: dict[str, str]) -> str:
+    """Fill a span-name template from the conventions (placeholders are attribute ids)."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template

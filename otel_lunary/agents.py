@@ -1,0 +1,177 @@
+"""Agent and tool decorators (Lunary's ``agent``/``wrap_agent``, ``tool``/``wrap_tool``).
+
+They produce the GenAI ``invoke_agent {name}`` and ``execute_tool {name}`` spans. The
+span is current while the function runs, so an LLM call inside nests under the agent,
+and under ``with lunary.parent(msg_id)`` the agent nests under the message.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from opentelemetry.trace import SpanKind
+
+from otel_lunary._operation import Operation
+from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._spans import span_name
+from otel_lunary.attributes import (
+    GEN_AI_AGENT_NAME,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+    LUNARY_METADATA,
+    LUNARY_TAGS,
+    LUNARY_USER_PROPS,
+    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
+    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    USER_ID,
+    GenAiOperationNameValues,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Kind:
+    """What differs between an agent and a tool span: names and where input/output go."""
+
+    def __init__(self, operation: str, name_attribute: str, template: str, record_input: Callable[[Operation, str], dict[str, Any]], record_output: Callable[[Operation, str], dict[str, Any]]) -> None:
+        self.operation = operation
+        self.name_attribute = name_attribute
+        self.template = template
+        self.record_input = record_input
+        self.record_output = record_output
+
+
+def _text_message(role: str, text: str, output: bool) -> str:
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+    if output:
+        message["finish_reason"] = "stop"
+    return to_json([message])
+
+
+AGENT = _Kind(
+    GenAiOperationNameValues.INVOKE_AGENT.value,
+    GEN_AI_AGENT_NAME,
+    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    lambda op, text: {GEN_AI_INPUT_MESSAGES: _text_message("user", op.policy.text(text), False)},
+    lambda op, text: {GEN_AI_OUTPUT_MESSAGES: _text_message("assistant", op.policy.text(text), True)},
+)
+TOOL = _Kind(
+    GenAiOperationNameValues.EXECUTE_TOOL.value,
+    GEN_AI_TOOL_NAME,
+    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
+    lambda op, text: {GEN_AI_TOOL_CALL_ARGUMENTS: op.policy.text(text)},
+    lambda op, text: {GEN_AI_TOOL_CALL_RESULT: op.policy.text(text)},
+)
+
+
+def _arguments_json(signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if signature is not None:
+        try:
+            return to_json(dict(signature.bind_partial(*args, **kwargs).arguments))
+        except TypeError:
+            pass
+    return to_json({"args": list(args), "kwargs": kwargs})
+
+
+def _result_text(result: Any) -> str:
+    return result if isinstance(result, str) else to_json(result)
+
+
+def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
+    run_name = name or getattr(func, "__name__", "anonymous")
+    try:
+        signature: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):
+        signature = None
+    base: dict[str, Any] = {GEN_AI_OPERATION_NAME: kind.operation, kind.name_attribute: run_name}
+    if options.get("user_id") is not None:
+        base[USER_ID] = str(options["user_id"])
+    if options.get("user_props") is not None:
+        base[LUNARY_USER_PROPS] = to_json(options["user_props"])
+    if options.get("tags"):
+        base[LUNARY_TAGS] = to_string_list(options["tags"])
+    if options.get("metadata") is not None:
+        base[LUNARY_METADATA] = to_json(options["metadata"])
+    span_title = span_name(kind.template, {kind.name_attribute: run_name})
+
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
+        operation = Operation(span_title, SpanKind.INTERNAL, dict(base))
+        if operation.span is not None and operation.policy.capture:
+            operation.set(kind.record_input(operation, _arguments_json(signature, args, kwargs)))
+        return operation
+
+    def succeed(operation: Operation, result: Any) -> None:
+        if operation.span is not None and operation.policy.capture:
+            operation.set(kind.record_output(operation, _result_text(result)))
+        operation.finish()
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            operation = start(args, kwargs)
+            with operation.active():
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as error:
+                    operation.fail(error)
+                    raise
+            succeed(operation, result)
+            return result
+
+        return run_async
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        operation = start(args, kwargs)
+        with operation.active():
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as error:
+                operation.fail(error)
+                raise
+        succeed(operation, result)
+        return result
+
+    return run
+
+
+def _decorator(kind: _Kind, name: Any, options: dict[str, Any]) -> Any:
+    if callable(name):  # used bare: @lunary.agent
+        return _decorate(kind, name, None, options)
+    return lambda func: _decorate(kind, func, name, options)
+
+
+@overload
+def agent(name: F) -> F: ...
+@overload
+def agent(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Callable[[F], F]: ...
+def agent(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Any:
+    """Decorate a function as an agent run: ``@lunary.agent()`` or ``@lunary.agent("Name")``."""
+    return _decorator(AGENT, name, {"user_id": user_id, "user_props": user_props, "tags": tags, "metadata": metadata})
+
+
+@overload
+def tool(name: F) -> F: ...
+@overload
+def tool(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Callable[[F], F]: ...
+def tool(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Any:
+    """Decorate a function as a tool execution: ``@lunary.tool()`` or ``@lunary.tool("name")``."""
+    return _decorator(TOOL, name, {"user_id": user_id, "user_props": user_props, "tags": tags, "metadata": metadata})
+
+
+def wrap_agent(func: F, name: str | None = None, **options: Any) -> F:
+    """Lunary JS's ``wrapAgent``: the agent decorator applied to ``func``."""
+    return agent(name, **options)(func)  # type: ignore[no-any-return]
+
+
+def wrap_tool(func: F, name: str | None = None, **options: Any) -> F:
+    """Lunary JS's ``wrapTool``: the tool decorator applied to ``func``."""
+    return tool(name, **options)(func)  # type: ignore[no-any-return]

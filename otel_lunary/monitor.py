@@ -1,0 +1,337 @@
+"""``lunary.monitor(client)``: GenAI inference spans for the real ``openai`` client.
+
+Wraps ``client.chat.completions.create`` on that client instance (sync or async,
+streaming or not) and accepts Lunary's extra keyword arguments (``parent``, ``user_id``,
+``user_props``, ``tags``, ``metadata``), which never reach OpenAI. ``parent=msg_id``
+nests the call under the message, in the message's trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from otel_lunary import _health
+from otel_lunary._content import genai_message, tool_call_parts
+from otel_lunary._operation import Operation
+from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._spans import span_name
+from otel_lunary.attributes import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_TOP_P,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    LUNARY_CONTENT_TRUNCATED,
+    LUNARY_METADATA,
+    LUNARY_TAGS,
+    LUNARY_USER_PROPS,
+    SPAN_NAME_GEN_AI_INFERENCE_CLIENT,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    USER_ID,
+    GenAiOperationNameValues,
+)
+
+PROVIDER = "openai"
+CHAT = GenAiOperationNameValues.CHAT.value
+_WRAPPED = "_otel_lunary_wrapped"
+_REQUEST_NUMBERS = (
+    ("temperature", GEN_AI_REQUEST_TEMPERATURE, float),
+    ("top_p", GEN_AI_REQUEST_TOP_P, float),
+    ("max_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("max_completion_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else {}
+
+
+def _server(client: Any) -> dict[str, Any]:
+    url = getattr(client, "base_url", None)
+    host, port = getattr(url, "host", None), getattr(url, "port", None)
+    found: dict[str, Any] = {}
+    if host:
+        found[SERVER_ADDRESS] = host
+    if port:
+        found[SERVER_PORT] = int(port)
+    return found
+
+
+def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
+    model = str(kwargs.get("model", ""))
+    attributes: dict[str, Any] = {
+        GEN_AI_OPERATION_NAME: CHAT,
+        GEN_AI_PROVIDER_NAME: PROVIDER,
+        GEN_AI_REQUEST_MODEL: model,
+        **server,
+    }
+    for key, attribute, cast in _REQUEST_NUMBERS:
+        value = kwargs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[attribute] = cast(value)
+    if lunary_options.get("user_id") is not None:
+        attributes[USER_ID] = str(lunary_options["user_id"])
+    if lunary_options.get("user_props") is not None:
+        attributes[LUNARY_USER_PROPS] = to_json(lunary_options["user_props"])
+    tags = to_string_list(lunary_options.get("tags"))
+    if tags:
+        attributes[LUNARY_TAGS] = tags
+    if lunary_options.get("metadata") is not None:
+        attributes[LUNARY_METADATA] = to_json(lunary_options["metadata"])
+    name = span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
+    operation = Operation(name, SpanKind.CLIENT, attributes, lunary_options.get("parent"))
+    if operation.span is not None and operation.policy.capture:
+        messages = kwargs.get("messages")
+        if isinstance(messages, list):
+            structured = [genai_message(_as_dict(m), operation.policy, output=False) for m in messages]
+            operation.set({GEN_AI_INPUT_MESSAGES: to_json(structured)})
+    return operation
+
+
+def _record_response(operation: Operation, response: Any) -> None:
+    if operation.span is None:
+        return
+    attributes: dict[str, Any] = {}
+    if getattr(response, "model", None):
+        attributes[GEN_AI_RESPONSE_MODEL] = str(response.model)
+    if getattr(response, "id", None):
+        attributes[GEN_AI_RESPONSE_ID] = str(response.id)
+    choices = getattr(response, "choices", None) or []
+    reasons = [str(getattr(choice, "finish_reason", None) or "") for choice in choices]
+    if reasons:
+        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        for source, attribute in (("prompt_tokens", GEN_AI_USAGE_INPUT_TOKENS), ("completion_tokens", GEN_AI_USAGE_OUTPUT_TOKENS)):
+            value = getattr(usage, source, None)
+            if isinstance(value, int):
+                attributes[attribute] = value
+    if operation.policy.capture and choices:
+        outputs = []
+        for choice, reason in zip(choices, reasons):
+            structured = genai_message(_as_dict(getattr(choice, "message", None)), operation.policy, output=True)
+            structured["finish_reason"] = reason or structured["finish_reason"]
+            outputs.append(structured)
+        attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(outputs)
+        if operation.policy.truncated:
+            attributes[LUNARY_CONTENT_TRUNCATED] = True
+    operation.set(attributes)
+
+
+class _ChunkAccumulator:
+    """Rebuilds the response from streamed chunks so a streamed call records like a plain one."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.usage: Any = None
+        self.choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: Any) -> None:
+        self.id = self.id or getattr(chunk, "id", None)
+        self.model = self.model or getattr(chunk, "model", None)
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        for choice in getattr(chunk, "choices", None) or []:
+            state = self.choices.setdefault(getattr(choice, "index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "role": "assistant"})
+            delta = getattr(choice, "delta", None)
+            if getattr(delta, "content", None):
+                state["content"].append(delta.content)
+            for call in getattr(delta, "tool_calls", None) or []:
+                slot = state["tool_calls"].setdefault(getattr(call, "index", 0), {"id": None, "name": None, "arguments": []})
+                slot["id"] = slot["id"] or getattr(call, "id", None)
+                function = getattr(call, "function", None)
+                if getattr(function, "name", None):
+                    slot["name"] = function.name
+                if getattr(function, "arguments", None):
+                    slot["arguments"].append(function.arguments)
+            if getattr(choice, "finish_reason", None):
+                state["finish_reason"] = choice.finish_reason
+
+    def response(self) -> Any:
+        choices = []
+        for index in sorted(self.choices):
+            state = self.choices[index]
+            calls = [
+                {"id": slot["id"], "type": "function", "function": {"name": slot["name"], "arguments": "".join(slot["arguments"])}}
+                for _, slot in sorted(state["tool_calls"].items())
+            ]
+            message = {"role": state["role"], "content": "".join(state["content"]) or None, "tool_calls": calls or None}
+            choices.append(SimpleNamespace(message=message, finish_reason=state["finish_reason"]))
+        return SimpleNamespace(id=self.id, model=self.model, usage=self.usage, choices=choices)
+
+
+class _StreamRecorder:
+    """What sync and async stream wrappers share: accumulate, finish once."""
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        self.chunks = _ChunkAccumulator()
+
+    def on_chunk(self, chunk: Any) -> None:
+        try:
+            self.chunks.add(chunk)
+        except Exception:  # noqa: BLE001
+            _health.report("internal_errors", "otel_lunary: could not read a stream chunk", exc_info=True)
+
+    def on_end(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.operation.fail(error)
+            return
+        try:
+            _record_response(self.operation, self.chunks.response())
+        except Exception:  # noqa: BLE001
+            _health.report("internal_errors", "otel_lunary: could not record a stream", exc_info=True)
+        self.operation.finish()
+
+
+class _StreamProxy:
+    """Base of the stream wrappers: everything not overridden goes to the real stream."""
+
+    def __init__(self, stream: Any, recorder: _StreamRecorder) -> None:
+        self._stream = stream
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        self._recorder.operation.finish()
+
+
+class SyncStream(_StreamProxy):
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = next(self._stream)
+        except StopIteration:
+            self._recorder.on_end()
+            raise
+        except Exception as error:
+            self._recorder.on_end(error)
+            raise
+        self._recorder.on_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._recorder.on_end()
+        self._stream.close()
+
+
+class AsyncStream(_StreamProxy):
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._recorder.on_end()
+            raise
+        except Exception as error:
+            self._recorder.on_end(error)
+            raise
+        self._recorder.on_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._recorder.on_end()
+        await self._stream.close()
+
+
+LUNARY_OPTIONS = ("parent", "user_id", "user_props", "tags", "metadata", "name")
+
+
+def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: kwargs.pop(key) for key in LUNARY_OPTIONS if key in kwargs}
+
+
+def _completed(operation: Operation, response: Any, streaming: bool, stream_type: type[_StreamProxy]) -> Any:
+    if streaming:
+        return stream_type(response, _StreamRecorder(operation))
+    try:
+        _record_response(operation, response)
+    except Exception:  # noqa: BLE001
+        _health.report("internal_errors", "otel_lunary: could not record a response", exc_info=True)
+    operation.finish()
+    return response
+
+
+def _wrap_sync(original: Any, server: dict[str, Any]) -> Any:
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        options = _split(kwargs)
+        operation = _start(kwargs, server, options)
+        with operation.active():
+            try:
+                response = original(*args, **kwargs)
+            except BaseException as error:
+                operation.fail(error)
+                raise
+        return _completed(operation, response, bool(kwargs.get("stream")), SyncStream)
+
+    setattr(create, _WRAPPED, True)
+    return create
+
+
+def _wrap_async(original: Any, server: dict[str, Any]) -> Any:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        options = _split(kwargs)
+        operation = _start(kwargs, server, options)
+        with operation.active():
+            try:
+                response = await original(*args, **kwargs)
+            except BaseException as error:
+                operation.fail(error)
+                raise
+        return _completed(operation, response, bool(kwargs.get("stream")), AsyncStream)
+
+    setattr(create, _WRAPPED, True)
+    return create
+
+
+def monitor(client: Any) -> Any:
+    """Record every chat completion of this OpenAI client (sync or async); returns the client."""
+    try:
+        completions = client.chat.completions
+        original = completions.create
+        if getattr(original, _WRAPPED, False):
+            return client
+        wrap = _wrap_async if inspect.iscoroutinefunction(original) else _wrap_sync
+        completions.create = wrap(original, _server(client))
+    except Exception:  # noqa: BLE001 - an unknown client is left as it is
+        _health.report("invalid_arguments", "otel_lunary: monitor() could not wrap %s", type(client).__name__, exc_info=True)
+    return client

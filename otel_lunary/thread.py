@@ -1,0 +1,200 @@
+"""Threads: Lunary's conversation object, recorded as one trace per turn.
+
+A thread is not a span (see conventions/README.md): its id, tags, metadata and user ride
+on every span it records, precomputed once here so each tracking call only adds what is
+specific to the message or event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, get_current_span
+
+from otel_lunary import _health, _index, _runtime
+from otel_lunary._content import genai_message
+from otel_lunary._conversation import explicit_parent
+from otel_lunary._guard import never_raises
+from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, span_name
+from otel_lunary.ids import format_message_id
+from otel_lunary.attributes import (
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_TOOL_CALL_ID,
+    LUNARY_CONTENT_TRUNCATED,
+    LUNARY_EVENT_NAME,
+    LUNARY_MESSAGE_ID,
+    LUNARY_MESSAGE_IS_RETRY,
+    LUNARY_MESSAGE_ROLE,
+    LUNARY_METADATA,
+    LUNARY_SPAN_TYPE,
+    LUNARY_TAGS,
+    LUNARY_THREAD_METADATA,
+    LUNARY_THREAD_TAGS,
+    LUNARY_USER_PROPS,
+    SPAN_NAME_LUNARY_EVENT,
+    SPAN_NAME_LUNARY_MESSAGE,
+    USER_ID,
+    LunaryMessageRoleValues,
+    LunarySpanTypeValues,
+)
+
+USER = LunaryMessageRoleValues.USER.value
+ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
+ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
+_MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
+_MESSAGE = LunarySpanTypeValues.MESSAGE.value
+_EVENT = LunarySpanTypeValues.EVENT.value
+
+
+def _user_attributes(attributes: dict[str, Any], user_id: Any, user_props: Any) -> None:
+    if user_id is not None:
+        attributes[USER_ID] = str(user_id)
+    if user_props is not None:
+        attributes[LUNARY_USER_PROPS] = to_json(user_props)
+
+
+class Thread:
+    """A conversation. Open one with ``open_thread()``; resume it anywhere with its id."""
+
+    def __init__(
+        self,
+        id: str | None = None,  # noqa: A002 - Lunary's parameter name
+        tags: list[str] | None = None,
+        user_id: str | None = None,
+        user_props: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.id = str(id) if id is not None else str(uuid.uuid4())
+        self.tags = to_string_list(tags)
+        self.user_id = user_id
+        self.user_props = user_props
+        self.metadata = metadata
+        base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: self.id}
+        if self.tags:
+            base[LUNARY_THREAD_TAGS] = self.tags
+        if metadata is not None:
+            base[LUNARY_THREAD_METADATA] = to_json(metadata)
+        _user_attributes(base, user_id, user_props)
+        self._base = base
+
+    def __repr__(self) -> str:
+        return f"Thread(id={self.id!r}, tags={self.tags!r})"
+
+    def _reply_parent(self) -> Context | None:
+        """Where a non-user message or an event goes: see 'Trace layout' in conventions/."""
+        current = get_current_span().get_span_context()
+        turn = _index.turns.get(self.id)
+        if current.is_valid and (explicit_parent.get() or (turn is not None and current.trace_id == turn.trace_id)):
+            return None
+        if turn is not None:
+            return context_of(turn)
+        return NEW_TRACE
+
+    @never_raises()
+    def track_message(
+        self,
+        message: Mapping[str, Any],
+        user_id: str | None = None,
+        user_props: Mapping[str, Any] | None = None,
+        feedback: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Record one message; returns its id (for feedback and ``parent``), None if invalid."""
+        if not isinstance(message, Mapping):
+            _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
+            return None
+        role = message.get("role")
+        role = role.lower() if isinstance(role, str) else role
+        if role not in ROLES:
+            _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", role)
+            return None
+        runtime = _runtime.get()
+        attributes = dict(self._base)
+        attributes[LUNARY_SPAN_TYPE] = _MESSAGE
+        attributes[LUNARY_MESSAGE_ROLE] = role
+        _user_attributes(attributes, user_id, user_props)
+        custom_id = message.get("id")
+        if custom_id is not None:
+            attributes[LUNARY_MESSAGE_ID] = str(custom_id)
+        if message.get("is_retry", message.get("isRetry")):
+            attributes[LUNARY_MESSAGE_IS_RETRY] = True
+        tags = to_string_list(message.get("tags"))
+        if tags:
+            attributes[LUNARY_TAGS] = tags
+        if message.get("metadata") is not None:
+            attributes[LUNARY_METADATA] = to_json(message["metadata"])
+        tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
+        if tool_call_id is not None:
+            attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
+        policy = runtime.policy
+        if policy.capture:
+            policy = policy.fresh()
+            is_output = role == ASSISTANT
+            structured = genai_message({**message, "role": role}, policy, output=is_output)
+            attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = to_json([structured])
+            if policy.truncated:
+                attributes[LUNARY_CONTENT_TRUNCATED] = True
+        links: list[Link] = []
+        if role == USER:
+            parent: Context | None = NEW_TRACE
+            ambient = get_current_span().get_span_context()
+            if ambient.is_valid:
+                links.append(Link(ambient))
+        else:
+            parent = self._reply_parent()
+        span_context = emit_instant(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
+        message_id = str(custom_id) if custom_id is not None else format_message_id(span_context)
+        _index.messages.put(message_id, _index.MessageRef(span_context, self.id))
+        if role == USER:
+            _index.turns.put(self.id, span_context)
+        if isinstance(feedback, Mapping) and feedback:
+            from otel_lunary.feedback import track_feedback
+
+            track_feedback(message_id, feedback)
+        return message_id
+
+    @never_raises()
+    def track_event(
+        self,
+        event_name: str,
+        user_id: str | None = None,
+        user_props: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a custom event (a document opened, a button clicked) in the current turn."""
+        if not isinstance(event_name, str) or not event_name:
+            _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
+            return
+        runtime = _runtime.get()
+        attributes = dict(self._base)
+        attributes[LUNARY_SPAN_TYPE] = _EVENT
+        attributes[LUNARY_EVENT_NAME] = event_name
+        _user_attributes(attributes, user_id, user_props)
+        if metadata is not None:
+            attributes[LUNARY_METADATA] = to_json(metadata)
+        name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+        emit_instant(runtime, name, attributes, self._reply_parent())
+
+
+def open_thread(
+    id: str | None = None,  # noqa: A002 - Lunary's parameter name
+    tags: list[str] | None = None,
+    user_id: str | None = None,
+    user_props: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **_lunary_options: Any,
+) -> Thread:
+    """Open a new thread, or resume one by id (from any process: the id is all it needs).
+
+    Lunary's client options (``app_id``, ``api_url``) are accepted and ignored.
+    """
+    try:
+        return Thread(id, tags=tags, user_id=user_id, user_props=user_props, metadata=metadata)
+    except Exception:  # noqa: BLE001 - e.g. an id whose __str__ raises; keep the app going
+        _health.report("invalid_arguments", "otel_lunary: open_thread got unusable arguments; opened a new thread", exc_info=True)
+        return Thread()
