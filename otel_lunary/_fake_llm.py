@@ -1,0 +1,132 @@
+"""An offline OpenAI-compatible chat server on 127.0.0.1, for the demo and the tests.
+
+``otel-lunary demo`` must run with no API key and no network, through the real
+``openai`` client, so the LLM spans it records are the same as in production. The
+replies are deterministic: a tool call when tools are offered and the last user message
+mentions the weather, an answer built from the tool result after it, an echo otherwise.
+The model name ``error`` answers HTTP 500.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ERROR_MODEL = "error"
+
+
+def _reply(request: dict[str, Any]) -> dict[str, Any]:
+    """The assistant message for a request: content and/or tool calls."""
+    messages = request.get("messages") or []
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        return {"role": "assistant", "content": f"According to the weather tool: {last.get('content')}."}
+    text = last.get("content") if isinstance(last.get("content"), str) else json.dumps(last.get("content"))
+    if request.get("tools") and "weather" in (text or "").lower():
+        arguments = json.dumps({"city": "Paris"})
+        call = {"id": "call_weather_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {"role": "assistant", "content": f"You said: {text}"}
+
+
+def _usage(request: dict[str, Any], reply: dict[str, Any]) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content") or "").split()) for m in request.get("messages") or [])
+    completion = len(str(reply.get("content") or "").split()) + 5 * len(reply.get("tool_calls") or [])
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return None
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        length = int(self.headers.get("Content-Length") or 0)
+        request = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append(request)  # type: ignore[attr-defined]
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+            return
+        model = str(request.get("model", ""))
+        if model == ERROR_MODEL:
+            self._json(500, {"error": {"message": "the fake model failed on purpose", "type": "server_error", "code": None}})
+            return
+        reply = _reply(request)
+        finish = "tool_calls" if reply.get("tool_calls") else "stop"
+        created = int(time.time())
+        completion_id = f"chatcmpl-fake{len(self.server.requests)}"  # type: ignore[attr-defined]
+        if not request.get("stream"):
+            self._json(200, {
+                "id": completion_id, "object": "chat.completion", "created": created, "model": f"{model}-fake",
+                "choices": [{"index": 0, "message": reply, "finish_reason": finish}],
+                "usage": _usage(request, reply),
+            })
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        base = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": f"{model}-fake"}
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        for word in (reply.get("content") or "").split(" "):
+            deltas.append({"content": word if len(deltas) == 1 else " " + word})
+        for index, call in enumerate(reply.get("tool_calls") or []):
+            deltas.append({"tool_calls": [{"index": index, **call}]})
+        for delta in deltas:
+            self._event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (request.get("stream_options") or {}).get("include_usage"):
+            self._event({**base, "choices": [], "usage": _usage(request, reply)})
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _event(self, body: dict[str, Any]) -> None:
+        self.wfile.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+        self.wfile.flush()
+
+
+class FakeLLM:
+    """``with FakeLLM() as llm: openai.OpenAI(base_url=llm.base_url, api_key="x")``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server.daemon_threads = True
+        self._server.requests = []  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request body received, in order: what the application really sent."""
+        return self._server.requests  # type: ignore[attr-defined,no-any-return]
+
+    def start(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
