@@ -38,13 +38,15 @@ def emit_instant(
     links: Sequence[Link] = (),
     events: Sequence[tuple[str, dict[str, Any]]] = (),
     stamp_message_id: bool = False,
+    timestamp_ns: int | None = None,
 ) -> SpanContext:
     """Start and end one span at the same instant; ``parent`` None means the current context.
 
     With ``stamp_message_id`` and no id given, the span's own traceparent becomes its
-    ``lunary.message.id``: it is only known once the span has started.
+    ``lunary.message.id``: it is only known once the span has started. ``timestamp_ns``
+    defaults to now; the bridge passes the time the client recorded.
     """
-    now = time.time_ns()
+    now = time.time_ns() if timestamp_ns is None else timestamp_ns
     span = runtime.tracer.start_span(
         name,
         context=parent,

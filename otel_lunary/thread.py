@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 
 from otel_lunary import _health, _index, _runtime
-from otel_lunary._content import genai_message
+from otel_lunary._content import ContentPolicy, genai_message
 from otel_lunary._conversation import explicit_parent
 from otel_lunary._guard import never_raises
 from otel_lunary._serialize import to_json, to_string_list
@@ -59,6 +59,73 @@ def _user_attributes(attributes: dict[str, Any], user_id: Any, user_props: Any) 
         attributes[LUNARY_USER_PROPS] = to_json(user_props)
 
 
+def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
+    """What every span of a thread carries; computed once per thread."""
+    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: thread_id}
+    if tags:
+        base[LUNARY_THREAD_TAGS] = tags
+    if metadata is not None:
+        base[LUNARY_THREAD_METADATA] = to_json(metadata)
+    _user_attributes(base, user_id, user_props)
+    return base
+
+
+def message_attributes(
+    base: Mapping[str, Any], message: Mapping[str, Any], role: str, policy: ContentPolicy, user_id: Any = None, user_props: Any = None
+) -> dict[str, Any]:
+    """The attributes of a message span (conventions: span.lunary.message); role is validated."""
+    attributes = dict(base)
+    attributes[LUNARY_SPAN_TYPE] = _MESSAGE
+    attributes[LUNARY_MESSAGE_ROLE] = role
+    _user_attributes(attributes, user_id, user_props)
+    custom_id = message.get("id")
+    if custom_id is not None:
+        attributes[LUNARY_MESSAGE_ID] = str(custom_id)
+    if message.get("is_retry", message.get("isRetry")):
+        attributes[LUNARY_MESSAGE_IS_RETRY] = True
+    tags = to_string_list(message.get("tags"))
+    if tags:
+        attributes[LUNARY_TAGS] = tags
+    if message.get("metadata") is not None:
+        attributes[LUNARY_METADATA] = to_json(message["metadata"])
+    tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
+    if tool_call_id is not None:
+        attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
+    if policy.capture:
+        policy = policy.fresh()
+        is_output = role == ASSISTANT
+        structured = genai_message({**message, "role": role}, policy, output=is_output)
+        attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = to_json([structured])
+        if policy.truncated:
+            attributes[LUNARY_CONTENT_TRUNCATED] = True
+    return attributes
+
+
+def event_attributes(base: Mapping[str, Any], event_name: str, user_id: Any = None, user_props: Any = None, metadata: Any = None) -> dict[str, Any]:
+    """The attributes of a custom-event span (conventions: span.lunary.event)."""
+    attributes = dict(base)
+    attributes[LUNARY_SPAN_TYPE] = _EVENT
+    attributes[LUNARY_EVENT_NAME] = event_name
+    _user_attributes(attributes, user_id, user_props)
+    if metadata is not None:
+        attributes[LUNARY_METADATA] = to_json(metadata)
+    return attributes
+
+
+def message_span_name(role: str) -> str:
+    return _MESSAGE_SPAN_NAMES[role]
+
+
+def event_span_name(event_name: str) -> str:
+    return span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+
+
+def normalise_role(role: Any) -> str | None:
+    """Lunary's role in lower case, or None when it is not one of the four."""
+    role = role.lower() if isinstance(role, str) else role
+    return role if role in ROLES else None
+
+
 class Thread:
     """A conversation. Open one with ``open_thread()``; resume it anywhere with its id."""
 
@@ -75,13 +142,7 @@ class Thread:
         self.user_id = user_id
         self.user_props = user_props
         self.metadata = metadata
-        base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: self.id}
-        if self.tags:
-            base[LUNARY_THREAD_TAGS] = self.tags
-        if metadata is not None:
-            base[LUNARY_THREAD_METADATA] = to_json(metadata)
-        _user_attributes(base, user_id, user_props)
-        self._base = base
+        self._base = thread_attributes(self.id, self.tags, metadata, user_id, user_props)
 
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
@@ -108,37 +169,13 @@ class Thread:
         if not isinstance(message, Mapping):
             _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
             return None
-        role = message.get("role")
-        role = role.lower() if isinstance(role, str) else role
-        if role not in ROLES:
-            _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", role)
+        role = normalise_role(message.get("role"))
+        if role is None:
+            _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", message.get("role"))
             return None
         runtime = _runtime.get()
-        attributes = dict(self._base)
-        attributes[LUNARY_SPAN_TYPE] = _MESSAGE
-        attributes[LUNARY_MESSAGE_ROLE] = role
-        _user_attributes(attributes, user_id, user_props)
         custom_id = message.get("id")
-        if custom_id is not None:
-            attributes[LUNARY_MESSAGE_ID] = str(custom_id)
-        if message.get("is_retry", message.get("isRetry")):
-            attributes[LUNARY_MESSAGE_IS_RETRY] = True
-        tags = to_string_list(message.get("tags"))
-        if tags:
-            attributes[LUNARY_TAGS] = tags
-        if message.get("metadata") is not None:
-            attributes[LUNARY_METADATA] = to_json(message["metadata"])
-        tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
-        if tool_call_id is not None:
-            attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
-        policy = runtime.policy
-        if policy.capture:
-            policy = policy.fresh()
-            is_output = role == ASSISTANT
-            structured = genai_message({**message, "role": role}, policy, output=is_output)
-            attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = to_json([structured])
-            if policy.truncated:
-                attributes[LUNARY_CONTENT_TRUNCATED] = True
+        attributes = message_attributes(self._base, message, role, runtime.policy, user_id, user_props)
         links: list[Link] = []
         if role == USER:
             parent: Context | None = NEW_TRACE
@@ -171,14 +208,8 @@ class Thread:
             _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
             return
         runtime = _runtime.get()
-        attributes = dict(self._base)
-        attributes[LUNARY_SPAN_TYPE] = _EVENT
-        attributes[LUNARY_EVENT_NAME] = event_name
-        _user_attributes(attributes, user_id, user_props)
-        if metadata is not None:
-            attributes[LUNARY_METADATA] = to_json(metadata)
-        name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
-        emit_instant(runtime, name, attributes, self._reply_parent())
+        attributes = event_attributes(self._base, event_name, user_id, user_props, metadata)
+        emit_instant(runtime, event_span_name(event_name), attributes, self._reply_parent())
 
 
 def open_thread(

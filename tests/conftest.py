@@ -1,0 +1,67 @@
+"""Shared fixtures: the real OTel SDK with an in-memory exporter as the global provider.
+
+OTel lets a process set the global TracerProvider once, so it is set here, at import,
+for the whole session; each test gets a cleared exporter and a fresh otel-lunary setup.
+Instrumentation that uses the global provider (OpenAI, HTTP) lands in the same exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_lunary as lunary
+from otel_lunary import _health
+
+MEMORY = InMemorySpanExporter()
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(SimpleSpanProcessor(MEMORY))
+trace.set_tracer_provider(PROVIDER)
+
+
+class Recorded:
+    """The spans a test produced, with the lookups the assertions need."""
+
+    def __init__(self, exporter: InMemorySpanExporter) -> None:
+        self._exporter = exporter
+
+    def all(self) -> list[ReadableSpan]:
+        return list(self._exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.all() if span.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.all()]}"
+        return found[0]
+
+    def by_span_id(self, span_id: int) -> ReadableSpan | None:
+        return next((span for span in self.all() if span.context.span_id == span_id), None)
+
+    def ancestors(self, span: ReadableSpan) -> list[int]:
+        """Span ids from the parent up to the root, as far as they were recorded here."""
+        chain = []
+        parent = span.parent
+        while parent is not None:
+            chain.append(parent.span_id)
+            found = self.by_span_id(parent.span_id)
+            parent = found.parent if found is not None else None
+        return chain
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
+    """otel-lunary configured on the global SDK provider, content capture at its default."""
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    MEMORY.clear()
+    _health.reset()
+    lunary.configure(tracer_provider=PROVIDER)
+    yield Recorded(MEMORY)
+    lunary.shutdown()
+    MEMORY.clear()
