@@ -1,0 +1,242 @@
+"""Folding a stream of spans into conversations.
+
+Spans arrive in export order (by end time, batched, several files and processes), so a
+reply's LLM call can come before the message it belongs to and feedback can come days
+later from another process. ``Assembler.add`` therefore keeps a compact record of every
+span that matters (messages, events, feedback, GenAI calls) and drops the rest at once;
+``finish`` joins them. Memory grows with the conversations, not with the input.
+
+Joins, in order of preference:
+- a call belongs to its parent call or parent message; failing that (an unrecorded span
+  in between) to the first message of its trace, which is the turn's user message;
+- feedback belongs to its parent span (the message span); failing that (a root feedback
+  span from another process) to the message whose ``lunary.message.id`` it names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otel_lunary.attributes import (
+    GEN_AI_CONVERSATION_ID,
+    LUNARY_CONTENT_TRUNCATED,
+    LUNARY_EVENT_NAME,
+    LUNARY_FEEDBACK_MESSAGE_ID,
+    LUNARY_MESSAGE_ID,
+    LUNARY_MESSAGE_IS_RETRY,
+    LUNARY_MESSAGE_ROLE,
+    LUNARY_METADATA,
+    LUNARY_SPAN_TYPE,
+    LUNARY_TAGS,
+    LUNARY_THREAD_METADATA,
+    LUNARY_THREAD_TAGS,
+    LUNARY_USER_PROPS,
+    USER_ID,
+    LunarySpanTypeValues,
+)
+from otel_lunary.ids import parse_message_id
+from otel_lunary.replay.calls import call_kind, call_record
+from otel_lunary.replay.content import json_object, message_content
+from otel_lunary.replay.feedback import feedback_changes, merge
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+from otel_lunary.replay.records import Problem, SpanRecord
+
+_MESSAGE = LunarySpanTypeValues.MESSAGE.value
+_EVENT = LunarySpanTypeValues.EVENT.value
+_FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
+
+
+@dataclass(slots=True)
+class _Feedback:
+    conversation_id: str | None
+    parent_span_id: str | None
+    message_id: str | None
+    seq: int
+    changes: list[FeedbackChange]
+
+
+@dataclass(slots=True)
+class _Call:
+    conversation_id: str | None
+    parent_span_id: str | None
+    record: CallRecord
+
+
+@dataclass(slots=True)
+class _Thread:
+    tags: dict[str, None] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_time: int = -1
+
+
+def _tags(value: object) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [value] if isinstance(value, str) else []
+
+
+class Assembler:
+    """Collects spans with ``add`` and builds conversations with ``finish``."""
+
+    def __init__(self, *, conversation_ids: Iterable[str] = ()) -> None:
+        self._only = frozenset(conversation_ids)
+        self._seq = 0
+        self._messages: dict[str, tuple[str, int, Message]] = {}
+        self._events: list[tuple[str, int, CustomEvent]] = []
+        self._calls: dict[str, _Call] = {}
+        self._feedback: list[_Feedback] = []
+        self._threads: dict[str, _Thread] = defaultdict(_Thread)
+        self.spans_read = 0
+        self.problems: list[Problem] = []
+
+    def add(self, span: SpanRecord) -> None:
+        """Keep what replay needs from one span."""
+        self.spans_read += 1
+        self._seq += 1
+        attributes = span.attributes
+        conversation = attributes.get(GEN_AI_CONVERSATION_ID)
+        conversation = str(conversation) if conversation not in (None, "") else None
+        if conversation is not None and self._only and conversation not in self._only:
+            return
+        span_type = attributes.get(LUNARY_SPAN_TYPE)
+        if span_type == _FEEDBACK:
+            self._add_feedback(span, conversation)
+            return
+        kind = None if span_type in (_MESSAGE, _EVENT) else call_kind(span)
+        if kind is not None:
+            self._calls[span.span_id] = _Call(conversation, span.parent_span_id, call_record(span, kind))
+            return
+        if span_type not in (_MESSAGE, _EVENT):
+            return
+        if conversation is None:
+            self.problems.append(Problem(f"span {span.span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
+            return
+        self._note_thread(conversation, span)
+        if span_type == _MESSAGE:
+            self._messages[span.span_id] = (conversation, self._seq, self._message(span))
+        else:
+            event = CustomEvent(
+                name=str(attributes.get(LUNARY_EVENT_NAME) or span.name),
+                time_ns=span.start_ns,
+                span_id=span.span_id,
+                trace_id=span.trace_id,
+                user_id=attributes.get(USER_ID),
+                metadata=json_object(attributes.get(LUNARY_METADATA)) if LUNARY_METADATA in attributes else {},
+            )
+            self._events.append((conversation, self._seq, event))
+
+    def _note_thread(self, conversation: str, span: SpanRecord) -> None:
+        thread = self._threads[conversation]
+        for tag in _tags(span.attributes.get(LUNARY_THREAD_TAGS)):
+            thread.tags.setdefault(tag, None)
+        if LUNARY_THREAD_METADATA in span.attributes and span.start_ns >= thread.metadata_time:
+            thread.metadata = json_object(span.attributes[LUNARY_THREAD_METADATA])
+            thread.metadata_time = span.start_ns
+
+    def _message(self, span: SpanRecord) -> Message:
+        a = span.attributes
+        role = str(a.get(LUNARY_MESSAGE_ROLE) or "user")
+        content, tool_calls, tool_call_id = message_content(a, role)
+        return Message(
+            id=str(a.get(LUNARY_MESSAGE_ID) or span.span_id),
+            role=role,
+            time_ns=span.start_ns,
+            span_id=span.span_id,
+            trace_id=span.trace_id,
+            content=content,
+            tool_calls=tool_calls,
+            tool_call_id=tool_call_id,
+            user_id=a.get(USER_ID),
+            user_props=json_object(a.get(LUNARY_USER_PROPS)) if LUNARY_USER_PROPS in a else {},
+            tags=_tags(a.get(LUNARY_TAGS)),
+            metadata=json_object(a.get(LUNARY_METADATA)) if LUNARY_METADATA in a else {},
+            is_retry=bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
+            truncated=bool(a.get(LUNARY_CONTENT_TRUNCATED)),
+        )
+
+    def _add_feedback(self, span: SpanRecord, conversation: str | None) -> None:
+        message_id = span.attributes.get(LUNARY_FEEDBACK_MESSAGE_ID)
+        self._feedback.append(
+            _Feedback(conversation, span.parent_span_id, str(message_id) if message_id else None, self._seq, feedback_changes(span))
+        )
+
+    def _feedback_target(self, feedback: _Feedback, by_id: dict[str, str]) -> str | None:
+        if feedback.parent_span_id in self._messages:
+            return feedback.parent_span_id
+        if feedback.message_id is None:
+            return None
+        if feedback.message_id in by_id:
+            return by_id[feedback.message_id]
+        context = parse_message_id(feedback.message_id)
+        span_id = f"{context.span_id:016x}" if context is not None else None
+        return span_id if span_id in self._messages else None
+
+    def finish(self) -> list[Conversation]:
+        """The conversations, oldest first, each with its items in time order."""
+        by_id = {message.id: span_id for span_id, (_, _, message) in self._messages.items()}
+        turn_of_trace: dict[str, str] = {}
+        for span_id, (_, seq, message) in sorted(self._messages.items(), key=lambda kv: (kv[1][2].time_ns, kv[1][1])):
+            turn_of_trace.setdefault(message.trace_id, span_id)
+
+        conversations: dict[str, Conversation] = {}
+
+        def conversation(conversation_id: str) -> Conversation:
+            if conversation_id not in conversations:
+                thread = self._threads.get(conversation_id, _Thread())
+                conversations[conversation_id] = Conversation(id=conversation_id, tags=list(thread.tags), metadata=thread.metadata)
+            return conversations[conversation_id]
+
+        unplaced_feedback = 0
+        pending: dict[str, list[tuple[int, FeedbackChange]]] = defaultdict(list)
+        for feedback in self._feedback:
+            target = self._feedback_target(feedback, by_id)
+            if target is None:
+                unplaced_feedback += 1
+                continue
+            pending[target].extend((feedback.seq, change) for change in feedback.changes)
+        if unplaced_feedback:
+            self.problems.append(Problem("input", None, f"{unplaced_feedback} feedback span(s) name a message not in the input; skipped"))
+
+        for span_id, (conversation_id, _, message) in self._messages.items():
+            message.feedback, message.feedback_history = merge(pending.get(span_id, ()))
+        self._place_calls(turn_of_trace, conversation)
+
+        entries: list[tuple[int, int, str, Message | CustomEvent]] = [
+            (message.time_ns, seq, cid, message) for cid, seq, message in self._messages.values()
+        ]
+        entries.extend((event.time_ns, seq, cid, event) for cid, seq, event in self._events)
+        for _, _, conversation_id, item in sorted(entries, key=lambda e: (e[0], e[1])):
+            conversation(conversation_id).items.append(item)
+        return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
+
+    def _place_calls(self, turn_of_trace: dict[str, str], conversation: Callable[[str], Conversation]) -> None:
+        for call in sorted(self._calls.values(), key=lambda c: c.record.start_ns):
+            parent = call.parent_span_id
+            if parent in self._calls:
+                self._calls[parent].record.children.append(call.record)
+            elif parent in self._messages:
+                self._messages[parent][2].calls.append(call.record)
+            elif call.record.trace_id in turn_of_trace:
+                self._messages[turn_of_trace[call.record.trace_id]][2].calls.append(call.record)
+            elif call.conversation_id is not None and (not self._only or call.conversation_id in self._only):
+                conversation(call.conversation_id).unplaced_calls.append(call.record)
+
+
+def assemble(spans: Iterable[SpanRecord], *, conversation_ids: Iterable[str] = ()) -> list[Conversation]:
+    """Conversations from spans (any iterable; consumed once)."""
+    assembler = Assembler(conversation_ids=conversation_ids)
+    for span in spans:
+        assembler.add(span)
+    return assembler.finish()
+
+
+def assemble_file(path: str | Path, *, on_problem: Callable[[Problem], None] | None = None) -> list[Conversation]:
+    """Conversations from one OTLP JSON Lines file and its rotated backups."""
+    from otel_lunary.replay.reader import read_sources
+
+    problems: list[Problem] = []
+    return assemble(read_sources([Path(path)], on_problem or problems.append))

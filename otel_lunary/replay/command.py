@@ -1,0 +1,148 @@
+"""``otel-lunary replay``: read sources, assemble, filter, render.
+
+Unreadable input is reported on stderr (file:line: why) and skipped, so one bad line
+in a week of traces does not hide the week. The exit status is 0 when something was
+read, 1 when no source could be read at all, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TextIO
+
+from otel_lunary.replay.assemble import Assembler
+from otel_lunary.replay.filters import Filters, parse_feedback
+from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.reader import JaegerSource, PhoenixSource, Source, read_sources
+from otel_lunary.replay.records import Problem
+from otel_lunary.replay.times import parse_time
+
+FORMATS = ("terminal", "json", "markdown", "openai", "html")
+MAX_PROBLEMS_SHOWN = 20
+
+
+def default_file() -> Path:
+    """The embedded default exporter's file: ``OTEL_LUNARY_FILE_PATH`` or ./otel-lunary-traces.jsonl."""
+    from otel_lunary.file_exporter import DEFAULT_PATH, ENV_FILE_PATH
+
+    return Path(os.environ.get(ENV_FILE_PATH) or DEFAULT_PATH)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Rebuild Lunary-style conversations (threads, messages, events, feedback, LLM calls) from OTLP data."
+    parser.add_argument("sources", nargs="*", metavar="SOURCE", help="OTLP JSON Lines files or directories (.gz/.zst too; rotated backups are read with their file). Default: $OTEL_LUNARY_FILE_PATH or ./otel-lunary-traces.jsonl")
+    parser.add_argument("--jaeger", metavar="URL", help="read from a Jaeger v2 query service (its /api/v3 API), e.g. http://localhost:16686")
+    parser.add_argument("--jaeger-service", metavar="NAME", help="service name for the Jaeger search (some storages require one)")
+    parser.add_argument("--phoenix", metavar="URL", help="read from a Phoenix server, e.g. http://localhost:6006")
+    parser.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="terminal", help="output format (default: %(default)s)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument("--list", action="store_true", help="list threads: first message, message count, users, tags, feedback")
+    parser.add_argument("--conversation", "-c", action="append", default=[], metavar="ID", help="only this conversation (repeatable)")
+    parser.add_argument("--user", action="append", default=[], metavar="ID", help="only threads with this user (repeatable)")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG", help="only threads with this tag (repeatable)")
+    parser.add_argument("--feedback", action="append", default=[], metavar="KEY[=VALUE]", help="only threads where a message's latest feedback has KEY (=VALUE), e.g. thumb=down")
+    parser.add_argument("--since", metavar="TIME", help="only threads active at or after TIME (ISO 8601, or 30m, 2h, 7d ago)")
+    parser.add_argument("--until", metavar="TIME", help="only threads that started before TIME")
+    parser.add_argument("--no-details", action="store_true", help="terminal: one line per LLM call, without its prompt and output")
+
+
+def _sources(args: argparse.Namespace) -> list[Source]:
+    sources: list[Source] = [Path(s) for s in args.sources]
+    if args.jaeger:
+        sources.append(JaegerSource(args.jaeger, args.jaeger_service))
+    if args.phoenix:
+        sources.append(PhoenixSource(args.phoenix, args.project))
+    if not sources:
+        sources.append(default_file())
+    return sources
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(
+        conversations=frozenset(args.conversation),
+        users=frozenset(args.user),
+        tags=frozenset(args.tag),
+        feedback=tuple(parse_feedback(f) for f in args.feedback),
+        since_ns=parse_time(args.since) if args.since else None,
+        until_ns=parse_time(args.until) if args.until else None,
+    )
+
+
+def _renderer(args: argparse.Namespace) -> Callable[[Iterable[Conversation], TextIO], None]:
+    if args.list:
+        from otel_lunary.replay import render_list
+
+        return render_list.render
+    if args.format == "terminal":
+        from otel_lunary.replay import render_terminal
+
+        return lambda conversations, out: render_terminal.render(conversations, out, details=not args.no_details)
+    module = {"json": "render_json", "markdown": "render_markdown", "openai": "render_openai", "html": "render_html"}[args.format]
+    import importlib
+
+    return importlib.import_module(f"otel_lunary.replay.{module}").render  # type: ignore[no-any-return]
+
+
+class _ProblemReport:
+    """Prints the first problems as they come and counts the rest."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+        self.unreadable_sources = 0
+
+    def __call__(self, problem: Problem) -> None:
+        self.count += 1
+        if problem.line is None and problem.message.startswith(("cannot open", "cannot reach", "cannot read from")):
+            self.unreadable_sources += 1
+        if self.count <= MAX_PROBLEMS_SHOWN:
+            self.stream.write(f"otel-lunary replay: {problem}\n")
+
+    def close(self) -> None:
+        if self.count > MAX_PROBLEMS_SHOWN:
+            self.stream.write(f"otel-lunary replay: ... and {self.count - MAX_PROBLEMS_SHOWN} more problems\n")
+
+
+def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The command body, with streams passed in so the demo and tests can call it."""
+    try:
+        filters = _filters(args)
+    except ValueError as exc:
+        err.write(f"otel-lunary replay: {exc}\n")
+        return 2
+    sources = _sources(args)
+    report = _ProblemReport(err)
+    assembler = Assembler(conversation_ids=filters.conversations)
+    for span in read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns):
+        assembler.add(span)
+    conversations = list(filters.apply(assembler.finish()))
+    for problem in assembler.problems:
+        report(problem)
+    report.close()
+    if report.unreadable_sources == len(sources) and assembler.spans_read == 0:
+        if not args.sources and not args.jaeger and not args.phoenix:
+            err.write("otel-lunary replay: nothing recorded yet here; run `otel-lunary demo`, or pass a SOURCE file, --jaeger or --phoenix\n")
+        return 1
+    if not conversations:
+        err.write(f"otel-lunary replay: no conversation matched ({assembler.spans_read} spans read)\n")
+    _renderer(args)(conversations, out)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            status = replay(args, out, sys.stderr)
+        if status == 0:
+            sys.stderr.write(f"otel-lunary replay: wrote {args.output}\n")
+        return status
+    try:
+        return replay(args, sys.stdout, sys.stderr)
+    except BrokenPipeError:  # `otel-lunary replay | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

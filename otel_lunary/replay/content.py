@@ -1,0 +1,107 @@
+"""Reading message content back out of the GenAI ``gen_ai.*.messages`` JSON attributes.
+
+The SDK stores each message in the upstream schema (``role`` + typed ``parts``); replay
+turns the parts back into what a chat shows: text, tool calls, a tool call's answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from otel_lunary.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_TOOL_CALL_ID
+from otel_lunary.replay.model import ToolCall
+
+
+def load_json(value: Any, default: Any = None) -> Any:
+    """A JSON attribute decoded; a value that is not JSON text is returned as it is."""
+    if not isinstance(value, str):
+        return default if value is None else value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON-object attribute (metadata, user props) as a dict; anything else kept under ``value``."""
+    loaded = load_json(value, {})
+    if isinstance(loaded, dict):
+        return loaded
+    return {"value": loaded}
+
+
+def as_text(value: Any) -> str:
+    """Text for display: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def part_text(part: dict[str, Any]) -> str | None:
+    """Displayable text of one non-tool part, or None when it has none."""
+    kind = part.get("type")
+    if kind == "text":
+        return as_text(part.get("content", ""))
+    if kind == "uri":
+        return f"[{part.get('modality') or 'file'}: {part.get('uri')}]"
+    if kind == "blob":
+        return f"[{part.get('modality') or 'file'} ({part.get('mime_type') or 'binary'})]"
+    if "content" in part:
+        return as_text(part["content"])
+    return None
+
+
+def genai_messages(value: Any) -> list[dict[str, Any]]:
+    """A ``gen_ai.*.messages`` attribute as a list of message dicts ([] if absent or odd)."""
+    loaded = load_json(value, [])
+    if isinstance(loaded, dict):
+        loaded = [loaded]
+    return [m for m in loaded if isinstance(m, dict)] if isinstance(loaded, list) else []
+
+
+def genai_message_text(message: dict[str, Any]) -> str:
+    """All displayable text of one GenAI message, tool calls written as ``name(args)``."""
+    pieces: list[str] = []
+    for part in message.get("parts") or []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "tool_call":
+            pieces.append(f"{part.get('name')}({as_text(part.get('arguments'))})")
+        elif part.get("type") == "tool_call_response":
+            pieces.append(as_text(part.get("response")))
+        else:
+            text = part_text(part)
+            if text is not None:
+                pieces.append(text)
+    return "\n".join(pieces)
+
+
+def message_content(attributes: dict[str, Any], role: str) -> tuple[str | None, list[ToolCall], str | None]:
+    """Content, tool calls and tool call id of a message span.
+
+    Content is None (not "") when it was not captured, so renderers can say so.
+    """
+    first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+    raw = attributes.get(first, attributes.get(second))
+    tool_call_id = attributes.get(GEN_AI_TOOL_CALL_ID)
+    texts: list[str] = []
+    tool_calls: list[ToolCall] = []
+    for message in genai_messages(raw):
+        for part in message.get("parts") or []:
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "tool_call":
+                tool_calls.append(ToolCall(id=part.get("id"), name=part.get("name"), arguments=part.get("arguments")))
+            elif kind == "tool_call_response":
+                texts.append(as_text(part.get("response")))
+                tool_call_id = tool_call_id or part.get("id")
+            else:
+                text = part_text(part)
+                if text is not None:
+                    texts.append(text)
+    content = "\n".join(texts) if texts or raw is not None else None
+    if content == "" and tool_calls:
+        content = None
+    return content, tool_calls, tool_call_id if isinstance(tool_call_id, str) else None

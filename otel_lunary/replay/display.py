@@ -1,0 +1,71 @@
+"""Short human labels shared by the text renderers (terminal, Markdown, HTML, list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_lunary.replay.content import as_text
+from otel_lunary.replay.model import CallRecord, FeedbackChange, ToolCall
+
+THUMBS = {"up": "👍", "down": "👎"}
+ROLE_ICONS = {"user": "👤", "assistant": "🤖", "system": "⚙️", "tool": "🔧"}
+
+
+def feedback_label(key: str, value: Any) -> str:
+    """``👍`` for thumbs, ``★ 4`` for a rating, ``💬 "text"`` for a comment, else ``key: value``."""
+    if key == "thumb" and value in THUMBS:
+        return THUMBS[value]
+    if key == "rating":
+        return f"★ {value}"
+    if key == "comment":
+        return f"💬 {as_text(value)!r}" if not isinstance(value, str) else f'💬 "{value}"'
+    if key == "emoji":
+        return str(value)
+    return f"{key}: {as_text(value)}"
+
+
+def feedback_labels(feedback: dict[str, Any]) -> list[str]:
+    return [feedback_label(key, value) for key, value in feedback.items()]
+
+
+def history_label(change: FeedbackChange) -> str:
+    return f"{change.key} removed" if change.removed else f"{change.key}={as_text(change.value)}"
+
+
+def tool_call_label(call: ToolCall) -> str:
+    arguments = "" if call.arguments is None else as_text(call.arguments)
+    return f"{call.name}({arguments})" + (f" [{call.id}]" if call.id else "")
+
+
+def call_title(call: CallRecord) -> str:
+    """``LLM gpt-4o-mini``, ``agent Forecaster``, ``tool get_weather``."""
+    if call.kind == "llm":
+        return f"LLM {call.model or call.name}"
+    if call.kind == "agent":
+        return f"agent {call.agent_name or call.name}"
+    if call.kind == "tool":
+        return f"tool {call.tool_name or call.name}"
+    return call.name
+
+
+def call_facts(call: CallRecord) -> list[str]:
+    """Tokens, latency and error of a call, each a short phrase."""
+    facts: list[str] = []
+    if call.input_tokens is not None or call.output_tokens is not None:
+        facts.append(f"{call.input_tokens or 0} → {call.output_tokens or 0} tokens")
+    facts.append(f"{call.latency_ms:.0f} ms")
+    if call.finish_reasons:
+        facts.append("finish: " + ",".join(call.finish_reasons))
+    if call.error:
+        facts.append(f"error: {call.error}")
+    return facts
+
+
+def call_summary(call: CallRecord) -> str:
+    return " · ".join([call_title(call), *call_facts(call)])
+
+
+def shorten(text: str, width: int) -> str:
+    """One line, at most ``width`` characters, with an ellipsis when cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: max(0, width - 1)] + "…"

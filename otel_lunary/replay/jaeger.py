@@ -1,0 +1,91 @@
+"""Reading conversations from a Jaeger v2 query service (``GET /api/v3/traces``).
+
+The v3 API answers OTLP JSON wrapped as ``{"result": {"resourceSpans": [...]}}``; a
+streamed answer is several such objects one after another, so the body is decoded as a
+sequence of JSON values. Jaeger's search wants a time window (and, depending on the
+storage, a service name), so the window is ``--since/--until`` or the last 30 days.
+Only urllib: no client library for one GET.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+from otel_lunary.replay.decode import iter_request_spans
+from otel_lunary.replay.reader import JaegerSource
+from otel_lunary.replay.records import Problem, SpanRecord
+
+DEFAULT_WINDOW_NS = 30 * 86400 * 10**9
+SEARCH_DEPTH = 1000
+TIMEOUT_S = 30.0
+
+
+def _rfc3339(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def query_url(source: JaegerSource, conversation_id: str | None, since_ns: int | None, until_ns: int | None) -> str:
+    """The FindTraces URL for one conversation (or every trace of the window)."""
+    until = until_ns if until_ns is not None else time.time_ns()
+    since = since_ns if since_ns is not None else until - DEFAULT_WINDOW_NS
+    params = {"query.start_time_min": _rfc3339(since), "query.start_time_max": _rfc3339(until), "query.search_depth": str(SEARCH_DEPTH)}
+    if source.service:
+        params["query.service_name"] = source.service
+    if conversation_id is not None:
+        params["query.attributes"] = json.dumps({GEN_AI_CONVERSATION_ID: conversation_id})
+    return source.url.rstrip("/") + "/api/v3/traces?" + urllib.parse.urlencode(params)
+
+
+def _json_values(body: str) -> Iterator[object]:
+    decoder = json.JSONDecoder()
+    index = 0
+    while True:
+        while index < len(body) and body[index].isspace():
+            index += 1
+        if index >= len(body):
+            return
+        value, index = decoder.raw_decode(body, index)
+        yield value
+
+
+def read_jaeger(
+    source: JaegerSource,
+    on_problem: Callable[[Problem], None],
+    *,
+    conversation_ids: frozenset[str] = frozenset(),
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> Iterator[SpanRecord]:
+    """Spans of the conversations asked for (all with the attribute when none is named)."""
+    for conversation_id in sorted(conversation_ids) or [None]:
+        url = query_url(source, conversation_id, since_ns, until_ns)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=TIMEOUT_S) as response:
+                body = response.read().decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # Jaeger: no trace matched
+                continue
+            on_problem(Problem(url, None, f"Jaeger answered HTTP {exc.code}: {exc.read()[:200]!r}"))
+            continue
+        except (urllib.error.URLError, OSError) as exc:
+            on_problem(Problem(url, None, f"cannot reach Jaeger: {exc}"))
+            continue
+        try:
+            for number, value in enumerate(_json_values(body), start=1):
+
+                def report(message: str, _n: int = number) -> None:
+                    on_problem(Problem(url, _n, f"{message}; skipped"))
+
+                if isinstance(value, dict) and "error" in value and "result" not in value:
+                    report(f"Jaeger error {value['error']}")
+                    continue
+                yield from iter_request_spans(value, report)
+        except ValueError as exc:
+            on_problem(Problem(url, None, f"answer is not JSON ({exc}); rest skipped"))

@@ -1,0 +1,159 @@
+"""What replay rebuilds: conversations of messages, custom events, feedback and calls.
+
+Plain dataclasses, close to Lunary's own chat view: a thread is a list of messages and
+events in time order; each message carries its latest feedback (with history) and the
+LLM calls, agents and tools that ran for it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CallKind = Literal["llm", "agent", "tool", "other"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A tool call an assistant message asked for."""
+
+    id: str | None
+    name: str | None
+    arguments: Any = None
+
+
+@dataclass(slots=True)
+class FeedbackChange:
+    """One key set (or removed, ``removed`` true) by one ``track_feedback`` call."""
+
+    time_ns: int
+    key: str
+    value: Any
+    removed: bool = False
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """An LLM call, agent run or tool execution reconciled with a message."""
+
+    kind: CallKind
+    name: str
+    span_id: str
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    operation: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    agent_name: str | None = None
+    tool_name: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+    input_messages: Any = None
+    output_messages: Any = None
+    tool_arguments: Any = None
+    tool_result: Any = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    children: list[CallRecord] = field(default_factory=list)
+
+    @property
+    def latency_ms(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass(slots=True)
+class Message:
+    """A tracked chat message with what happened around it."""
+
+    id: str
+    role: str
+    time_ns: int
+    span_id: str
+    trace_id: str
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    user_id: str | None = None
+    user_props: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    is_retry: bool = False
+    truncated: bool = False
+    feedback: dict[str, Any] = field(default_factory=dict)
+    feedback_history: list[FeedbackChange] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CustomEvent:
+    """A custom event tracked with ``thread.track_event``."""
+
+    name: str
+    time_ns: int
+    span_id: str
+    trace_id: str
+    user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Item = Message | CustomEvent
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One thread (``gen_ai.conversation.id``): its items in time order."""
+
+    id: str
+    items: list[Item] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    unplaced_calls: list[CallRecord] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [item for item in self.items if isinstance(item, Message)]
+
+    @property
+    def events(self) -> list[CustomEvent]:
+        return [item for item in self.items if isinstance(item, CustomEvent)]
+
+    @property
+    def users(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for item in self.items:
+            if item.user_id:
+                seen.setdefault(item.user_id, None)
+        return list(seen)
+
+    @property
+    def all_tags(self) -> list[str]:
+        """Thread tags then message tags, each once."""
+        seen: dict[str, None] = dict.fromkeys(self.tags)
+        for message in self.messages:
+            for tag in message.tags:
+                seen.setdefault(tag, None)
+        return list(seen)
+
+    @property
+    def start_ns(self) -> int:
+        return self.items[0].time_ns if self.items else 0
+
+    @property
+    def end_ns(self) -> int:
+        return self.items[-1].time_ns if self.items else 0
+
+    def first_message(self, role: str | None = "user") -> Message | None:
+        """The first message of ``role`` (any role when None)."""
+        return next((m for m in self.messages if role is None or m.role == role), None)
+
+    def feedback_summary(self) -> Counter[str]:
+        """Latest feedback across messages, counted as ``key=value``."""
+        counts: Counter[str] = Counter()
+        for message in self.messages:
+            for key, value in message.feedback.items():
+                counts[f"{key}={value}"] += 1
+        return counts

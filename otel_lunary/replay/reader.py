@@ -1,0 +1,162 @@
+"""Streaming reader: OTLP JSON Lines files (plain, rotated, .gz, .zst) and remote APIs.
+
+Files are read one line at a time and each line is dropped once its spans are yielded,
+so memory does not grow with the file. A line that cannot be used (truncated, not JSON,
+not OTLP) and a span without ids are reported as ``Problem`` with file and line, and
+skipped; the rest of the input still replays.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from otel_lunary.replay.decode import iter_request_spans
+from otel_lunary.replay.progress import Progress
+from otel_lunary.replay.records import Problem, SpanRecord
+
+ProblemSink = Callable[[Problem], None]
+
+_TRACE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".gz", ".zst")
+
+
+@dataclass(frozen=True)
+class JaegerSource:
+    """A Jaeger v2 query service (``/api/v3``) to search by conversation id."""
+
+    url: str
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoenixSource:
+    """A Phoenix server and project, read through ``GET /v1/projects/{project}/spans``."""
+
+    url: str
+    project: str = "default"
+
+
+Source = Path | JaegerSource | PhoenixSource
+
+
+def rotated_siblings(path: Path) -> list[Path]:
+    """``path`` and its rotated backups, oldest first.
+
+    Covers the Collector file exporter (lumberjack: ``name-2024-01-02T15-04-05.000.jsonl``,
+    optionally ``.gz``) and numbered rotation (``name.jsonl.1``, ``name.jsonl.1.gz``).
+    """
+    directory = path.parent
+    compressed = r"(\.gz|\.zst)?"
+    patterns = (
+        re.compile(rf"{re.escape(path.stem)}-\d{{4}}-\d\d-\d\dT[\d-]+(\.\d+)?{re.escape(path.suffix)}{compressed}"),
+        re.compile(rf"{re.escape(path.name)}\.\d+{compressed}"),
+    )
+    backups = []
+    if directory.is_dir():
+        backups = [c for c in directory.iterdir() if c.is_file() and any(p.fullmatch(c.name) for p in patterns)]
+    ordered = sorted(backups, key=lambda p: (p.stat().st_mtime, p.name))
+    return ordered + ([path] if path.exists() else [])
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files to read: each file with its rotated backups, each directory's trace files."""
+    result: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files = [p for p in path.iterdir() if p.is_file() and p.name.endswith(_TRACE_SUFFIXES)]
+            result.extend(sorted(files, key=lambda p: (p.stat().st_mtime, p.name)))
+        else:
+            result.extend(rotated_siblings(path) or [path])
+    unique: dict[Path, Path] = {}
+    for path in result:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _open_binary(path: Path, raw: IO[bytes]) -> IO[bytes]:
+    """A decompressing view of ``raw`` chosen by magic bytes, so a misnamed file still reads."""
+    head = raw.read(4)
+    raw.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if head == b"\x28\xb5\x2f\xfd":
+        try:
+            import zstandard  # optional: only for .zst files
+        except ImportError:
+            raise OSError(f"{path} is zstd-compressed; install 'zstandard' or decompress it first") from None
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))  # type: ignore[arg-type]
+    return raw
+
+
+def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] | None = None) -> Iterator[SpanRecord]:
+    """Spans of one OTLP JSON Lines file, line by line."""
+    label = str(path)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed in finally, after the generator ends
+    except OSError as exc:
+        on_problem(Problem(label, None, f"cannot open: {exc.strerror or exc}"))
+        return
+    progress = Progress(path.name, os.fstat(raw.fileno()).st_size, stream=progress_stream)
+    spans = 0
+    try:
+        try:
+            stream = _open_binary(path, raw)
+        except OSError as exc:
+            on_problem(Problem(label, None, str(exc)))
+            return
+        line_no = 0
+        try:
+            for line_no, line in enumerate(stream, start=1):  # noqa: B007 - used after the loop
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                except ValueError as exc:
+                    truncated = not line.endswith(b"\n")
+                    why = "truncated line" if truncated else "not valid JSON"
+                    on_problem(Problem(label, line_no, f"{why} ({exc}); skipped"))
+                    continue
+
+                def report(message: str, _line: int = line_no) -> None:
+                    on_problem(Problem(label, _line, f"{message}; skipped"))
+
+                for span in iter_request_spans(request, report):
+                    spans += 1
+                    yield span
+                del request
+                progress.update(raw.tell(), spans)
+        except (OSError, EOFError) as exc:  # corrupt or truncated compressed stream
+            on_problem(Problem(label, line_no + 1, f"cannot read further: {exc}; rest of file skipped"))
+    finally:
+        progress.close()
+        raw.close()
+
+
+def read_sources(
+    sources: Iterable[Source],
+    on_problem: ProblemSink,
+    *,
+    conversation_ids: frozenset[str] = frozenset(),
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> Iterator[SpanRecord]:
+    """Spans from every source in turn. Remote sources use the filters to ask for less."""
+    for source in sources:
+        if isinstance(source, JaegerSource):
+            from otel_lunary.replay.jaeger import read_jaeger
+
+            yield from read_jaeger(source, on_problem, conversation_ids=conversation_ids, since_ns=since_ns, until_ns=until_ns)
+        elif isinstance(source, PhoenixSource):
+            from otel_lunary.replay.phoenix import read_phoenix
+
+            yield from read_phoenix(source, on_problem, conversation_ids=conversation_ids, since_ns=since_ns, until_ns=until_ns)
+        else:
+            for path in expand_paths([source]):
+                yield from read_file(path, on_problem)

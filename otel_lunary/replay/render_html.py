@@ -1,0 +1,155 @@
+"""A self-contained HTML chat view: bubbles by role, feedback, events, call details.
+
+One file, inline CSS, no script and no network: it opens from disk or an email
+attachment and shows the same thing years later. LLM calls, agents and tools sit under
+their message in ``<details>`` elements, so they are there without cluttering the chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+from typing import TextIO
+
+from otel_lunary.replay.content import as_text, genai_message_text
+from otel_lunary.replay.display import ROLE_ICONS, call_facts, call_title, feedback_label, history_label, tool_call_label
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
+from otel_lunary.replay.times import clock, short
+
+_CSS = """
+:root { --bg:#f4f5f7; --user:#2563eb; --assistant:#fff; --tool:#fff7e6; --system:#eef0f3; --muted:#6b7280; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; background:var(--bg); color:#111827; }
+header.page { padding:16px 24px; background:#111827; color:#fff; }
+header.page h1 { margin:0; font-size:18px; }
+header.page nav a { color:#93c5fd; margin-right:12px; font-size:13px; }
+main { max-width:860px; margin:0 auto; padding:16px; }
+section.thread { background:#fafafa; border:1px solid #e5e7eb; border-radius:12px; margin:16px 0 32px; padding:16px; }
+section.thread h2 { margin:0 0 4px; font-size:16px; word-break:break-all; }
+.facts { color:var(--muted); font-size:13px; margin:0 0 12px; }
+.tag { display:inline-block; background:#e0e7ff; color:#3730a3; border-radius:999px; padding:0 8px; font-size:12px; margin-right:4px; }
+ol.chat { list-style:none; margin:0; padding:0; display:flex; flex-direction:column; gap:10px; }
+li.msg { display:flex; flex-direction:column; align-items:flex-start; max-width:100%; }
+li.msg.role-user { align-items:flex-end; }
+.row { display:flex; align-items:flex-end; gap:8px; max-width:80%; }
+li.msg.role-user .row { flex-direction:row-reverse; }
+.bubble { padding:8px 12px; border-radius:14px; background:var(--assistant); border:1px solid #e5e7eb; white-space:pre-wrap; overflow-wrap:anywhere; }
+.role-user .bubble { background:var(--user); color:#fff; border-color:var(--user); border-bottom-right-radius:4px; }
+.role-assistant .bubble { border-bottom-left-radius:4px; }
+.role-tool .bubble { background:var(--tool); font-family:ui-monospace,monospace; font-size:13px; }
+.role-system .bubble { background:var(--system); font-style:italic; }
+.meta { font-size:12px; color:var(--muted); margin:0 6px 2px; }
+.text.missing { color:var(--muted); font-style:italic; }
+ul.tool-calls { margin:6px 0 0; padding-left:18px; font-family:ui-monospace,monospace; font-size:13px; }
+.feedback { display:flex; gap:4px; font-size:18px; }
+.feedback .fb-text { font-size:12px; color:var(--muted); }
+.history { font-size:11px; color:var(--muted); margin:2px 6px; }
+.calls { margin:4px 0 0 12px; font-size:13px; max-width:80%; }
+li.msg.role-user .calls { margin:4px 12px 0 0; }
+details.call { background:#fff; border:1px solid #e5e7eb; border-radius:8px; padding:4px 8px; margin:4px 0; }
+details.call.error { border-color:#fca5a5; background:#fef2f2; }
+details.call summary { cursor:pointer; color:#374151; }
+.call-body { margin-top:6px; }
+.call-body dl { display:grid; grid-template-columns:max-content 1fr; gap:2px 12px; margin:0 0 6px; }
+.call-body dt { color:var(--muted); }
+.call-body dd { margin:0; white-space:pre-wrap; overflow-wrap:anywhere; font-family:ui-monospace,monospace; font-size:12px; }
+li.event { align-self:center; color:#6d28d9; font-size:13px; background:#f5f3ff; border-radius:999px; padding:2px 12px; }
+li.event code { color:var(--muted); }
+"""
+
+
+def _call(call: CallRecord) -> str:
+    error = " error" if call.error else ""
+    facts = " · ".join(call_facts(call))
+    rows: list[tuple[str, str]] = []
+    for label, value in (("model", call.model), ("provider", call.provider), ("operation", call.operation), ("span", call.span_id)):
+        if value:
+            rows.append((label, str(value)))
+    for message in call.input_messages or []:
+        rows.append((f"input · {message.get('role')}", genai_message_text(message)))
+    for message in call.output_messages or []:
+        rows.append((f"output · {message.get('role')}", genai_message_text(message)))
+    if call.tool_arguments is not None:
+        rows.append(("arguments", as_text(call.tool_arguments)))
+    if call.tool_result is not None:
+        rows.append(("result", as_text(call.tool_result)))
+    if call.error:
+        rows.append(("error", call.error))
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    children = "".join(_call(child) for child in call.children)
+    return (
+        f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
+        f'<summary><span class="call-title">{escape(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
+        f'<div class="call-body"><dl>{body}</dl>{children}</div></details>'
+    )
+
+
+def _message(message: Message) -> str:
+    who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
+    meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
+    if message.is_retry:
+        meta += " · retry"
+    if message.tool_call_id:
+        meta += f" · answers {message.tool_call_id}"
+    if message.content is not None:
+        text = f'<div class="text">{escape(message.content)}</div>'
+    elif message.tool_calls:
+        text = ""
+    else:
+        text = '<div class="text missing">content not captured</div>'
+    tools = ""
+    if message.tool_calls:
+        tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in message.tool_calls) + "</ul>"
+    feedback = ""
+    if message.feedback:
+        icons = []
+        for key, value in message.feedback.items():
+            css = "fb-icon" if key in ("thumb", "emoji") else "fb-text"
+            icons.append(f'<span class="fb {css}" data-key="{escape(key)}" title="{escape(key)}: {escape(as_text(value))}">{escape(feedback_label(key, value))}</span>')
+        feedback = '<div class="feedback" aria-label="feedback">' + "".join(icons) + "</div>"
+    history = ""
+    if len(message.feedback_history) > len(message.feedback):
+        history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in message.feedback_history)) + "</div>"
+    calls = ('<div class="calls">' + "".join(_call(c) for c in message.calls) + "</div>") if message.calls else ""
+    return (
+        f'<li class="msg role-{escape(message.role)}" data-role="{escape(message.role)}" data-message-id="{escape(message.id)}">'
+        f'<div class="meta">{escape(meta)}</div>'
+        f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}{calls}</li>'
+    )
+
+
+def _event(event: CustomEvent) -> str:
+    meta = f" <code>{escape(as_text(event.metadata))}</code>" if event.metadata else ""
+    return f'<li class="event" data-event="{escape(event.name)}">◆ {escape(event.name)} · {clock(event.time_ns)}{meta}</li>'
+
+
+def _thread(index: int, conversation: Conversation) -> str:
+    facts = [f"started {short(conversation.start_ns)} UTC"] if conversation.items else []
+    facts.append(f"{len(conversation.messages)} messages")
+    if conversation.users:
+        facts.append("users: " + ", ".join(conversation.users))
+    tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in conversation.all_tags)
+    items = "".join(_message(i) if isinstance(i, Message) else _event(i) for i in conversation.items)
+    unplaced = "".join(_call(c) for c in conversation.unplaced_calls)
+    if unplaced:
+        unplaced = f'<div class="calls unplaced">{unplaced}</div>'
+    return (
+        f'<section class="thread" id="thread-{index}" data-conversation-id="{escape(conversation.id)}">'
+        f"<h2>Thread {escape(conversation.id)}</h2>"
+        f'<p class="facts">{escape(" · ".join(facts))} {tags}</p>'
+        f'<ol class="chat">{items}</ol>{unplaced}</section>'
+    )
+
+
+def render(conversations: Iterable[Conversation], out: TextIO, *, title: str = "otel-lunary replay") -> None:
+    threads = list(conversations)
+    nav = "".join(f'<a href="#thread-{i}">{escape(c.id)}</a>' for i, c in enumerate(threads)) if len(threads) > 1 else ""
+    out.write('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">')
+    out.write('<meta name="viewport" content="width=device-width, initial-scale=1">')
+    out.write(f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>")
+    out.write(f'<header class="page"><h1>{escape(title)}</h1><nav>{nav}</nav></header><main>')
+    for index, conversation in enumerate(threads):
+        out.write(_thread(index, conversation))
+    if not threads:
+        out.write('<p class="facts">No conversations.</p>')
+    out.write("</main></body></html>\n")

@@ -1,0 +1,16 @@
+"""JSON Lines output: one conversation object per line (schema in ``serialize``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TextIO
+
+from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.serialize import conversation_dict
+
+
+def render(conversations: Iterable[Conversation], out: TextIO) -> None:
+    for conversation in conversations:
+        out.write(json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str))
+        out.write("\n")

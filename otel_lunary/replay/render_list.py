@@ -1,0 +1,28 @@
+"""``replay --list``: one line per thread, to find the conversation worth replaying."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TextIO
+
+from otel_lunary.replay.display import shorten
+from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.times import short
+
+
+def _feedback(conversation: Conversation) -> str:
+    summary = conversation.feedback_summary()
+    return ", ".join(f"{key} ×{count}" if count > 1 else key for key, count in sorted(summary.items())) or "-"
+
+
+def render(conversations: Iterable[Conversation], out: TextIO, *, width: int = 60) -> None:
+    rows = []
+    for c in conversations:
+        first = c.first_message("user") or c.first_message(None)
+        text = shorten(first.content or "", width) if first is not None else ""
+        rows.append((c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text))
+    header = ("THREAD", "STARTED (UTC)", "MSGS", "USERS", "TAGS", "FEEDBACK", "FIRST MESSAGE")
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [row[i].ljust(widths[i]) for i in range(len(widths))]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")

@@ -1,0 +1,72 @@
+"""Markdown transcript: readable on GitHub, in an issue or a notebook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TextIO
+
+from otel_lunary.replay.content import as_text, genai_message_text
+from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, tool_call_label
+from otel_lunary.replay.model import CallRecord, Conversation, Message
+from otel_lunary.replay.times import clock, short
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+
+
+def _call_lines(call: CallRecord, depth: int) -> list[str]:
+    pad = "  " * depth
+    lines = [f"{pad}- ⚙ {call_summary(call)}"]
+    for message in (call.input_messages or []) + (call.output_messages or []):
+        lines.append(f"{pad}  - `{message.get('role')}`: {' '.join(genai_message_text(message).split())}")
+    if call.tool_arguments is not None:
+        lines.append(f"{pad}  - arguments: `{as_text(call.tool_arguments)}`")
+    if call.tool_result is not None:
+        lines.append(f"{pad}  - result: `{as_text(call.tool_result)}`")
+    for child in call.children:
+        lines.extend(_call_lines(child, depth + 1))
+    return lines
+
+
+def _message(message: Message) -> list[str]:
+    who = f"**{message.role}**" + (f" ({message.user_id})" if message.user_id and message.role == "user" else "")
+    head = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
+    if message.is_retry:
+        head += " · retry"
+    if message.tool_call_id:
+        head += f" · answers `{message.tool_call_id}`"
+    lines = [head, ""]
+    if message.content is not None:
+        lines += [_quote(message.content), ""]
+    for tool_call in message.tool_calls:
+        lines.append(f"- calls `{tool_call_label(tool_call)}`")
+    if message.tool_calls:
+        lines.append("")
+    if message.feedback:
+        lines += ["Feedback: " + " ".join(feedback_labels(message.feedback)), ""]
+    if len(message.feedback_history) > len(message.feedback):
+        lines += ["<sub>history: " + " → ".join(history_label(c) for c in message.feedback_history) + "</sub>", ""]
+    if message.calls:
+        for call in message.calls:
+            lines.extend(_call_lines(call, 0))
+        lines.append("")
+    return lines
+
+
+def render(conversations: Iterable[Conversation], out: TextIO) -> None:
+    for conversation in conversations:
+        out.write(f"# Thread `{conversation.id}`\n\n")
+        facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []
+        if conversation.users:
+            facts.append("users: " + ", ".join(conversation.users))
+        if conversation.all_tags:
+            facts.append("tags: " + ", ".join(f"`{t}`" for t in conversation.all_tags))
+        out.write(" · ".join(facts) + "\n\n")
+        for item in conversation.items:
+            if isinstance(item, Message):
+                out.write("\n".join(_message(item)) + "\n")
+            else:
+                meta = f" `{as_text(item.metadata)}`" if item.metadata else ""
+                out.write(f"*◆ event **{item.name}** · {clock(item.time_ns)}*{meta}\n\n")
+        out.write("---\n\n")
