@@ -10,6 +10,54 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
+SESSION_ID: Final = 'session.id'
+"""Copy of `gen_ai.conversation.id`; Phoenix groups the traces of a session by it."""
+
+TAG_TAGS: Final = 'tag.tags'
+"""The thread's tags (`lunary.thread.tags`) followed by the record's own (`lunary.tags`), without duplicates."""
+
+METADATA: Final = 'metadata'
+"""The record's metadata as a JSON object, `lunary.thread.metadata` overlaid with `lunary.metadata`."""
+
+INPUT_VALUE: Final = 'input.value'
+"""On a message span, the text of a user, system or tool message (text parts of `gen_ai.input.messages`); on an LLM or agent span, `gen_ai.input.messages` as is; on a tool span, `gen_ai.tool.call.arguments`."""
+
+INPUT_MIME_TYPE: Final = 'input.mime_type'
+"""`text/plain` for message text, `application/json` for messages or arguments JSON."""
+
+OUTPUT_VALUE: Final = 'output.value'
+"""On a message span, the assistant's text (text parts of `gen_ai.output.messages`); on an LLM or agent span, `gen_ai.output.messages` as is; on a tool span, `gen_ai.tool.call.result`."""
+
+OUTPUT_MIME_TYPE: Final = 'output.mime_type'
+"""`text/plain` for message text, `application/json` for messages or results JSON."""
+
+OPENINFERENCE_SPAN_KIND: Final = 'openinference.span.kind'
+"""What the span is, in OpenInference's terms; Phoenix needs it to draw the span."""
+
+LLM_MODEL_NAME: Final = 'llm.model_name'
+"""Copy of `gen_ai.response.model`, else `gen_ai.request.model`."""
+
+LLM_TOKEN_COUNT_PROMPT: Final = 'llm.token_count.prompt'
+"""Copy of `gen_ai.usage.input_tokens`."""
+
+LLM_TOKEN_COUNT_COMPLETION: Final = 'llm.token_count.completion'
+"""Copy of `gen_ai.usage.output_tokens`."""
+
+LLM_TOKEN_COUNT_TOTAL: Final = 'llm.token_count.total'
+"""Sum of the input and output tokens, when both are on the span."""
+
+LANGFUSE_SESSION_ID: Final = 'langfuse.session.id'
+"""Copy of `gen_ai.conversation.id`."""
+
+LANGFUSE_USER_ID: Final = 'langfuse.user.id'
+"""Copy of `user.id`."""
+
+LANGFUSE_TRACE_TAGS: Final = 'langfuse.trace.tags'
+"""The thread's tags followed by the record's own, without duplicates."""
+
+LANGFUSE_TRACE_METADATA: Final = 'langfuse.trace.metadata'
+"""One attribute per top-level metadata key, `langfuse.trace.metadata.<key>` (thread metadata overlaid with the record's), the value as a string (JSON for non-strings); at most 32 keys."""
+
 LUNARY_SPAN_TYPE: Final = 'lunary.span.type'
 """What a span recorded by otel-lunary's tracking calls stands for."""
 
@@ -132,6 +180,16 @@ SERVER_ADDRESS: Final = 'server.address'
 
 SERVER_PORT: Final = 'server.port'
 """Server port number."""
+
+
+class OpeninferenceSpanKindValues(str, Enum):
+    """Values of ``openinference.span.kind``."""
+
+    LLM = 'LLM'
+    CHAIN = 'CHAIN'
+    TOOL = 'TOOL'
+    AGENT = 'AGENT'
+    EVALUATOR = 'EVALUATOR'
 
 
 class LunarySpanTypeValues(str, Enum):
