@@ -47,8 +47,11 @@ def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool) -> l
     summary = call_summary(call)
     lines = [pad + style("31" if call.error else "2", f"⚙ {summary}")]
     if details:
-        for message in call.input_messages or []:
-            lines.append(pad + style("2", f"    in  {message.get('role')}: {shorten(genai_message_text(message), 100)}"))
+        inputs = call.input_messages or []
+        if inputs:  # the prompt's last message says what was asked; the rest is history
+            earlier = f" (+{len(inputs) - 1} earlier)" if len(inputs) > 1 else ""
+            last = inputs[-1]
+            lines.append(pad + style("2", f"    in  {last.get('role')}: {shorten(genai_message_text(last), 100)}{earlier}"))
         for message in call.output_messages or []:
             lines.append(pad + style("2", f"    out {message.get('role')}: {shorten(genai_message_text(message), 100)}"))
         if call.tool_arguments is not None:
