@@ -60,7 +60,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_lunary._export_settings import env_str, resolve_float, url_problem, warn_env
+from otel_lunary._export_settings import env_str, resolve_float, resolve_int, url_problem, warn_env
 
 __all__ = [
     "ExportOptions",
@@ -247,14 +247,13 @@ class _LunaryBatchSpanProcessor(BatchSpanProcessor):
         except ValueError as error:
             # OTEL_BSP_* values that are numbers but inconsistent (a batch bigger than the
             # queue...): the SDK raises; the environment must not break the app.
-            _logger.warning("Ignoring inconsistent OTEL_BSP_* settings (%s); using the defaults", error)
-            super().__init__(
-                self.counting_exporter,
-                max_queue_size=2048,
-                schedule_delay_millis=5000,
-                max_export_batch_size=512,
-                export_timeout_millis=30000,
+            queue = resolve_int(None, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, "max_queue_size")
+            batch = min(queue, resolve_int(None, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, "max_export_batch_size"))
+            delay = resolve_int(None, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1, "schedule_delay_millis")
+            _logger.warning(
+                "Adjusting OTEL_BSP_* settings the SDK rejects (%s): queue %d, batch %d, delay %d ms", error, queue, batch, delay
             )
+            super().__init__(self.counting_exporter, max_queue_size=queue, schedule_delay_millis=delay, max_export_batch_size=batch)
         self.shutdown_deadline: float | None = None
         batch = getattr(self, "_batch_processor", None)
         if batch is not None and hasattr(batch, "_metrics"):
