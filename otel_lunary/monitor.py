@@ -330,7 +330,10 @@ def monitor(client: Any) -> Any:
         original = completions.create
         if getattr(original, _WRAPPED, False):
             return client
-        wrap = _wrap_async if inspect.iscoroutinefunction(original) else _wrap_sync
+        # openai's async resources are not always coroutine functions (decorated), so
+        # the resource class tells too.
+        is_async = inspect.iscoroutinefunction(original) or type(completions).__name__.startswith("Async")
+        wrap = _wrap_async if is_async else _wrap_sync
         completions.create = wrap(original, _server(client))
     except Exception:  # noqa: BLE001 - an unknown client is left as it is
         _health.report("invalid_arguments", "otel_lunary: monitor() could not wrap %s", type(client).__name__, exc_info=True)
