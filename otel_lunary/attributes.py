@@ -100,6 +100,18 @@ LUNARY_FEEDBACK_REMOVED: Final = 'lunary.feedback.removed'
 LUNARY_CONTENT_TRUNCATED: Final = 'lunary.content.truncated'
 """Some content on this span was longer than the configured limit and was cut, with a marker."""
 
+LUNARY_RUN_ID: Final = 'lunary.run.id'
+"""The Lunary `runId` of the run this span records, as the SDK sent it (bridge only)."""
+
+LUNARY_RUN_NAME: Final = 'lunary.run.name'
+"""The name of a Lunary `chain` run (the function or the name given to it)."""
+
+LUNARY_RUN_UNFINISHED: Final = 'lunary.run.unfinished'
+"""The bridge received the run's `start` but no `end` or `error` within its run timeout, and closed the span itself: the end time is when it gave up, not when the run ended."""
+
+LUNARY_PROJECT: Final = 'lunary.project'
+"""Resource attribute: the project (from the app key) whose Lunary SDK traffic the bridge turned into these spans."""
+
 GEN_AI_CONVERSATION_ID: Final = 'gen_ai.conversation.id'
 """Unique identifier for a conversation (session, thread). otel-lunary sets the thread id here, on every span of the thread."""
 
@@ -198,6 +210,7 @@ class LunarySpanTypeValues(str, Enum):
     MESSAGE = 'message'
     EVENT = 'event'
     FEEDBACK = 'feedback'
+    CHAIN = 'chain'
 
 
 class LunaryMessageRoleValues(str, Enum):
@@ -224,3 +237,4 @@ SPAN_NAME_LUNARY_FEEDBACK: Final = 'feedback'
 SPAN_NAME_GEN_AI_INFERENCE_CLIENT: Final = '{gen_ai.operation.name} {gen_ai.request.model}'
 SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL: Final = 'invoke_agent {gen_ai.agent.name}'
 SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL: Final = 'execute_tool {gen_ai.tool.name}'
+SPAN_NAME_LUNARY_CHAIN: Final = 'chain {lunary.run.name}'
