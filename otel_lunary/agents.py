@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind
 
+from otel_lunary._content import ContentPolicy
 from otel_lunary._operation import Operation
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._spans import span_name
@@ -40,7 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Kind:
     """What differs between an agent and a tool span: names and where input/output go."""
 
-    def __init__(self, operation: str, name_attribute: str, template: str, record_input: Callable[[Operation, str], dict[str, Any]], record_output: Callable[[Operation, str], dict[str, Any]]) -> None:
+    def __init__(self, operation: str, name_attribute: str, template: str, record_input: Callable[[ContentPolicy, str], dict[str, Any]], record_output: Callable[[ContentPolicy, str], dict[str, Any]]) -> None:
         self.operation = operation
         self.name_attribute = name_attribute
         self.template = template
@@ -59,15 +60,15 @@ AGENT = _Kind(
     GenAiOperationNameValues.INVOKE_AGENT.value,
     GEN_AI_AGENT_NAME,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
-    lambda op, text: {GEN_AI_INPUT_MESSAGES: _text_message("user", op.policy.text(text), False)},
-    lambda op, text: {GEN_AI_OUTPUT_MESSAGES: _text_message("assistant", op.policy.text(text), True)},
+    lambda policy, text: {GEN_AI_INPUT_MESSAGES: _text_message("user", policy.text(text), False)},
+    lambda policy, text: {GEN_AI_OUTPUT_MESSAGES: _text_message("assistant", policy.text(text), True)},
 )
 TOOL = _Kind(
     GenAiOperationNameValues.EXECUTE_TOOL.value,
     GEN_AI_TOOL_NAME,
     SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
-    lambda op, text: {GEN_AI_TOOL_CALL_ARGUMENTS: op.policy.text(text)},
-    lambda op, text: {GEN_AI_TOOL_CALL_RESULT: op.policy.text(text)},
+    lambda policy, text: {GEN_AI_TOOL_CALL_ARGUMENTS: policy.text(text)},
+    lambda policy, text: {GEN_AI_TOOL_CALL_RESULT: policy.text(text)},
 )
 
 
@@ -80,16 +81,12 @@ def _arguments_json(signature: inspect.Signature | None, args: tuple[Any, ...], 
     return to_json({"args": list(args), "kwargs": kwargs})
 
 
-def _result_text(result: Any) -> str:
+def result_text(result: Any) -> str:
     return result if isinstance(result, str) else to_json(result)
 
 
-def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
-    run_name = name or getattr(func, "__name__", "anonymous")
-    try:
-        signature: inspect.Signature | None = inspect.signature(func)
-    except (TypeError, ValueError):
-        signature = None
+def run_attributes(kind: _Kind, run_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The attributes an agent or tool span starts with (shared with the bridge)."""
     base: dict[str, Any] = {GEN_AI_OPERATION_NAME: kind.operation, kind.name_attribute: run_name}
     if options.get("user_id") is not None:
         base[USER_ID] = str(options["user_id"])
@@ -99,17 +96,31 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
         base[LUNARY_TAGS] = to_string_list(options["tags"])
     if options.get("metadata") is not None:
         base[LUNARY_METADATA] = to_json(options["metadata"])
-    span_title = span_name(kind.template, {kind.name_attribute: run_name})
+    return base
+
+
+def run_span_name(kind: _Kind, run_name: str) -> str:
+    return span_name(kind.template, {kind.name_attribute: run_name})
+
+
+def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
+    run_name = name or getattr(func, "__name__", "anonymous")
+    try:
+        signature: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):
+        signature = None
+    base = run_attributes(kind, run_name, options)
+    span_title = run_span_name(kind, run_name)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
         operation = Operation(span_title, SpanKind.INTERNAL, dict(base))
         if operation.span is not None and operation.policy.capture:
-            operation.set(kind.record_input(operation, _arguments_json(signature, args, kwargs)))
+            operation.set(kind.record_input(operation.policy, _arguments_json(signature, args, kwargs)))
         return operation
 
     def succeed(operation: Operation, result: Any) -> None:
         if operation.span is not None and operation.policy.capture:
-            operation.set(kind.record_output(operation, _result_text(result)))
+            operation.set(kind.record_output(operation.policy, result_text(result)))
         operation.finish()
 
     if inspect.iscoroutinefunction(func):

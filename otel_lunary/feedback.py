@@ -74,6 +74,18 @@ def feedback_record(feedback: Mapping[Any, Any], policy: ContentPolicy) -> tuple
     return to_json(raw), events
 
 
+def feedback_attributes(message_id: str, raw: str, conversation: str | None) -> dict[str, Any]:
+    """The attributes of a feedback span (conventions: span.lunary.feedback)."""
+    attributes: dict[str, Any] = {
+        LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
+        LUNARY_FEEDBACK_MESSAGE_ID: message_id,
+        LUNARY_FEEDBACK: raw,
+    }
+    if conversation is not None:
+        attributes[GEN_AI_CONVERSATION_ID] = conversation
+    return attributes
+
+
 @never_raises()
 def track_feedback(run_id: str, feedback: Mapping[str, Any]) -> None:
     """Record feedback (``{"thumb": "up"}``; ``{"thumb": None}`` removes it) on a message."""
@@ -87,14 +99,8 @@ def track_feedback(run_id: str, feedback: Mapping[str, Any]) -> None:
     target = _index.resolve(run_id)
     policy = runtime.policy.fresh()
     raw, events = feedback_record(feedback, policy)
-    attributes: dict[str, Any] = {
-        LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
-        LUNARY_FEEDBACK_MESSAGE_ID: run_id,
-        LUNARY_FEEDBACK: raw,
-    }
     conversation = (target.conversation_id if target else None) or current_conversation.get()
-    if conversation is not None:
-        attributes[GEN_AI_CONVERSATION_ID] = conversation
+    attributes = feedback_attributes(run_id, raw, conversation)
     if target is None:
         _health.count("feedback_unlinked")
     parent = NEW_TRACE if target is None else context_of(target.span_context)

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otel_lunary import _health
-from otel_lunary._content import genai_message, tool_call_parts
+from otel_lunary._content import ContentPolicy, genai_message, tool_call_parts
 from otel_lunary._operation import Operation
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._spans import span_name
@@ -75,16 +75,15 @@ def _server(client: Any) -> dict[str, Any]:
     return found
 
 
-def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
-    model = str(kwargs.get("model", ""))
+def request_attributes(model: str, params: Mapping[str, Any], lunary_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The GenAI inference span's request attributes (shared with the bridge)."""
     attributes: dict[str, Any] = {
         GEN_AI_OPERATION_NAME: CHAT,
         GEN_AI_PROVIDER_NAME: PROVIDER,
         GEN_AI_REQUEST_MODEL: model,
-        **server,
     }
     for key, attribute, cast in _REQUEST_NUMBERS:
-        value = kwargs.get(key)
+        value = params.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[attribute] = cast(value)
     if lunary_options.get("user_id") is not None:
@@ -96,13 +95,27 @@ def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[
         attributes[LUNARY_TAGS] = tags
     if lunary_options.get("metadata") is not None:
         attributes[LUNARY_METADATA] = to_json(lunary_options["metadata"])
-    name = span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
-    operation = Operation(name, SpanKind.CLIENT, attributes, lunary_options.get("parent"))
+    return attributes
+
+
+def inference_span_name(model: str) -> str:
+    return span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
+
+
+def input_messages_attributes(messages: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """``gen_ai.input.messages`` for a list of OpenAI-style messages (capture on)."""
+    if not isinstance(messages, list):
+        return {}
+    structured = [genai_message(_as_dict(m), policy, output=False) for m in messages]
+    return {GEN_AI_INPUT_MESSAGES: to_json(structured)}
+
+
+def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
+    model = str(kwargs.get("model", ""))
+    attributes = {**request_attributes(model, kwargs, lunary_options), **server}
+    operation = Operation(inference_span_name(model), SpanKind.CLIENT, attributes, lunary_options.get("parent"))
     if operation.span is not None and operation.policy.capture:
-        messages = kwargs.get("messages")
-        if isinstance(messages, list):
-            structured = [genai_message(_as_dict(m), operation.policy, output=False) for m in messages]
-            operation.set({GEN_AI_INPUT_MESSAGES: to_json(structured)})
+        operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
     return operation
 
 
