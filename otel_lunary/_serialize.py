@@ -15,8 +15,8 @@ _encoder = json.JSONEncoder(ensure_ascii=False, default=repr, check_circular=Tru
 def to_json(value: Any) -> str:
     try:
         return _encoder.encode(value)
-    except (ValueError, TypeError, RecursionError):
-        # A cycle or a repr that raises: fall back to something readable.
+    except Exception:  # noqa: BLE001 - a cycle, or an application repr that raises anything
+        # Fall back to something readable.
         try:
             return json.dumps(repr(value), ensure_ascii=False)
         except Exception:  # noqa: BLE001 - repr of user objects can raise anything
