@@ -27,8 +27,9 @@ trace.set_tracer_provider(PROVIDER)
 class Recorded:
     """The spans a test produced, with the lookups the assertions need."""
 
-    def __init__(self, exporter: InMemorySpanExporter) -> None:
+    def __init__(self, exporter: InMemorySpanExporter, provider: TracerProvider) -> None:
         self._exporter = exporter
+        self.provider = provider
 
     def all(self) -> list[ReadableSpan]:
         return list(self._exporter.get_finished_spans())
@@ -62,6 +63,6 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
     MEMORY.clear()
     _health.reset()
     lunary.configure(tracer_provider=PROVIDER)
-    yield Recorded(MEMORY)
+    yield Recorded(MEMORY, PROVIDER)
     lunary.shutdown()
     MEMORY.clear()
