@@ -144,10 +144,24 @@ def rotel_agent_path() -> Path:
 
 
 class RotelProcess:
-    """A running rotel-agent; see ``start_rotel``. Stopping twice is harmless."""
+    """A rotel-agent run from ``args`` (command line) and ``env`` (extra ROTEL_* variables).
 
-    def __init__(self, args: list[str], *, grpc_port: int, http_port: int, log_path: Path, startup_timeout: float):
+    ``start_rotel`` builds and starts one; construct it directly to run other settings,
+    e.g. an env file from collector-config/rotel/. Stopping twice is harmless.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        grpc_port: int,
+        http_port: int,
+        log_path: Path,
+        startup_timeout: float = 15.0,
+        env: dict[str, str] | None = None,
+    ):
         self._args = args
+        self._env = {**_clean_env("ROTEL_"), **(env or {})}
         self.grpc_port = grpc_port
         self.http_port = http_port
         self.log_path = log_path
@@ -174,7 +188,7 @@ class RotelProcess:
             return self
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_clean_env("ROTEL_")
+                self._args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env
             )
         try:
             for port in (self.grpc_port, self.http_port):

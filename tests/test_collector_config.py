@@ -307,3 +307,22 @@ class TestRotelEnvFile:
             assert not re.search(r"[\"'$ ]", value), key
         assert self._settings(path).get("ROTEL_EXPORTER") in ("otlp", "blackhole")
 
+
+
+@pytest.mark.parametrize("path", ROTEL_ENV_FILES, ids=_ids(ROTEL_ENV_FILES))
+def test_rotel_env_file_starts_agent(path, tmp_path):
+    """rotel-agent accepts every value in the env file and starts (receiver ports moved to free ones)."""
+    from servers import RotelProcess, free_port
+
+    grpc_port, http_port = free_port(), free_port()
+    env = TestRotelEnvFile._settings(path)
+    env.update(ROTEL_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{grpc_port}", ROTEL_OTLP_HTTP_ENDPOINT=f"127.0.0.1:{http_port}")
+    agent = RotelProcess(
+        [str(_rotel_agent()), "start", "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "d.log")],
+        grpc_port=grpc_port,
+        http_port=http_port,
+        log_path=tmp_path / "rotel.log",
+        env=env,
+    )
+    with agent.start():
+        assert "Starting Rotel" in agent.log()
