@@ -1,0 +1,110 @@
+"""Bridge settings: explicit argument (CLI flag) > ``OTEL_LUNARY_BRIDGE_*`` env > default.
+
+- ``OTEL_LUNARY_BRIDGE_KEYS``: ``key=project,key2=project2`` (a bare ``key`` maps to
+  project ``default``); required: a bridge with no keys accepts nothing.
+- ``OTEL_LUNARY_BRIDGE_HOST`` / ``_PORT``: listen address, default ``127.0.0.1:8077``.
+- ``OTEL_LUNARY_BRIDGE_CORS_ORIGINS``: ``*`` (default) or comma-separated origins.
+- ``OTEL_LUNARY_BRIDGE_STATE``: the SQLite file, default ``./otel-lunary-bridge.sqlite``.
+- ``OTEL_LUNARY_BRIDGE_STATE_TTL``: seconds a run id is remembered, default 7 days.
+- ``OTEL_LUNARY_BRIDGE_STATE_MAX_ROWS``: per table, default 1,000,000.
+- ``OTEL_LUNARY_BRIDGE_RUN_TIMEOUT``: seconds before a run with no end is closed as
+  unfinished, default 600.
+- ``OTEL_LUNARY_BRIDGE_MAX_BODY``: request body limit in bytes, default 5 MiB.
+- ``OTEL_LUNARY_BRIDGE_MAX_EVENTS``: events per request, default 10,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from otel_lunary._export_settings import env_str, resolve_float, resolve_int
+
+ENV_KEYS = "OTEL_LUNARY_BRIDGE_KEYS"
+ENV_HOST = "OTEL_LUNARY_BRIDGE_HOST"
+ENV_PORT = "OTEL_LUNARY_BRIDGE_PORT"
+ENV_CORS = "OTEL_LUNARY_BRIDGE_CORS_ORIGINS"
+ENV_STATE = "OTEL_LUNARY_BRIDGE_STATE"
+ENV_STATE_TTL = "OTEL_LUNARY_BRIDGE_STATE_TTL"
+ENV_STATE_MAX_ROWS = "OTEL_LUNARY_BRIDGE_STATE_MAX_ROWS"
+ENV_RUN_TIMEOUT = "OTEL_LUNARY_BRIDGE_RUN_TIMEOUT"
+ENV_MAX_BODY = "OTEL_LUNARY_BRIDGE_MAX_BODY"
+ENV_MAX_EVENTS = "OTEL_LUNARY_BRIDGE_MAX_EVENTS"
+
+DEFAULT_PORT = 8077
+DEFAULT_PROJECT = "default"
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """``key=project,key2=project2`` -> {key: project}; raises ValueError when malformed."""
+    keys: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, project = item.partition("=")
+        key, project = key.strip(), project.strip() or DEFAULT_PROJECT
+        if not key:
+            raise ValueError(f"app key entry {item!r} has no key (expected key=project)")
+        keys[key] = project
+    return keys
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    return origins or ("*",)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    keys: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    cors_origins: tuple[str, ...] = ("*",)
+    state_path: str = "otel-lunary-bridge.sqlite"
+    state_ttl_s: float = 7 * 86400.0
+    state_max_rows: int = 1_000_000
+    run_timeout_s: float = 600.0
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_events: int = 10_000
+
+    def allows_origin(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin value for ``origin``, or None (not allowed)."""
+        if "*" in self.cors_origins:
+            return "*"
+        if origin is not None and origin.rstrip("/") in self.cors_origins:
+            return origin
+        return None
+
+
+def resolve_config(
+    *,
+    keys: str | Mapping[str, str] | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    cors_origins: str | None = None,
+    state_path: str | None = None,
+    state_ttl_s: float | None = None,
+    state_max_rows: int | None = None,
+    run_timeout_s: float | None = None,
+    max_body_bytes: int | None = None,
+    max_events: int | None = None,
+) -> BridgeConfig:
+    if keys is None:
+        keys = env_str(ENV_KEYS) or ""
+    key_map = parse_keys(keys) if isinstance(keys, str) else dict(keys)
+    if not key_map:
+        raise ValueError(f"no app keys: pass --keys key=project,... or set {ENV_KEYS}")
+    origins = cors_origins if cors_origins is not None else env_str(ENV_CORS)
+    return BridgeConfig(
+        keys=key_map,
+        host=host or env_str(ENV_HOST) or "127.0.0.1",
+        port=resolve_int(port, ENV_PORT, DEFAULT_PORT, 0, "port"),
+        cors_origins=parse_origins(origins) if origins else ("*",),
+        state_path=state_path or env_str(ENV_STATE) or "otel-lunary-bridge.sqlite",
+        state_ttl_s=resolve_float(state_ttl_s, ENV_STATE_TTL, 7 * 86400.0, 1.0, "state TTL") or 7 * 86400.0,
+        state_max_rows=resolve_int(state_max_rows, ENV_STATE_MAX_ROWS, 1_000_000, 100, "state max rows"),
+        run_timeout_s=resolve_float(run_timeout_s, ENV_RUN_TIMEOUT, 600.0, 0.01, "run timeout") or 600.0,
+        max_body_bytes=resolve_int(max_body_bytes, ENV_MAX_BODY, 5 * 1024 * 1024, 1024, "max body bytes"),
+        max_events=resolve_int(max_events, ENV_MAX_EVENTS, 10_000, 1, "max events"),
+    )

@@ -1,0 +1,364 @@
+"""Lunary events -> the spans conventions/ defines, with the native SDK's builders.
+
+Messages, custom events and feedback reuse ``thread.message_attributes``,
+``thread.event_attributes``, ``feedback.feedback_record`` and ``_spans.emit_instant``, so
+a message that came through the bridge carries exactly what ``thread.track_message``
+would record. Runs (llm, agent, tool, chain) reuse the attribute builders of
+``monitor`` and ``agents``; they are created when they end, with the span id drawn at
+``start`` (see ``_ids``) and the client's own start and end times.
+
+Trace layout is the native one: a user message opens a new trace (its thread's turn);
+other messages and custom events join the thread's current turn (a new root when none is
+known); feedback is a child of the message it is about; a run is a child of its
+``parentRunId`` (a message or another run), else a root.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from otel_lunary.agents import AGENT, TOOL, result_text, run_attributes, run_span_name
+from otel_lunary._content import ContentPolicy, genai_message
+from otel_lunary._runtime import INSTRUMENTATION_NAME, VERSION, Runtime
+from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._settings import Settings, resolve_settings
+from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, span_name, with_dialects
+from otel_lunary.attributes import (
+    ERROR_TYPE,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    LUNARY_CONTENT_TRUNCATED,
+    LUNARY_METADATA,
+    LUNARY_RUN_ID,
+    LUNARY_RUN_NAME,
+    LUNARY_RUN_UNFINISHED,
+    LUNARY_SPAN_TYPE,
+    LUNARY_TAGS,
+    SPAN_NAME_LUNARY_CHAIN,
+    SPAN_NAME_LUNARY_FEEDBACK,
+    USER_ID,
+    LunarySpanTypeValues,
+)
+from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
+from otel_lunary.bridge.store import OpenRun, StateStore
+from otel_lunary.bridge.wire import Event, EventError, parse_event
+from otel_lunary.feedback import feedback_attributes, feedback_record
+from otel_lunary.monitor import PROVIDER, inference_span_name, input_messages_attributes, request_attributes
+from otel_lunary.thread import USER, event_attributes, event_span_name, message_attributes, message_span_name, normalise_role, thread_attributes
+
+logger = logging.getLogger("otel_lunary.bridge")
+
+ProviderFactory = Callable[[str], TracerProvider]
+
+# Model name prefixes -> gen_ai.provider.name; Lunary's wire does not name the provider.
+_PROVIDERS = (("claude", "anthropic"), ("gemini", "gcp.gemini"), ("mistral", "mistral_ai"), ("command", "cohere"))
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def provider_for_model(model: str) -> str:
+    lowered = model.lower()
+    return next((provider for prefix, provider in _PROVIDERS if lowered.startswith(prefix)), PROVIDER)
+
+
+def error_type(error: Any) -> str:
+    """A class name from the SDK's error object: Python's last stack line, JS's first."""
+    if not isinstance(error, Mapping):
+        return "_OTHER"
+    stack = error.get("stack")
+    if isinstance(stack, str) and stack.strip():
+        lines = [line for line in stack.strip().splitlines() if line.strip()]
+        line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+        head = line.split(":", 1)[0].strip()
+        if head and " " not in head:
+            return head.rsplit(".", 1)[-1]
+    return "_OTHER"
+
+
+class Project:
+    """One project's TracerProvider (resource ``lunary.project``), tracer and id generator."""
+
+    def __init__(self, name: str, provider: TracerProvider, settings: Settings) -> None:
+        self.name = name
+        self.ids = ForcedIdGenerator()
+        provider.id_generator = self.ids  # public SDK attribute; read by get_tracer below
+        tracer = provider.get_tracer(INSTRUMENTATION_NAME, VERSION)
+        self.runtime = Runtime(provider, tracer, settings, ContentPolicy(settings), True)
+
+
+class Ingestor:
+    """Turns batches of Lunary events into spans; thread-safe (one batch at a time)."""
+
+    def __init__(self, store: StateStore, provider_factory: ProviderFactory, *, settings: Settings | None = None, run_timeout_s: float = 600.0) -> None:
+        self.store = store
+        self.provider_factory = provider_factory
+        self.settings = settings or resolve_settings()
+        self.run_timeout_s = run_timeout_s
+        self.projects: dict[str, Project] = {}
+        self._projects_lock = threading.Lock()
+        self.counts = {"events": 0, "rejected": 0, "duplicates": 0, "unfinished": 0}
+
+    def project(self, name: str) -> Project:
+        with self._projects_lock:
+            found = self.projects.get(name)
+            if found is None:
+                found = self.projects[name] = Project(name, self.provider_factory(name), self.settings)
+            return found
+
+    # --- batches -------------------------------------------------------------------------
+    def ingest(self, project_name: str, app_key: str, events: Sequence[Any]) -> list[dict[str, Any]]:
+        """One ``results`` entry per event, in order; bad events do not stop good ones."""
+        project = self.project(project_name)
+        results: list[dict[str, Any]] = []
+        self.store.begin()
+        try:
+            for raw in events:
+                run_id = raw.get("runId") if isinstance(raw, Mapping) else None
+                result: dict[str, Any] = {"id": run_id if isinstance(run_id, str) else None, "success": True}
+                try:
+                    self._one(project, app_key, parse_event(raw))
+                    self.counts["events"] += 1
+                except EventError as problem:
+                    result.update(success=False, error=str(problem))
+                    self.counts["rejected"] += 1
+                except Exception as problem:  # noqa: BLE001 - one event must not sink the batch
+                    logger.warning("otel-lunary bridge: could not process an event", exc_info=True)
+                    result.update(success=False, error=f"internal error: {type(problem).__name__}")
+                    self.counts["rejected"] += 1
+                results.append(result)
+        finally:
+            self.store.commit()
+        return results
+
+    def _one(self, project: Project, app_key: str, event: Event) -> None:
+        handler = {
+            "chat": self._chat,
+            "custom-event": self._custom_event,
+            "feedback": self._feedback,
+            "start": self._start,
+            "end": self._end,
+            "error": self._end,
+        }[event.kind]
+        handler(project, app_key, event)
+
+    # --- thread events -------------------------------------------------------------------
+    @staticmethod
+    def _thread_base(event: Event) -> dict[str, Any]:
+        return thread_attributes(
+            str(event.parent_run_id), to_string_list(event.get("threadTags")), event.get("threadMetadata"), None, None
+        )
+
+    def _remember(self, project: Project, app_key: str, event: Event, span_context: SpanContext, conversation: str | None, kind: str) -> None:
+        self.store.put(project.name, event.run_id, span_context, conversation, kind)
+        if event.get("runtime") != "lunary-py":
+            # A JS-sent id is raw; a Python SDK elsewhere would refer to it hashed.
+            self.store.put(project.name, python_wire_id(event.run_id, app_key), span_context, conversation, kind)
+
+    def _duplicate(self, project: Project, event: Event) -> bool:
+        if self.store.get(project.name, event.run_id) is None:
+            return False
+        self.counts["duplicates"] += 1
+        return True
+
+    def _turn_parent(self, project: Project, thread_id: str) -> Any:
+        turn = self.store.turn(project.name, thread_id)
+        return NEW_TRACE if turn is None else context_of(turn)
+
+    def _chat(self, project: Project, app_key: str, event: Event) -> None:
+        if self._duplicate(project, event):
+            return
+        thread_id = str(event.parent_run_id)
+        message = dict(event.get("message"))
+        role = normalise_role(message.get("role")) or USER
+        runtime = project.runtime
+        attributes = message_attributes(
+            self._thread_base(event), {**message, "id": event.run_id}, role, runtime.policy, event.get("userId"), event.get("userProps")
+        )
+        parent = NEW_TRACE if role == USER else self._turn_parent(project, thread_id)
+        span_context = emit_instant(runtime, message_span_name(role), attributes, parent, timestamp_ns=event.timestamp_ns)
+        self._remember(project, app_key, event, span_context, thread_id, "message")
+        if role == USER:
+            self.store.set_turn(project.name, thread_id, span_context)
+        inline = event.get("feedback") or message.get("feedback")
+        if isinstance(inline, Mapping) and inline:
+            self._emit_feedback(project, event.run_id, inline, event.timestamp_ns)
+
+    def _custom_event(self, project: Project, app_key: str, event: Event) -> None:
+        if self._duplicate(project, event):
+            return
+        thread_id = str(event.parent_run_id)
+        name = str(event.get("name"))
+        attributes = event_attributes(self._thread_base(event), name, event.get("userId"), event.get("userProps"), event.get("metadata"))
+        span_context = emit_instant(
+            project.runtime, event_span_name(name), attributes, self._turn_parent(project, thread_id), timestamp_ns=event.timestamp_ns
+        )
+        self._remember(project, app_key, event, span_context, thread_id, "event")
+
+    def _feedback(self, project: Project, app_key: str, event: Event) -> None:
+        self._emit_feedback(project, event.run_id, event.get("feedback"), event.timestamp_ns)
+
+    def _emit_feedback(self, project: Project, message_id: str, feedback: Mapping[str, Any], timestamp: int) -> None:
+        target = self.store.get(project.name, message_id)
+        raw, events = feedback_record(feedback, project.runtime.policy.fresh())
+        attributes = feedback_attributes(message_id, raw, target.conversation_id if target else None)
+        parent = NEW_TRACE if target is None else context_of(target.span_context)
+        emit_instant(project.runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, events=events, timestamp_ns=timestamp)
+
+    # --- runs ----------------------------------------------------------------------------
+    def _start_attributes(self, event: Event, policy: ContentPolicy) -> tuple[str, str, dict[str, Any]]:
+        """(span name, span kind, attributes) of a run from its start event."""
+        name = event.get("name")
+        name = name if isinstance(name, str) and name else (event.type or "run")
+        options = {"user_id": event.get("userId"), "user_props": event.get("userProps"), "tags": event.get("tags"), "metadata": event.get("metadata")}
+        capture = policy.capture
+        if event.type == "llm":
+            params = event.get("params") if isinstance(event.get("params"), Mapping) else {}
+            attributes = request_attributes(name, params, options)
+            attributes[GEN_AI_PROVIDER_NAME] = provider_for_model(name)
+            if capture:
+                messages = event.get("input")
+                if isinstance(messages, str):
+                    messages = [{"role": "user", "content": messages}]
+                attributes.update(input_messages_attributes(messages, policy))
+            span_title, kind = inference_span_name(name), "client"
+        elif event.type in ("agent", "tool"):
+            run_kind = AGENT if event.type == "agent" else TOOL
+            attributes = run_attributes(run_kind, name, options)
+            if capture and event.get("input") is not None:
+                attributes.update(run_kind.record_input(policy, result_text(event.get("input"))))
+            span_title, kind = run_span_name(run_kind, name), "internal"
+        else:  # chain
+            attributes = {LUNARY_SPAN_TYPE: LunarySpanTypeValues.CHAIN.value, LUNARY_RUN_NAME: name}
+            if options["user_id"] is not None:
+                attributes[USER_ID] = str(options["user_id"])
+            tags = to_string_list(options["tags"])
+            if tags:
+                attributes[LUNARY_TAGS] = tags
+            if options["metadata"] is not None:
+                attributes[LUNARY_METADATA] = to_json(options["metadata"])
+            span_title, kind = span_name(SPAN_NAME_LUNARY_CHAIN, {LUNARY_RUN_NAME: name}), "internal"
+        attributes[LUNARY_RUN_ID] = event.run_id
+        return span_title, kind, attributes
+
+    def _end_attributes(self, run_type: str, event: Event, policy: ContentPolicy) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        output = event.get("output")
+        if run_type == "llm":
+            usage = event.get("tokensUsage")
+            # A streamed call's "completion" is a chunk count with no prompt count beside
+            # it (both SDKs): only a pair of numbers is token usage.
+            if isinstance(usage, Mapping) and all(isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) for k in ("prompt", "completion")):
+                attributes[GEN_AI_USAGE_INPUT_TOKENS] = usage["prompt"]
+                attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = usage["completion"]
+            if policy.capture and output is not None:
+                outputs = output if isinstance(output, list) else [output]
+                structured = [
+                    genai_message({"role": "assistant", **m} if isinstance(m, Mapping) else {"role": "assistant", "content": m}, policy, output=True)
+                    for m in outputs
+                ]
+                attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(structured)
+        elif run_type in ("agent", "tool") and policy.capture and output is not None:
+            run_kind = AGENT if run_type == "agent" else TOOL
+            attributes.update(run_kind.record_output(policy, result_text(output)))
+        if policy.truncated:
+            attributes[LUNARY_CONTENT_TRUNCATED] = True
+        return attributes
+
+    def _start(self, project: Project, app_key: str, event: Event) -> None:
+        if self._duplicate(project, event):
+            return
+        policy = project.runtime.policy.fresh()
+        span_title, kind, attributes = self._start_attributes(event, policy)
+        if policy.truncated:
+            attributes[LUNARY_CONTENT_TRUNCATED] = True
+        parent = self.store.get(project.name, event.parent_run_id) if event.parent_run_id else None
+        conversation = parent.conversation_id if parent else None
+        if conversation is not None:
+            attributes[GEN_AI_CONVERSATION_ID] = conversation
+        trace_id = parent.span_context.trace_id if parent else project.ids.generate_trace_id()
+        flags = parent.span_context.trace_flags if parent else _SAMPLED
+        span_context = SpanContext(trace_id, project.ids.generate_span_id(), is_remote=True, trace_flags=flags)
+        start = {
+            "name": span_title,
+            "kind": kind,
+            "type": event.type,
+            "attributes": attributes,
+            "parent": [f"{parent.span_context.span_id:016x}", int(parent.span_context.trace_flags)] if parent else None,
+        }
+        self.store.open_run(project.name, event.run_id, span_context, conversation, event.timestamp_ns, start)
+
+    def _end(self, project: Project, app_key: str, event: Event) -> None:
+        opened = self.store.close_run(project.name, event.run_id)
+        if opened is None:
+            if self._duplicate(project, event):
+                return
+            # The start never came (or was pruned): record what the end says, as an instant.
+            self._start(project, app_key, event)
+            opened = self.store.close_run(project.name, event.run_id)
+            if opened is None:
+                return
+        self._finish(project, opened, event, event.timestamp_ns, unfinished=False)
+
+    def _finish(self, project: Project, opened: OpenRun, event: Event | None, end_ns: int, *, unfinished: bool) -> None:
+        start = opened.start
+        runtime = project.runtime
+        policy = runtime.policy.fresh()
+        attributes = dict(start["attributes"])
+        if event is not None:
+            attributes.update(self._end_attributes(start["type"], event, policy))
+        if unfinished:
+            attributes[LUNARY_RUN_UNFINISHED] = True
+        if start["parent"]:
+            parent_span = SpanContext(opened.span_context.trace_id, int(start["parent"][0], 16), is_remote=True, trace_flags=TraceFlags(start["parent"][1]))
+            parent = context_of(parent_span)
+        else:
+            parent = NEW_TRACE
+        error = event.get("error") if event is not None and event.kind == "error" else None
+        if event is not None and event.kind == "error":
+            attributes[ERROR_TYPE] = error_type(error)
+        with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
+            span = runtime.tracer.start_span(
+                start["name"],
+                context=parent,
+                kind=SpanKind.CLIENT if start["kind"] == "client" else SpanKind.INTERNAL,
+                attributes=with_dialects(runtime, attributes),
+                start_time=min(opened.started_ns, end_ns),
+            )
+        if event is not None and event.kind == "error":
+            message = str(error.get("message") if isinstance(error, Mapping) else error or "")[:1024]
+            span.set_status(Status(StatusCode.ERROR, message))
+            exception = {EXCEPTION_TYPE: attributes[ERROR_TYPE], EXCEPTION_MESSAGE: message}
+            stack = error.get("stack") if isinstance(error, Mapping) else None
+            if isinstance(stack, str) and stack:
+                exception[EXCEPTION_STACKTRACE] = stack[:16384]
+            span.add_event("exception", exception, timestamp=end_ns)
+        span.end(end_time=max(opened.started_ns, end_ns))
+        self.store.put(project.name, opened.run_id, opened.span_context, opened.conversation_id, "run")
+
+    # --- runs that never end -------------------------------------------------------------
+    def close_stale_runs(self, now_ns: int | None = None) -> int:
+        """Close runs open longer than the run timeout, marked ``lunary.run.unfinished``."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(self.run_timeout_s * 1e9)
+        closed = 0
+        self.store.begin()
+        try:
+            for project_name, run_id in self.store.open_before(cutoff):
+                opened = self.store.close_run(project_name, run_id)
+                if opened is not None:
+                    self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
+                    closed += 1
+        finally:
+            self.store.commit()
+        self.counts["unfinished"] += closed
+        return closed
