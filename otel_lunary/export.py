@@ -210,16 +210,33 @@ class _CountingExporter(SpanExporter):
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
         self._shut = False
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._abandoned = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            self._in_flight = len(spans)
         try:
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - an exporter must not raise into the processor
             _logger.warning("otel-lunary: %s raised while exporting", type(self.inner).__name__, exc_info=True)
             result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
+        with self._lock:
+            self._in_flight = 0
+            counted = self._abandoned  # abandon() already counted this batch
+            self._abandoned = False
+        if result is not SpanExportResult.SUCCESS and not counted:
             _drops.add("export_failed", len(spans))
         return result
+
+    def abandon(self) -> int:
+        """The size of the batch being exported now, which a shutdown deadline gives up on."""
+        with self._lock:
+            if self._abandoned:
+                return 0
+            self._abandoned = self._in_flight > 0
+            return self._in_flight
 
     def shutdown(self, timeout_millis: float = 30000) -> None:
         if self._shut:
@@ -514,6 +531,8 @@ def flush(provider: TracerProvider, timeout_s: float) -> bool:
     deadline = time.monotonic() + max(0.0, timeout_s)
     failed_before = _drops.snapshot()["export_failed"]
     with _registry_lock:
+        if provider in _shut_down:
+            return False
         job = _flush_jobs.get(provider)
         if job is not None and job.done.is_set():
             job = None
@@ -548,11 +567,12 @@ def shutdown(provider: TracerProvider, timeout_s: float) -> None:
     left = 0
     for processor in processors:
         if not finished:
+            left += processor.counting_exporter.abandon()
             processor.counting_exporter.shutdown(timeout_millis=0)  # cut the exporter's retry loop
         left += processor.queued()
     _drops.add("shutdown_timeout", left)
     if not finished or left:
-        _logger.warning("otel-lunary: shutdown stopped at its %.1fs deadline; %d queued spans dropped", timeout_s, left)
+        _logger.warning("otel-lunary: shutdown stopped at its %.1fs deadline; %d unsent spans dropped", timeout_s, left)
 
 
 def _shutdown_at_exit() -> None:
