@@ -124,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--api-url", default=os.environ.get("LUNARY_API_URL"),
                     help="Lunary API base URL (the SDK appends /v1/runs/ingest); default $LUNARY_API_URL")
     ap.add_argument("--app-id", default=os.environ.get("LUNARY_PUBLIC_KEY") or APP_ID_DEFAULT)
+    ap.add_argument("--openai-base-url", help="use this OpenAI-compatible server (e.g. otel_lunary._fake_llm.FakeLLM) "
+                    "instead of starting the built-in fake")
+    ap.add_argument("--error-model", default="fail-500", help="model name the server answers with HTTP 500")
     args = ap.parse_args(argv)
     if not args.api_url:
         ap.error("--api-url or LUNARY_API_URL is required")
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
         # exactly what lunary.track_event does to run ids and parent ids
         return str(create_uuid_from_string(str(i) + str(args.app_id)))
 
-    client = openai.OpenAI(base_url=start_fake_openai(), api_key="sk-fake", max_retries=0)
+    client = openai.OpenAI(base_url=args.openai_base_url or start_fake_openai(), api_key="sk-fake", max_retries=0)
     lunary.monitor(client)
 
     out: dict = {"sdk": "lunary-py", "version": getattr(lunary, "__version__", None), "app_id": args.app_id}
@@ -224,7 +227,7 @@ def main(argv=None) -> int:
     ids["stream_text"] = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
     try:
         client.chat.completions.create(
-            model="fail-500", parent=ids["msg_user"], messages=[{"role": "user", "content": "boom"}])
+            model=args.error_model, parent=ids["msg_user"], messages=[{"role": "user", "content": "boom"}])
     except openai.APIStatusError as e:
         ids["error_call"] = f"{type(e).__name__}: {e.status_code}"
 

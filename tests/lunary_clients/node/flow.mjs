@@ -23,6 +23,9 @@ const { values: args } = parseArgs({
   options: {
     "api-url": { type: "string", default: process.env.LUNARY_API_URL },
     "app-id": { type: "string", default: process.env.LUNARY_PUBLIC_KEY || "test-app-key" },
+    // use this OpenAI-compatible server instead of the built-in fake (e.g. otel_lunary._fake_llm.FakeLLM)
+    "openai-base-url": { type: "string" },
+    "error-model": { type: "string", default: "fail-500" },
   },
 })
 if (!args["api-url"]) {
@@ -83,7 +86,7 @@ function startFakeOpenAI() {
 }
 
 // ---------------------------------------------------------------- the flow
-const fake = await startFakeOpenAI()
+const fake = args["openai-base-url"] ? { url: args["openai-base-url"], server: { close() {} } } : await startFakeOpenAI()
 lunary.init({ appId, apiUrl })
 const openai = monitorOpenAI(new OpenAI({ baseURL: fake.url, apiKey: "sk-fake", maxRetries: 0 }))
 const ids = {}
@@ -158,7 +161,7 @@ for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content |
 ids.stream_text = streamed
 try {
   await openai.chat.completions
-    .create({ model: "fail-500", messages: [{ role: "user", content: "boom" }] })
+    .create({ model: args["error-model"], messages: [{ role: "user", content: "boom" }] })
     .setParent(ids.msg_user)
 } catch (e) {
   ids.error_call = `${e.constructor.name}: ${e.status}`
