@@ -1,0 +1,134 @@
+"""OTLP over HTTP and gRPC to a real rotel collector, and end to end into Phoenix."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import otel_lunary as lunary
+from otel_lunary import attributes as a
+from otel_lunary import export
+from otel_lunary.export import ExportOptions, build_tracer_provider
+from test_export_servers import OtlpSink, Phoenix, Rotel, wait_until
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def sink() -> Iterator[OtlpSink]:
+    server = OtlpSink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rotel_to_sink(tmp_path: Path, sink: OtlpSink) -> Iterator[Rotel]:
+    collector = Rotel(tmp_path / "rotel", sink.endpoint).start()
+    yield collector
+    collector.stop()
+
+
+def track_threads(provider: Any, turns: dict[str, int], dialects: str | None = None) -> dict[str, str]:
+    """Threads with the given number of turns (user message + reply, feedback on the first).
+
+    Returns thread label -> thread id (``gen_ai.conversation.id``).
+    """
+    lunary.configure(tracer_provider=provider, dialects=dialects)
+    ids = {}
+    try:
+        for label, count in turns.items():
+            thread = lunary.open_thread(tags=[label], metadata={"label": label})
+            ids[label] = thread.id
+            for turn in range(count):
+                msg_id = thread.track_message({"role": "user", "content": f"{label} question {turn}"})
+                thread.track_message({"role": "assistant", "content": f"{label} answer {turn}"})
+                if turn == 0:
+                    lunary.track_feedback(msg_id, {"thumb": "up"})
+        assert export.flush(provider, 20.0)
+    finally:
+        lunary.shutdown()
+    return ids
+
+
+def proto_attributes(span: Any) -> dict[str, Any]:
+    out = {}
+    for kv in span.attributes:
+        value = kv.value
+        which = value.WhichOneof("value")
+        out[kv.key] = [v.string_value for v in value.array_value.values] if which == "array_value" else getattr(value, which)
+    return out
+
+
+class TestRotel:
+    @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+    def test_every_span_arrives_through_rotel(self, protocol: str, rotel_to_sink: Rotel, sink: OtlpSink) -> None:
+        """SDK -> OTLP (HTTP or gRPC) -> rotel -> backend: every span arrives with its conversation."""
+        endpoint = rotel_to_sink.grpc_endpoint if protocol == "grpc" else rotel_to_sink.http_endpoint
+        provider = build_tracer_provider(ExportOptions(endpoint=endpoint, protocol=protocol, service_name="chat"))
+        try:
+            ids = track_threads(provider, {"a": 2, "b": 1})
+        finally:
+            export.shutdown(provider, 5.0)
+        expected = 2 * 3 + 2  # two message spans per turn, one feedback span per thread
+        wait_until(lambda: sink.count() == expected, 20, f"{expected} spans at the sink")
+        by_thread: dict[str, int] = {}
+        for span in sink.spans:
+            attrs = proto_attributes(span)
+            by_thread[attrs[a.GEN_AI_CONVERSATION_ID]] = by_thread.get(attrs[a.GEN_AI_CONVERSATION_ID], 0) + 1
+            if attrs[a.LUNARY_SPAN_TYPE] == "message":
+                assert attrs[a.LUNARY_THREAD_TAGS] in (["a"], ["b"])
+        assert by_thread == {ids["a"]: 5, ids["b"]: 3}
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+class TestPhoenix:
+    def test_threads_show_as_phoenix_sessions_with_their_turns(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SDK -> rotel -> Phoenix: every span arrives with its session, one trace per turn."""
+        phoenix = Phoenix(tmp_path / "phoenix").start()
+        rotel = Rotel(tmp_path / "rotel", phoenix.url).start()
+        project = "otel-lunary-e2e"
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={project}")
+        try:
+            provider = build_tracer_provider(ExportOptions(endpoint=rotel.grpc_endpoint, protocol="grpc"))
+            try:
+                ids = track_threads(provider, {"long": 3, "short": 2}, dialects="openinference")
+            finally:
+                export.shutdown(provider, 5.0)
+            total = (3 + 2) * 2 + 2
+
+            def spans() -> list[dict[str, Any]]:
+                url = f"{phoenix.url}/v1/projects/{urllib.parse.quote(project)}/spans?limit=1000"
+                try:
+                    return get_json(url)["data"]
+                except OSError:
+                    return []
+
+            wait_until(lambda: len(spans()) == total, 60, f"{total} spans in Phoenix")
+            for span in spans():
+                attrs = span["attributes"]
+                session = attrs.get(a.SESSION_ID) or attrs.get("session", {}).get("id")
+                assert session in ids.values(), span
+                assert span["span_kind"] in ("CHAIN", "EVALUATOR")
+            for label, turns in (("long", 3), ("short", 2)):
+                session = get_json(f"{phoenix.url}/v1/sessions/{urllib.parse.quote(ids[label])}")["data"]
+                assert len(session["traces"]) == turns, session
+        finally:
+            rotel.stop()
+            phoenix.stop()
