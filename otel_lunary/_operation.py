@@ -62,6 +62,16 @@ class Operation:
         finally:
             stack.exit()
 
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """``active()``, and an exception from the work is recorded, then re-raised unchanged."""
+        with self.active():
+            try:
+                yield
+            except BaseException as error:
+                self.fail(error)
+                raise
+
     def set(self, attributes: dict[str, Any]) -> None:
         if self.span is None or self._finished:
             return

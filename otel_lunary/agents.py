@@ -128,12 +128,8 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
         @functools.wraps(func)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             operation = start(args, kwargs)
-            with operation.active():
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as error:
-                    operation.fail(error)
-                    raise
+            with operation.running():
+                result = await func(*args, **kwargs)
             succeed(operation, result)
             return result
 
@@ -142,12 +138,8 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
         operation = start(args, kwargs)
-        with operation.active():
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as error:
-                operation.fail(error)
-                raise
+        with operation.running():
+            result = func(*args, **kwargs)
         succeed(operation, result)
         return result
 

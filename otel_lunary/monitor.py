@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -205,6 +206,18 @@ class _StreamRecorder:
         except Exception:  # noqa: BLE001
             _health.report("internal_errors", "otel_lunary: could not read a stream chunk", exc_info=True)
 
+    @contextmanager
+    def next_chunk(self) -> Iterator[None]:
+        """Around fetching one chunk: the end of the stream or an error finishes the span."""
+        try:
+            yield
+        except (StopIteration, StopAsyncIteration):
+            self.on_end()
+            raise
+        except Exception as error:
+            self.on_end(error)
+            raise
+
     def on_end(self, error: BaseException | None = None) -> None:
         if error is not None:
             self.operation.fail(error)
@@ -235,14 +248,8 @@ class SyncStream(_StreamProxy):
         return self
 
     def __next__(self) -> Any:
-        try:
+        with self._recorder.next_chunk():
             chunk = next(self._stream)
-        except StopIteration:
-            self._recorder.on_end()
-            raise
-        except Exception as error:
-            self._recorder.on_end(error)
-            raise
         self._recorder.on_chunk(chunk)
         return chunk
 
@@ -262,14 +269,8 @@ class AsyncStream(_StreamProxy):
         return self
 
     async def __anext__(self) -> Any:
-        try:
+        with self._recorder.next_chunk():
             chunk = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._recorder.on_end()
-            raise
-        except Exception as error:
-            self._recorder.on_end(error)
-            raise
         self._recorder.on_chunk(chunk)
         return chunk
 
@@ -307,12 +308,8 @@ def _wrap_sync(original: Any, server: dict[str, Any]) -> Any:
     def create(*args: Any, **kwargs: Any) -> Any:
         options = _split(kwargs)
         operation = _start(kwargs, server, options)
-        with operation.active():
-            try:
-                response = original(*args, **kwargs)
-            except BaseException as error:
-                operation.fail(error)
-                raise
+        with operation.running():
+            response = original(*args, **kwargs)
         return _completed(operation, response, bool(kwargs.get("stream")), SyncStream)
 
     setattr(create, _WRAPPED, True)
@@ -324,12 +321,8 @@ def _wrap_async(original: Any, server: dict[str, Any]) -> Any:
     async def create(*args: Any, **kwargs: Any) -> Any:
         options = _split(kwargs)
         operation = _start(kwargs, server, options)
-        with operation.active():
-            try:
-                response = await original(*args, **kwargs)
-            except BaseException as error:
-                operation.fail(error)
-                raise
+        with operation.running():
+            response = await original(*args, **kwargs)
         return _completed(operation, response, bool(kwargs.get("stream")), AsyncStream)
 
     setattr(create, _WRAPPED, True)
