@@ -69,7 +69,7 @@ class Bridge:
 
     def start(self) -> Bridge:
         """Serve in a background thread (and run maintenance); returns at once."""
-        self._thread = threading.Thread(target=self.server.serve_forever, name="otel-lunary-bridge", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name="otel-lunary-bridge", daemon=True)
         self._thread.start()
         self.maintenance.start()
         return self

@@ -24,6 +24,9 @@ logger = logging.getLogger("otel_lunary.bridge")
 INGEST_PATH = "/v1/runs/ingest"
 HEALTH_PATH = "/healthz"
 SOCKET_TIMEOUT_S = 30.0
+# A refused body up to this size is read and dropped before answering, so the client
+# (still sending) gets the answer rather than a reset connection; larger ones are cut.
+DISCARD_LIMIT = 8 * 1024 * 1024
 
 
 class BridgeHTTPServer(ThreadingHTTPServer):
@@ -74,7 +77,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _fail(self, status: int, message: str, *, close: bool = False) -> None:
+        if close and self.command == "POST":
+            self._discard()
         self._reply(status, {"error": message}, close=close)
+
+    def _discard(self) -> None:
+        try:
+            left = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if left > DISCARD_LIMIT:
+            return
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _path(self) -> str:
         return self.path.split("?", 1)[0].rstrip("/") or "/"
