@@ -362,7 +362,8 @@ def _grpc_host_port(value: str) -> bool:
     return bool(sep and host and "/" not in value and port.isdigit())
 
 
-def _endpoint_problem(value: str, protocol: str) -> str | None:
+def _env_endpoint_problem(value: str, protocol: str) -> str | None:
+    """Env endpoints: a URL; for gRPC also ``host:port`` (TLS unless OTEL_EXPORTER_OTLP_INSECURE), as the SDK reads it."""
     problem = url_problem(value)
     if problem and protocol == "grpc" and _grpc_host_port(value):
         return None
@@ -377,15 +378,17 @@ def _http_traces_url(base: str) -> str:
 def _resolve_endpoint(explicit: str | None, protocol: str) -> str | None:
     """The endpoint to pass to the exporter, or None to let the SDK read the env itself."""
     if explicit is not None:
-        problem = _endpoint_problem(explicit, protocol) if isinstance(explicit, str) else "not a string"
+        problem = url_problem(explicit) if isinstance(explicit, str) else "not a string"
         if problem:
-            raise ValueError(f"bad OTLP endpoint {explicit!r}: {problem}")
+            raise ValueError(
+                f"bad OTLP endpoint {explicit!r}: {problem} (use http://host:port for plaintext, https:// for TLS)"
+            )
         return explicit if protocol == "grpc" else _http_traces_url(explicit)
     for name in (ENV_TRACES_ENDPOINT, ENV_ENDPOINT):
         raw = env_str(name)
         if raw is None:
             continue
-        problem = _endpoint_problem(raw, protocol)
+        problem = _env_endpoint_problem(raw, protocol)
         if problem is None:
             return None  # valid: the SDK exporter reads it (with the spec's path rules)
         default = DEFAULT_GRPC_ENDPOINT if protocol == "grpc" else DEFAULT_HTTP_ENDPOINT

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,8 @@ import otel_lunary as lunary
 from otel_lunary import attributes as a
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from test_export_servers import OtlpSink, Phoenix, Rotel, wait_until
+from servers import RotelProcess, start_phoenix, start_rotel
+from test_export_servers import OtlpSink, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +32,9 @@ def sink() -> Iterator[OtlpSink]:
 
 
 @pytest.fixture
-def rotel_to_sink(tmp_path: Path, sink: OtlpSink) -> Iterator[Rotel]:
-    collector = Rotel(tmp_path / "rotel", sink.endpoint).start()
-    yield collector
-    collector.stop()
+def rotel_to_sink(tmp_path: Path, sink: OtlpSink) -> Iterator[RotelProcess]:
+    with start_rotel(tmp_path / "rotel", export_endpoint=sink.endpoint) as collector:
+        yield collector
 
 
 def track_threads(provider: Any, turns: dict[str, int], dialects: str | None = None) -> dict[str, str]:
@@ -73,9 +70,9 @@ def proto_attributes(span: Any) -> dict[str, Any]:
 
 class TestRotel:
     @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-    def test_every_span_arrives_through_rotel(self, protocol: str, rotel_to_sink: Rotel, sink: OtlpSink) -> None:
+    def test_every_span_arrives_through_rotel(self, protocol: str, rotel_to_sink: RotelProcess, sink: OtlpSink) -> None:
         """SDK -> OTLP (HTTP or gRPC) -> rotel -> backend: every span arrives with its conversation."""
-        endpoint = rotel_to_sink.grpc_endpoint if protocol == "grpc" else rotel_to_sink.http_endpoint
+        endpoint = f"http://{rotel_to_sink.grpc_endpoint}" if protocol == "grpc" else rotel_to_sink.http_endpoint
         provider = build_tracer_provider(ExportOptions(endpoint=endpoint, protocol=protocol, service_name="chat"))
         try:
             ids = track_threads(provider, {"a": 2, "b": 1})
@@ -92,43 +89,23 @@ class TestRotel:
         assert by_thread == {ids["a"]: 5, ids["b"]: 3}
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
 @pytest.mark.slow
 class TestPhoenix:
     def test_threads_show_as_phoenix_sessions_with_their_turns(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """SDK -> rotel -> Phoenix: every span arrives with its session, one trace per turn."""
-        phoenix = Phoenix(tmp_path / "phoenix").start()
-        rotel = Rotel(tmp_path / "rotel", phoenix.url).start()
         project = "otel-lunary-e2e"
         monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={project}")
-        try:
-            provider = build_tracer_provider(ExportOptions(endpoint=rotel.grpc_endpoint, protocol="grpc"))
+        with start_phoenix(tmp_path) as phoenix, start_rotel(tmp_path / "rotel", export_endpoint=phoenix.url) as rotel:
+            provider = build_tracer_provider(ExportOptions(endpoint=f"http://{rotel.grpc_endpoint}", protocol="grpc"))
             try:
                 ids = track_threads(provider, {"long": 3, "short": 2}, dialects="openinference")
             finally:
                 export.shutdown(provider, 5.0)
             total = (3 + 2) * 2 + 2
-
-            def spans() -> list[dict[str, Any]]:
-                url = f"{phoenix.url}/v1/projects/{urllib.parse.quote(project)}/spans?limit=1000"
-                try:
-                    return get_json(url)["data"]
-                except OSError:
-                    return []
-
-            wait_until(lambda: len(spans()) == total, 60, f"{total} spans in Phoenix")
-            for span in spans():
-                attrs = span["attributes"]
-                session = attrs.get(a.SESSION_ID) or attrs.get("session", {}).get("id")
-                assert session in ids.values(), span
+            wait_until(lambda: len(phoenix.spans(project)) == total, 60, f"{total} spans in Phoenix")
+            for span in phoenix.spans(project):
+                assert span["attributes"][a.SESSION_ID] in ids.values(), span
                 assert span["span_kind"] in ("CHAIN", "EVALUATOR")
             for label, turns in (("long", 3), ("short", 2)):
-                session = get_json(f"{phoenix.url}/v1/sessions/{urllib.parse.quote(ids[label])}")["data"]
-                assert len(session["traces"]) == turns, session
-        finally:
-            rotel.stop()
-            phoenix.stop()
+                session = phoenix.session(ids[label])
+                assert session is not None and len(session["traces"]) == turns, session

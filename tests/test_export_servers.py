@@ -1,25 +1,19 @@
-"""Real servers for the export tests, on 127.0.0.1: an OTLP/HTTP sink, rotel, Phoenix.
+"""An OTLP/HTTP sink on 127.0.0.1 for the export tests (helpers only, no tests here).
 
-Helpers only (no tests here). ``OtlpSink`` is a real OTLP/HTTP receiver (protobuf, gzip)
-that keeps what it received; rotel is the Rust collector shipped in the ``rotel`` wheel;
-Phoenix is ``phoenix serve``. Each can be stopped and started again on the same port.
+``OtlpSink`` is a real OTLP/HTTP receiver (protobuf, gzip or deflate) that keeps what it
+received, so a test can check what reached the end of the pipeline. rotel and Phoenix
+come from tests/servers.py.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -108,111 +102,3 @@ class OtlpSink:
     def names(self) -> list[str]:
         with self._lock:
             return [span.name for span in self.spans]
-
-
-def rotel_binary() -> str:
-    import rotel
-
-    return str(Path(rotel.__file__).parent / "rotel-agent")
-
-
-class Rotel:
-    """rotel-agent receiving OTLP on gRPC and HTTP, exporting OTLP/HTTP to ``export_to``."""
-
-    def __init__(self, workdir: Path, export_to: str) -> None:
-        self.grpc_port = free_port()
-        self.http_port = free_port()
-        self.export_to = export_to
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}"
-
-    def start(self) -> Rotel:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [
-            rotel_binary(), "start",
-            "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
-            "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
-            "--exporter", "otlp",
-            "--otlp-exporter-protocol", "http",
-            "--otlp-exporter-endpoint", self.export_to,
-            "--batch-timeout", "50ms",
-            "--pid-file", str(self.workdir / "rotel.pid"),
-            "--log-file", str(self.workdir / "rotel.log"),
-        ]  # fmt: skip
-        log = open(self.workdir / "rotel.out", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: port_open(self.http_port) and port_open(self.grpc_port), 20, "rotel to listen")
-        return self
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-        wait_until(lambda: not port_open(self.http_port), 10, "rotel to stop listening")
-
-
-class Phoenix:
-    """``phoenix serve`` on 127.0.0.1 with its SQLite in ``workdir``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.grpc_port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 90) -> Phoenix:
-        import urllib.request
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = dict(
-            os.environ,
-            PHOENIX_HOST="127.0.0.1",
-            PHOENIX_PORT=str(self.port),
-            PHOENIX_GRPC_PORT=str(self.grpc_port),
-            PHOENIX_WORKING_DIR=str(self.workdir),
-            PHOENIX_TELEMETRY_ENABLED="false",
-        )
-        phoenix = shutil.which("phoenix", path=str(Path(sys.executable).parent)) or "phoenix"
-        log = open(self.workdir / "phoenix.out", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen([phoenix, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def ready() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"phoenix exited: see {self.workdir / 'phoenix.out'}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/projects", timeout=1) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_until(ready, timeout, "phoenix to answer")
-        return self
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-        self.process = None

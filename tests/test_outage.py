@@ -17,7 +17,8 @@ import pytest
 import otel_lunary as lunary
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from test_export_servers import OtlpSink, Rotel, wait_until
+from servers import start_rotel
+from test_export_servers import OtlpSink, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_CALL_S = 0.05
@@ -80,7 +81,7 @@ class TestCollectorOutage:
         monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "60")  # the in-flight batch keeps retrying
         sink = OtlpSink().start()
-        rotel = Rotel(tmp_path / "rotel", sink.endpoint).start()
+        rotel = start_rotel(tmp_path / "rotel", export_endpoint=sink.endpoint)
         provider = build_tracer_provider(ExportOptions(endpoint=rotel.http_endpoint))
         lunary.configure(tracer_provider=provider)
         try:
