@@ -51,6 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "otel-lunary-bridge"
     timeout = SOCKET_TIMEOUT_S
+    # Headers and body leave in one segment (the stdlib flushes after each request), and
+    # without Nagle: otherwise keep-alive clients wait out a delayed ACK per request.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server: BridgeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
