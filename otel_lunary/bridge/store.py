@@ -96,7 +96,7 @@ class StateStore:
     # --- transactions: one per ingest request -------------------------------------------
     def begin(self) -> None:
         self._lock.acquire()
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock between processes
 
     def commit(self) -> None:
         try:
