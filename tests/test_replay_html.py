@@ -82,6 +82,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tracked, dict[str, A
     return tracked, json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.slow
 class TestHtmlInChromium:
     def test_bubbles_in_order(self, seen: tuple[Tracked, dict[str, Any]]) -> None:
         """Message bubbles appear top to bottom in the order tracked, with their text."""

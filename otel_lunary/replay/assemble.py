@@ -198,7 +198,7 @@ class Assembler:
                 unplaced_feedback += 1
                 continue
             pending[target].extend((feedback.seq, change) for change in feedback.changes)
-        if unplaced_feedback:
+        if unplaced_feedback and not self._only:  # with a filter, the others' feedback is expected
             self.problems.append(Problem("input", None, f"{unplaced_feedback} feedback span(s) name a message not in the input; skipped"))
 
         for span_id, (conversation_id, _, message) in self._messages.items():

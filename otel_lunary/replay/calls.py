@@ -6,6 +6,8 @@ other instrumentations (OpenAI's own OTel package, an agent framework) replay to
 
 from __future__ import annotations
 
+import json
+
 from otel_lunary.attributes import (
     ERROR_TYPE,
     GEN_AI_AGENT_NAME,
@@ -25,7 +27,7 @@ from otel_lunary.attributes import (
     LUNARY_TAGS,
     GenAiOperationNameValues,
 )
-from otel_lunary.replay.content import genai_messages, json_object, load_json
+from otel_lunary.replay.content import json_object, load_json
 from otel_lunary.replay.model import CallKind, CallRecord
 from otel_lunary.replay.records import STATUS_ERROR, SpanRecord
 
@@ -55,6 +57,12 @@ def _strings(value: object) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
 def call_record(span: SpanRecord, kind: CallKind) -> CallRecord:
     """The parts of a GenAI span a replay shows."""
     a = span.attributes
@@ -78,8 +86,8 @@ def call_record(span: SpanRecord, kind: CallKind) -> CallRecord:
         output_tokens=_int(a.get(GEN_AI_USAGE_OUTPUT_TOKENS)),
         finish_reasons=_strings(a.get(GEN_AI_RESPONSE_FINISH_REASONS)),
         error=str(error) if error else None,
-        input_messages=genai_messages(a.get(GEN_AI_INPUT_MESSAGES)) or None,
-        output_messages=genai_messages(a.get(GEN_AI_OUTPUT_MESSAGES)) or None,
+        input_messages_json=_text(a.get(GEN_AI_INPUT_MESSAGES)),
+        output_messages_json=_text(a.get(GEN_AI_OUTPUT_MESSAGES)),
         tool_arguments=load_json(a.get(GEN_AI_TOOL_CALL_ARGUMENTS)),
         tool_result=load_json(a.get(GEN_AI_TOOL_CALL_RESULT)),
         tags=_strings(a.get(LUNARY_TAGS)),

@@ -44,32 +44,41 @@ def decode_id(value: Any, size: int) -> str | None:
     return None if hex_id.strip("0") == "" else hex_id
 
 
+def _double(raw: Any) -> float:
+    return float(raw.replace("Infinity", "inf")) if isinstance(raw, str) else float(raw)
+
+
+def _array(raw: Any) -> list[Any]:
+    return [decode_value(v) for v in (raw or {}).get("values", ())]
+
+
+def _kvlist(raw: Any) -> dict[str, Any]:
+    return decode_attributes((raw or {}).get("values", []))
+
+
+def _same(raw: Any) -> Any:
+    return raw
+
+
+_VALUE_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "stringValue": _same, "string_value": _same,
+    "boolValue": bool, "bool_value": bool,
+    "intValue": int, "int_value": int,
+    "doubleValue": _double, "double_value": _double,
+    "arrayValue": _array, "array_value": _array,
+    "kvlistValue": _kvlist, "kvlist_value": _kvlist,
+    "bytesValue": _same, "bytes_value": _same,
+}
+
+
 def decode_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` as a Python value (int64 strings become ints)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return value
-    for key in ("stringValue", "string_value"):
-        if key in value:
-            return value[key]
-    for key in ("boolValue", "bool_value"):
-        if key in value:
-            return bool(value[key])
-    for key in ("intValue", "int_value"):
-        if key in value:
-            return int(value[key])
-    for key in ("doubleValue", "double_value"):
-        if key in value:
-            raw = value[key]
-            return float(raw) if not isinstance(raw, str) else float(raw.replace("Infinity", "inf"))
-    for key in ("arrayValue", "array_value"):
-        if key in value:
-            return [decode_value(v) for v in (value[key] or {}).get("values", [])]
-    for key in ("kvlistValue", "kvlist_value"):
-        if key in value:
-            return decode_attributes((value[key] or {}).get("values", []))
-    for key in ("bytesValue", "bytes_value"):
-        if key in value:
-            return value[key]
+    for key, raw in value.items():  # one key in well-formed input: a dict lookup, no probing
+        decoder = _VALUE_DECODERS.get(key)
+        if decoder is not None:
+            return decoder(raw)
     return None
 
 
@@ -79,7 +88,7 @@ def decode_attributes(items: Any) -> dict[str, Any]:
     if not isinstance(items, list):
         return result
     for item in items:
-        if isinstance(item, Mapping) and isinstance(item.get("key"), str):
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
             try:
                 result[item["key"]] = decode_value(item.get("value"))
             except (TypeError, ValueError):
@@ -95,7 +104,7 @@ def _nanos(value: Any) -> int:
 
 def _status(span: Mapping[str, Any]) -> tuple[int, str]:
     status = span.get("status")
-    if not isinstance(status, Mapping):
+    if not isinstance(status, dict):
         return STATUS_UNSET, ""
     code = status.get("code", 0)
     if isinstance(code, str):  # MessageToJson writes enum names
@@ -121,7 +130,7 @@ def decode_span(span: Mapping[str, Any]) -> SpanRecord:
                 attributes=decode_attributes(event.get("attributes")),
             )
             for event in span.get("events") or ()
-            if isinstance(event, Mapping)
+            if isinstance(event, dict)
         )
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
@@ -150,25 +159,25 @@ def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
 
 def iter_request_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[SpanRecord]:
     """Every span of one request object; ``on_error`` hears about each span or shape skipped."""
-    if not isinstance(request, Mapping):
+    if not isinstance(request, dict):
         on_error(f"expected a JSON object with resourceSpans, got {type(request).__name__}")
         return
-    if isinstance(request.get("result"), Mapping):  # Jaeger v3 API envelope
+    if isinstance(request.get("result"), dict):  # Jaeger v3 API envelope
         request = request["result"]
     resource_spans = _list(request, "resourceSpans", "resource_spans")
     if not resource_spans and not any(k in request for k in ("resourceSpans", "resource_spans")):
         on_error("no resourceSpans in this object (not OTLP trace JSON?)")
         return
     for resource in resource_spans:
-        if not isinstance(resource, Mapping):
+        if not isinstance(resource, dict):
             on_error("a resourceSpans entry is not an object")
             continue
         for scope in _list(resource, "scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
-            if not isinstance(scope, Mapping):
+            if not isinstance(scope, dict):
                 on_error("a scopeSpans entry is not an object")
                 continue
             for span in _list(scope, "spans"):
-                if not isinstance(span, Mapping):
+                if not isinstance(span, dict):
                     on_error("a span is not an object")
                     continue
                 try:

@@ -7,6 +7,7 @@ LLM calls, agents and tools that ran for it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,8 +53,8 @@ class CallRecord:
     output_tokens: int | None = None
     finish_reasons: list[str] = field(default_factory=list)
     error: str | None = None
-    input_messages: Any = None
-    output_messages: Any = None
+    input_messages_json: str | None = None
+    output_messages_json: str | None = None
     tool_arguments: Any = None
     tool_result: Any = None
     tags: list[str] = field(default_factory=list)
@@ -63,6 +64,28 @@ class CallRecord:
     @property
     def latency_ms(self) -> float:
         return max(0, self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def input_messages(self) -> list[dict[str, Any]] | None:
+        """The prompt, parsed on demand: kept as JSON text, it costs a fraction of the memory."""
+        return _messages(self.input_messages_json)
+
+    @property
+    def output_messages(self) -> list[dict[str, Any]] | None:
+        return _messages(self.output_messages_json)
+
+
+def _messages(text: str | None) -> list[dict[str, Any]] | None:
+    if text is None:
+        return None
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return [{"role": "unknown", "parts": [{"type": "text", "content": text}]}]
+    if isinstance(loaded, dict):
+        loaded = [loaded]
+    messages = [m for m in loaded if isinstance(m, dict)] if isinstance(loaded, list) else []
+    return messages or None
 
 
 @dataclass(slots=True)
