@@ -45,3 +45,14 @@ class TestDemo:
         page = (tmp_path / "demo" / "otel-lunary-demo.html").read_text(encoding="utf-8")
         assert "What&#x27;s the weather like in Paris today?" in page and "👎" in page
         assert result.stderr == ""
+
+    def test_demo_without_openai_explains_the_install(self, tmp_path: Path) -> None:
+        """Without the openai package the demo exits 1 and says what to install."""
+        code = "import sys; sys.modules['openai'] = None; from otel_lunary.cli import main; sys.exit(main(sys.argv[1:]))"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        result = subprocess.run(
+            [sys.executable, "-c", code, "demo", "--dir", str(tmp_path / "demo")],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False,
+        )
+        assert result.returncode == 1
+        assert "pip install 'otel-lunary[openai]'" in result.stderr
