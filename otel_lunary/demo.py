@@ -44,7 +44,7 @@ def _missing_openai(err: TextIO) -> int:
     return 1
 
 
-def _script(client: Any, out: TextIO) -> str:
+def _script(client: Any) -> str:
     """The conversation; returns the thread id. Every call goes through the public SDK."""
     import otel_lunary as lunary
 
@@ -113,22 +113,19 @@ def demo(directory: Path, out: TextIO, err: TextIO, *, replay_on_screen: bool = 
     try:
         with FakeLLM() as llm:
             client = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="demo-key-not-used", max_retries=0))
-            thread_id = _script(client, out)
+            thread_id = _script(client)
     finally:
         lunary.flush()
         lunary.shutdown()
 
+    from otel_lunary.replay.command import add_arguments as replay_arguments
     from otel_lunary.replay.command import replay
-    from otel_lunary.replay.reader import read_sources
 
     def arguments(fmt: str) -> argparse.Namespace:
         parser = argparse.ArgumentParser()
-        from otel_lunary.replay.command import add_arguments as replay_arguments
-
         replay_arguments(parser)
         return parser.parse_args([str(trace_file), "--conversation", thread_id, "--format", fmt])
 
-    del read_sources
     status = 0
     if replay_on_screen:
         out.write(f"\nReplaying thread {thread_id}:\n\n")
