@@ -32,11 +32,13 @@ class BoundedLRU(Generic[K, V]):
         self._lock = threading.Lock()
 
     def put(self, key: K, value: V) -> None:
+        items = self._items
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            if len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            if key in items:
+                items.move_to_end(key)
+            items[key] = value  # a new key goes to the end by itself
+            if len(items) > self._capacity:
+                items.popitem(last=False)
 
     def get(self, key: K) -> V | None:
         with self._lock:

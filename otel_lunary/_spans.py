@@ -46,21 +46,41 @@ def emit_instant(
     ``lunary.message.id``: it is only known once the span has started. ``timestamp_ns``
     defaults to now; the bridge passes the time the client recorded.
     """
+    return emit_message(runtime, name, attributes, parent, links=links, events=events, stamp_message_id=stamp_message_id, timestamp_ns=timestamp_ns)[0]
+
+
+def emit_message(
+    runtime: Runtime,
+    name: str,
+    attributes: dict[str, Any],
+    parent: Context | None,
+    *,
+    links: Sequence[Link] = (),
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
+    stamp_message_id: bool = False,
+    timestamp_ns: int | None = None,
+) -> tuple[SpanContext, str | None]:
+    """``emit_instant``, also returning the traceparent it stamped (None when it stamped none)."""
     now = time.time_ns() if timestamp_ns is None else timestamp_ns
+    if runtime.settings.dialects:
+        attributes.update(translate(runtime.settings.dialects, attributes))
     span = runtime.tracer.start_span(
         name,
         context=parent,
         kind=SpanKind.INTERNAL,
-        attributes=with_dialects(runtime, attributes),
+        attributes=attributes,
         links=links or None,
         start_time=now,
     )
+    span_context = span.get_span_context()
+    stamped = None
     if stamp_message_id and LUNARY_MESSAGE_ID not in attributes:
-        span.set_attribute(LUNARY_MESSAGE_ID, format_message_id(span.get_span_context()))
+        stamped = format_message_id(span_context)
+        span.set_attribute(LUNARY_MESSAGE_ID, stamped)
     for event_name, event_attributes in events:
         span.add_event(event_name, event_attributes, timestamp=now)
     span.end(end_time=now)
-    return span.get_span_context()
+    return span_context, stamped
 
 
 def span_name(template: str, values: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def format_message_id(span_context: SpanContext) -> str:
-    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
+    return "00-%032x-%016x-%02x" % (span_context.trace_id, span_context.span_id, span_context.trace_flags)
 
 
 def parse_message_id(message_id: object) -> SpanContext | None:

@@ -15,11 +15,11 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 
 from otel_lunary import _health, _index, _runtime
-from otel_lunary._content import ContentPolicy, genai_message
+from otel_lunary._content import ContentPolicy, genai_message, genai_message_json, text_message_json
 from otel_lunary._conversation import explicit_parent
 from otel_lunary._guard import never_raises
 from otel_lunary._serialize import to_json, to_string_list
-from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, span_name
+from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, emit_message, span_name
 from otel_lunary.ids import format_message_id
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
@@ -46,10 +46,14 @@ from otel_lunary.attributes import (
 
 USER = LunaryMessageRoleValues.USER.value
 ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
+TOOL = LunaryMessageRoleValues.TOOL.value
 ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 _MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
+# A message with only these keys and text content is the common case: it skips the
+# lookups of the optional keys and the generic content path (same attributes).
+_PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
 
 
 def _user_attributes(attributes: dict[str, Any], user_id: Any, user_props: Any) -> None:
@@ -77,7 +81,17 @@ def message_attributes(
     attributes = dict(base)
     attributes[LUNARY_SPAN_TYPE] = _MESSAGE
     attributes[LUNARY_MESSAGE_ROLE] = role
-    _user_attributes(attributes, user_id, user_props)
+    if user_id is not None or user_props is not None:
+        _user_attributes(attributes, user_id, user_props)
+    if type(message) is dict and role != TOOL and message.keys() <= _PLAIN_MESSAGE_KEYS and isinstance(message.get("content"), str):
+        if policy.capture:
+            policy = policy.fresh()
+            is_output = role == ASSISTANT
+            text = text_message_json(role, policy.text(message["content"]), output=is_output)
+            attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = text
+            if policy.truncated:
+                attributes[LUNARY_CONTENT_TRUNCATED] = True
+        return attributes
     custom_id = message.get("id")
     if custom_id is not None:
         attributes[LUNARY_MESSAGE_ID] = str(custom_id)
@@ -95,7 +109,7 @@ def message_attributes(
         policy = policy.fresh()
         is_output = role == ASSISTANT
         structured = genai_message({**message, "role": role}, policy, output=is_output)
-        attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = to_json([structured])
+        attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = genai_message_json(structured)
         if policy.truncated:
             attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes
@@ -143,6 +157,8 @@ class Thread:
         self.user_props = user_props
         self.metadata = metadata
         self._base = thread_attributes(self.id, self.tags, metadata, user_id, user_props)
+        # The context of the current turn's span, built once per turn rather than per reply.
+        self._turn_context: tuple[Any, Context] | None = None
 
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
@@ -154,7 +170,12 @@ class Thread:
         if current.is_valid and (explicit_parent.get() or (turn is not None and current.trace_id == turn.trace_id)):
             return None
         if turn is not None:
-            return context_of(turn)
+            cached = self._turn_context
+            if cached is not None and cached[0] is turn:
+                return cached[1]
+            context = context_of(turn)
+            self._turn_context = (turn, context)
+            return context
         return NEW_TRACE
 
     @never_raises()
@@ -166,7 +187,7 @@ class Thread:
         feedback: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Record one message; returns its id (for feedback and ``parent``), None if invalid."""
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
             return None
         role = normalise_role(message.get("role"))
@@ -184,12 +205,12 @@ class Thread:
                 links.append(Link(ambient))
         else:
             parent = self._reply_parent()
-        span_context = emit_instant(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
-        message_id = str(custom_id) if custom_id is not None else format_message_id(span_context)
+        span_context, stamped = emit_message(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
+        message_id = str(custom_id) if custom_id is not None else (stamped or format_message_id(span_context))
         _index.messages.put(message_id, _index.MessageRef(span_context, self.id))
         if role == USER:
             _index.turns.put(self.id, span_context)
-        if isinstance(feedback, Mapping) and feedback:
+        if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 
             track_feedback(message_id, feedback)
