@@ -569,10 +569,10 @@ def shutdown(provider: TracerProvider, timeout_s: float) -> None:
     finished = job.done.wait(max(0.0, deadline - time.monotonic()))
     left = 0
     for processor in processors:
-        if not finished:
-            left += processor.counting_exporter.abandon()
+        in_flight = processor.counting_exporter.abandon()  # an export still running is given up
+        if in_flight or not finished:
             processor.counting_exporter.shutdown(timeout_millis=0)  # cut the exporter's retry loop
-        left += processor.queued()
+        left += in_flight + processor.queued()
     _drops.add("shutdown_timeout", left)
     if not finished or left:
         _logger.warning("otel-lunary: shutdown stopped at its %.1fs deadline; %d unsent spans dropped", timeout_s, left)
