@@ -3,7 +3,8 @@
 ``otel-lunary demo`` must run with no API key and no network, through the real
 ``openai`` client, so the LLM spans it records are the same as in production. The
 replies are deterministic: a tool call when tools are offered and the last user message
-mentions the weather, an answer built from the tool result after it, an echo otherwise.
+mentions the weather, an answer built from the tool result after it, a canned answer
+for a few keywords, an echo otherwise.
 The model name ``error`` answers HTTP 500.
 """
 
@@ -17,6 +18,12 @@ from typing import Any
 
 ERROR_MODEL = "error"
 
+# Canned answers, first keyword found in the last user message wins; otherwise an echo.
+CANNED_REPLIES = (
+    ("trip", "Happy to help! For three days in Paris: the Louvre and the Seine on day one, Montmartre on day two, the Marais on day three."),
+    ("thank", "You're welcome, enjoy Paris!"),
+)
+
 
 def _reply(request: dict[str, Any]) -> dict[str, Any]:
     """The assistant message for a request: content and/or tool calls."""
@@ -29,6 +36,10 @@ def _reply(request: dict[str, Any]) -> dict[str, Any]:
         arguments = json.dumps({"city": "Paris"})
         call = {"id": "call_weather_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
         return {"role": "assistant", "content": None, "tool_calls": [call]}
+    lowered = (text or "").lower()
+    for keyword, answer in CANNED_REPLIES:
+        if keyword in lowered:
+            return {"role": "assistant", "content": answer}
     return {"role": "assistant", "content": f"You said: {text}"}
 
 
