@@ -8,12 +8,15 @@ skipped; the rest of the input still replays.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -95,6 +98,36 @@ def _open_binary(path: Path, raw: IO[bytes]) -> IO[bytes]:
     return raw
 
 
+# While files are parsed, full (generation-2) garbage collections are deferred: parsing
+# makes millions of small acyclic containers and the assembler keeps a share of them, so
+# each full collection walks an ever larger heap for nothing (over half the replay time
+# on 100k spans, see docs/performance.md). Young generations are still collected, and
+# the thresholds come back when the last file being read is done.
+FULL_COLLECTION_THRESHOLD = 1000
+_gc_lock = threading.Lock()
+_gc_readers = 0
+_gc_saved: tuple[int, int, int] | None = None
+
+
+@contextmanager
+def _deferred_full_collections() -> Iterator[None]:
+    global _gc_readers, _gc_saved
+    with _gc_lock:
+        _gc_readers += 1
+        if _gc_readers == 1:
+            _gc_saved = gc.get_threshold()
+            young, middle, old = _gc_saved
+            gc.set_threshold(young, middle, max(old, FULL_COLLECTION_THRESHOLD))
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_readers -= 1
+            if _gc_readers == 0 and _gc_saved is not None:
+                gc.set_threshold(*_gc_saved)
+                _gc_saved = None
+
+
 def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] | None = None) -> Iterator[SpanRecord]:
     """Spans of one OTLP JSON Lines file, line by line."""
     label = str(path)
@@ -105,6 +138,8 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] |
         return
     progress = Progress(path.name, os.fstat(raw.fileno()).st_size, stream=progress_stream)
     spans = 0
+    deferred = _deferred_full_collections()
+    deferred.__enter__()
     try:
         try:
             stream = _open_binary(path, raw)
@@ -135,6 +170,7 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] |
         except (OSError, EOFError) as exc:  # corrupt or truncated compressed stream
             on_problem(Problem(label, line_no + 1, f"cannot read further: {exc}; rest of file skipped"))
     finally:
+        deferred.__exit__(None, None, None)
         progress.close()
         raw.close()
 

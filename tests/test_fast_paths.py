@@ -1,0 +1,77 @@
+"""The hot paths bench/ made faster give the same results as the general code they skip."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from fixtures.replay import raw_conversation as raw
+from otel_lunary import thread as thread_module
+from otel_lunary._content import ContentPolicy, genai_message, genai_message_json
+from otel_lunary._serialize import _encoder, to_json
+from otel_lunary._settings import resolve_settings
+from otel_lunary.otlp_json import encode_line
+from otel_lunary.replay.reader import read_file
+
+POLICIES = {
+    "capture": {},
+    "no capture": {"capture_content": False},
+    "redact and cut": {"redact": lambda text: text.upper(), "max_content_length": 5},
+    "redaction fails": {"redact": lambda text: 1 / 0},
+}
+
+
+@pytest.mark.parametrize("settings", POLICIES.values(), ids=POLICIES.keys())
+@pytest.mark.parametrize("role", ["user", "assistant", "system", "tool"])
+@pytest.mark.parametrize("user", [(None, None), ("u2", {"plan": "pro"})])
+def test_plain_message_attributes_match_the_general_path(settings: dict, role: str, user: tuple) -> None:
+    """A plain dict takes the fast path; a read-only mapping of it takes the general one."""
+    base = thread_module.thread_attributes("thread-1", ["support"], {"m": 1}, "u1", None)
+    for message in ({"role": role, "content": 'hello "world" é \n'}, {"role": role, "content": ""}, {"content": "no role key"}):
+        policy = ContentPolicy(resolve_settings(**settings))
+        fast = thread_module.message_attributes(base, message, role, policy, *user)
+        general = thread_module.message_attributes(base, MappingProxyType(message), role, policy, *user)
+        assert fast == general
+        assert list(fast) == list(general)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": ["a", {"type": "text", "text": "b"}], "name": "bob"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+        {"role": "assistant", "content": "x", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+        {"role": "tool", "content": "result", "tool_call_id": "1"},
+        {"role": "user", "content": 123, "name": 5},
+        {"role": "user", "content": []},
+        {"role": None, "content": "x"},
+    ],
+)
+@pytest.mark.parametrize("output", [False, True])
+def test_genai_message_json_is_to_json(message: dict, output: bool) -> None:
+    structured = genai_message(message, ContentPolicy(resolve_settings()), output=output)
+    assert genai_message_json(structured) == to_json([structured])
+
+
+def test_to_json_matches_the_encoder() -> None:
+    cyclic: list = [1]
+    cyclic.append(cyclic)
+    for value in ["x", "é\ud800", 1, 1.5, float("nan"), None, True, {"a": {1}}, {1: 2, None: 3}, [b"bytes"], {"k": ["\u2028"]}, 10**30]:
+        assert to_json(value) == _encoder.encode(value)
+    assert to_json(cyclic) == '"[1, [...]]"'  # the cycle falls back to the repr, as before
+
+
+def test_reader_restores_gc_thresholds(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(b"".join(encode_line([span]) for span in raw.record()))
+    before = gc.get_threshold()
+    reader = read_file(path, lambda problem: None)
+    next(reader)
+    assert gc.get_threshold()[2] >= before[2]
+    reader.close()  # abandoned half-way
+    assert gc.get_threshold() == before
+    assert sum(1 for _ in read_file(path, lambda problem: None)) == len(raw.record())
+    assert gc.get_threshold() == before
