@@ -114,6 +114,7 @@ class ExportOptions:
     file_max_bytes: int | None = None
     file_backups: int | None = None
     exit_timeout_s: float | None = None  # bounded shutdown run at interpreter exit
+    resource_attributes: Mapping[str, str] | None = None  # merged over OTEL_RESOURCE_ATTRIBUTES
 
 
 # --- the drop counter -------------------------------------------------------------------
@@ -478,12 +479,13 @@ def _make_exporter(name: str, options: ExportOptions) -> SpanExporter:
     return ConsoleSpanExporter()
 
 
-def _resource(service_name: str | None) -> Resource:
-    if service_name is None:
-        return Resource.create()
-    if not isinstance(service_name, str) or not service_name.strip():
-        raise ValueError(f"service_name must be a non-empty string, got {service_name!r}")
-    return Resource.create({SERVICE_NAME: service_name})
+def _resource(service_name: str | None, extra: Mapping[str, str] | None) -> Resource:
+    attributes: dict[str, str] = dict(extra or {})
+    if service_name is not None:
+        if not isinstance(service_name, str) or not service_name.strip():
+            raise ValueError(f"service_name must be a non-empty string, got {service_name!r}")
+        attributes[SERVICE_NAME] = service_name
+    return Resource.create(attributes)
 
 
 # --- lifecycle ------------------------------------------------------------------------
@@ -500,7 +502,7 @@ def build_tracer_provider(options: ExportOptions) -> TracerProvider:
     names = resolve_exporters(options)
     exit_timeout = resolve_float(options.exit_timeout_s, ENV_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_S, 0.0, "exit_timeout_s")
     exporters = [_make_exporter(name, options) for name in names]  # raises before anything starts
-    provider = TracerProvider(resource=_resource(options.service_name), shutdown_on_exit=False)
+    provider = TracerProvider(resource=_resource(options.service_name, options.resource_attributes), shutdown_on_exit=False)
     processors = [_LunaryBatchSpanProcessor(exporter) for exporter in exporters]
     for processor in processors:
         provider.add_span_processor(processor)

@@ -20,10 +20,11 @@ settings of ``otel_lunary.export`` (``OTEL_LUNARY_EXPORTER``, ``OTEL_EXPORTER_OT
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 from types import TracebackType
 
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_lunary import export
@@ -41,11 +42,9 @@ def export_provider_factory(options: export.ExportOptions | None = None) -> Prov
     """One TracerProvider per project, built by ``otel_lunary.export``, with ``lunary.project`` on its resource."""
 
     def build(project: str) -> TracerProvider:
-        provider = export.build_tracer_provider(options or export.ExportOptions())
-        # export builds the resource (service.name, OTEL_RESOURCE_ATTRIBUTES); add the
-        # project before any tracer is created (tracers copy the resource).
-        provider._resource = provider.resource.merge(Resource({LUNARY_PROJECT: project}))  # noqa: SLF001
-        return provider
+        base = options or export.ExportOptions()
+        extra = {**(base.resource_attributes or {}), LUNARY_PROJECT: project}
+        return export.build_tracer_provider(dataclasses.replace(base, resource_attributes=extra))
 
     return build
 
