@@ -1,0 +1,117 @@
+"""Section 5: the Lunary ingestion bridge, one process: events/s and request latency.
+
+``otel-lunary bridge`` runs as one process on 127.0.0.1 (SQLite state and the file
+exporter in a temporary directory). This process posts ``/v1/runs/ingest`` requests of
+20 events shaped like the Python ``lunary`` SDK's (per thread: user message, custom
+event, assistant message, feedback on the reply, as 5 turns), one request at a time on a
+keep-alive connection, and times each request.
+
+    python bench/bridge_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import common
+from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
+
+KEY = "pk-bench"
+TURNS_PER_REQUEST = 5
+
+
+def _event(event: str, run_type: str | None, run_id: str, **fields: object) -> dict:
+    base = dict.fromkeys(
+        ("name", "userProps", "tags", "threadTags", "parentRunId", "message", "input", "output", "error", "feedback",
+         "tokensUsage", "metadata", "params", "templateId", "appId", "threadMetadata")
+    )
+    base.update(event=event, type=run_type, runId=run_id, userId=USER_ID, runtime="lunary-py",
+                timestamp=datetime.now(timezone.utc).isoformat())
+    base.update(fields)
+    return base
+
+
+def request_body() -> bytes:
+    thread = str(uuid.uuid4())
+    events = []
+    for _ in range(TURNS_PER_REQUEST):
+        reply = str(uuid.uuid4())
+        events.append(_event("chat", "thread", str(uuid.uuid4()), parentRunId=thread, threadTags=THREAD_TAGS, message=USER_MESSAGE))
+        events.append(_event("custom-event", "thread", str(uuid.uuid4()), name=EVENT_NAME, parentRunId=thread, threadTags=THREAD_TAGS, metadata=EVENT_METADATA))
+        events.append(_event("chat", "thread", reply, parentRunId=thread, threadTags=THREAD_TAGS, message=ASSISTANT_MESSAGE))
+        events.append(_event("feedback", None, reply, feedback=FEEDBACK))
+    return json.dumps({"events": events}).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--requests", type=int)
+    args = parser.parse_args()
+    requests = args.requests or (300 if args.quick else 2000)
+    bodies = [request_body() for _ in range(requests)]
+    events_per_request = TURNS_PER_REQUEST * 4
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
+        url_file = Path(tmp) / "url"
+        log = open(Path(tmp) / "bridge.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "otel_lunary", "bridge", "--host", "127.0.0.1", "--port", "0", "--keys", f"{KEY}=bench",
+             "--state", str(Path(tmp) / "state.sqlite"), "--exporter", "file", "--file", str(Path(tmp) / "bridge.jsonl"),
+             "--url-file", str(url_file)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(common.ROOT),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (url_file.exists() and url_file.read_text().strip()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"bridge did not start:\n{(Path(tmp) / 'bridge.log').read_text()[-2000:]}")
+                time.sleep(0.05)
+            host, port = url_file.read_text().strip().removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+            latencies = []
+            failed = 0
+            started = time.perf_counter()
+            for body in bodies:
+                t0 = time.perf_counter()
+                conn.request("POST", "/v1/runs/ingest", body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if response.status != 200 or b'"success": false' in payload or b'"success":false' in payload:
+                    failed += 1
+            elapsed = time.perf_counter() - started
+            conn.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            log.close()
+    latencies.sort()
+    common.emit(
+        {
+            "requests": requests,
+            "events_per_request": events_per_request,
+            "events_per_s": requests * events_per_request / elapsed,
+            "p50_ms": latencies[len(latencies) // 2],
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "max_ms": latencies[-1],
+            "failed_requests": failed,
+        }
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

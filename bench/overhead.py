@@ -1,0 +1,119 @@
+"""Section 1: cost per call in the calling thread, next to the raw-span floor.
+
+The floor is a plain ``tracer.start_span(...)``/``end()`` of a span with the *same final
+attribute values*, prebuilt once (the JSON of the content, the thread's tags, the message
+id string...), with the same parent, links and events, through the same TracerProvider,
+the same BatchSpanProcessor and the same do-nothing exporter. What the SDK costs above
+the floor is what it does to get there: validating the message, building the attribute
+dict, redaction/truncation policy, JSON of the content, choosing the parent, the message
+id, the bounded index.
+
+    python bench/overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import common
+from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanKind, set_span_in_context
+
+import otel_lunary as lunary
+from otel_lunary._spans import NEW_TRACE
+
+
+def recorded_shapes() -> dict[str, object]:
+    """One real call of each kind, recorded in memory: the floor's prebuilt attributes."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    thread = lunary.open_thread(tags=THREAD_TAGS, user_id=USER_ID)
+    user_id = thread.track_message(USER_MESSAGE)
+    thread.track_message(ASSISTANT_MESSAGE)
+    thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
+    lunary.track_feedback(user_id, FEEDBACK)
+    spans = memory.get_finished_spans()
+    lunary.shutdown()
+    provider.shutdown()
+    return dict(zip(("user", "assistant", "event", "feedback"), spans))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--calls", type=int)
+    parser.add_argument("--repeats", type=int)
+    args = parser.parse_args()
+    calls = args.calls or (500 if args.quick else 2000)
+    repeats = args.repeats or (5 if args.quick else 15)
+
+    shapes = recorded_shapes()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    exporter = common.NullExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    tracer = lunary._runtime.get().tracer
+    thread = lunary.open_thread(tags=THREAD_TAGS, user_id=USER_ID)
+    turn_id = thread.track_message(USER_MESSAGE)
+    turn = lunary._index.turns.get(thread.id)
+    in_turn = set_span_in_context(NonRecordingSpan(turn))
+
+    def floor(shape, parent):
+        name, attributes = shape.name, dict(shape.attributes)
+        events = [(e.name, dict(e.attributes)) for e in shape.events]
+
+        def call() -> None:
+            now = time.time_ns()
+            span = tracer.start_span(name, context=parent, kind=SpanKind.INTERNAL, attributes=attributes, start_time=now)
+            for event_name, event_attributes in events:
+                span.add_event(event_name, event_attributes, timestamp=now)
+            span.end(end_time=now)
+
+        return call
+
+    track_message, track_event, track_feedback = thread.track_message, thread.track_event, lunary.track_feedback
+    variants = {
+        "track_message(user)": lambda: track_message(USER_MESSAGE),
+        "floor(user)": floor(shapes["user"], NEW_TRACE),
+        # the assistant reply goes in the thread's current turn: keep it on one turn
+        "track_message(assistant)": lambda: track_message(ASSISTANT_MESSAGE),
+        "floor(assistant)": floor(shapes["assistant"], in_turn),
+        "track_event": lambda: track_event(EVENT_NAME, metadata=EVENT_METADATA),
+        "floor(event)": floor(shapes["event"], in_turn),
+        "track_feedback": lambda: track_feedback(turn_id, FEEDBACK),
+        "floor(feedback)": floor(shapes["feedback"], in_turn),
+    }
+
+    def between() -> None:
+        provider.force_flush()
+        lunary._index.turns.put(thread.id, turn)  # user messages moved the turn on
+
+    measured = common.interleaved(variants, calls, repeats, between)
+    result: dict[str, object] = {"calls": calls, "repeats": repeats, "exported": exporter.spans, "stats": lunary.stats(), "rows": {}}
+    for sdk, base in (("track_message(user)", "floor(user)"), ("track_message(assistant)", "floor(assistant)"),
+                      ("track_event", "floor(event)"), ("track_feedback", "floor(feedback)")):
+        cpu, cpu_floor = measured[sdk]["cpu_us"], measured[base]["cpu_us"]
+        ratios = [a / b for a, b in zip(cpu, cpu_floor)]
+        result["rows"][sdk] = {
+            "sdk_cpu_us": common.stats(cpu),
+            "floor_cpu_us": common.stats(cpu_floor),
+            "sdk_wall_us": common.stats(measured[sdk]["wall_us"]),
+            "floor_wall_us": common.stats(measured[base]["wall_us"]),
+            "ratio": common.stats(ratios),
+        }
+    lunary.shutdown()
+    provider.shutdown()
+    common.emit(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

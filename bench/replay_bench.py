@@ -1,0 +1,124 @@
+"""Section 4: replay throughput over a large OTLP JSON Lines file, and peak RSS.
+
+The file is made from real spans: ``spans.record_turns`` records 256 turns (user
+message, event, reply, feedback: 1024 spans over 8 threads) with the SDK, the file
+exporter's encoder writes them as OTLP JSON lines of 512 spans (what the
+BatchSpanProcessor hands the file exporter), and the lines are replicated with fresh
+trace ids, span ids and thread ids per copy until the file holds the asked number of
+spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's peak:
+
+- ``json``: ``json.loads`` of every line, nothing else: the parsing floor;
+- ``read``: ``otel_lunary.replay.reader.read_sources``: parse + decode to ``SpanRecord``;
+- ``replay``: read + ``Assembler.add`` + ``finish()``: what ``otel-lunary replay`` does
+  before rendering.
+
+    python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+
+LINE_SPANS = 512
+_ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
+def generate(path: Path, total: int) -> int:
+    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count."""
+    from spans import record_turns
+
+    from otel_lunary.otlp_json import encode_line
+
+    spans = record_turns(256)
+    text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))
+    ids = sorted(set(_ID.findall(text)))
+    pieces = _ID.split(text)  # even: literal text, odd: an id (by position)
+    found = _ID.findall(text)
+    index = {value: n for n, value in enumerate(ids)}
+    slots = [index[value] for value in found]
+    copies = -(-total // len(spans))
+    with open(path, "w", encoding="utf-8") as out:
+        for copy in range(copies):
+            tag = f"{copy + 1:08x}"
+            fresh = [value[:-8] + tag for value in ids]  # last 8 hex digits carry the copy number
+            out_parts = [pieces[0]]
+            for slot, literal in zip(slots, pieces[1:]):
+                out_parts.append(fresh[slot])
+                out_parts.append(literal)
+            out.write("".join(out_parts))
+    return copies * len(spans)
+
+
+def run_stage(stage: str, path: Path) -> dict:
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    if stage == "json":
+        spans = 0
+        with open(path, "rb") as handle:
+            for line in handle:
+                request = json.loads(line)
+                for resource in request["resourceSpans"]:
+                    for scope in resource["scopeSpans"]:
+                        spans += len(scope["spans"])
+        extra: dict = {}
+    elif stage == "read":
+        from otel_lunary.replay.reader import read_sources
+
+        problems: list = []
+        spans = sum(1 for _ in read_sources([path], problems.append))
+        extra = {"problems": len(problems)}
+    else:
+        from otel_lunary.replay.assemble import Assembler
+        from otel_lunary.replay.reader import read_sources
+
+        problems = []
+        assembler = Assembler()
+        for span in read_sources([path], problems.append):
+            assembler.add(span)
+        conversations = assembler.finish()
+        spans = assembler.spans_read
+        extra = {
+            "problems": len(problems) + len(assembler.problems),
+            "conversations": len(conversations),
+            "messages": sum(len(c.messages) for c in conversations),
+        }
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    return {"stage": stage, "spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
+            "spans_per_cpu_s": spans / cpu, "peak_rss_mb": common.peak_rss_mb(), **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--spans", type=int)
+    parser.add_argument("--file", help="reuse (or create) this file instead of a temporary one")
+    parser.add_argument("--stage", choices=("json", "read", "replay"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        common.emit(run_stage(args.stage, Path(args.file)))
+        return
+    total = args.spans or (100_000 if args.quick else 1_000_000)
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
+        path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"
+        t0 = time.perf_counter()
+        if not (args.file and path.exists()):
+            generate(path, total)
+        generated_s = time.perf_counter() - t0
+        stages = {}
+        for stage in ("json", "read", "replay"):
+            stages[stage] = common.run_worker("replay_bench.py", [f"--stage={stage}", f"--file={path}"], timeout=1800)
+        common.emit({"file_mb": os.path.getsize(path) / 2**20, "generate_s": generated_s, "stages": stages})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Real spans for the export and replay sections: recorded with the SDK, kept in memory."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
+
+import otel_lunary as lunary
+
+
+def record_turns(turns: int, threads: int = 8) -> list[ReadableSpan]:
+    """``turns`` turns spread over ``threads`` threads: user message, event, assistant
+    reply, feedback on the reply (4 spans a turn), as the SDK records them."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    opened = [lunary.open_thread(tags=THREAD_TAGS, user_id=f"{USER_ID}-{i}") for i in range(threads)]
+    for turn in range(turns):
+        thread = opened[turn % threads]
+        thread.track_message(USER_MESSAGE)
+        thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
+        reply = thread.track_message(ASSISTANT_MESSAGE)
+        lunary.track_feedback(reply, FEEDBACK)
+    spans = list(memory.get_finished_spans())
+    lunary.shutdown()
+    provider.shutdown()
+    return spans
