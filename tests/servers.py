@@ -50,19 +50,25 @@ tests/test_servers_smoke.py):
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import zlib
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal, TypeVar
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 __all__ = [
     "PhoenixProcess",
@@ -74,6 +80,8 @@ __all__ = [
     "start_rotel",
     "wait_for_port",
 ]
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
@@ -401,3 +409,68 @@ def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0) -> PhoenixPr
         phoenix.stop()
         raise RuntimeError(f"phoenix did not start: {exc}\n{_tail(log_path)}") from exc
     return phoenix
+
+
+class OtlpSink:
+    """An OTLP/HTTP trace receiver keeping every span and the request headers."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.spans: list = []  # opentelemetry.proto Span messages
+        self.resources: list = []
+        self.headers: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []  # decompressed request bodies, exactly as received
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OtlpSink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                encoding = self.headers.get("Content-Encoding", "")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with sink._lock:
+                    sink.bodies.append(body)
+                    sink.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    for rs in request.resource_spans:
+                        for ss in rs.scope_spans:
+                            for span in ss.spans:
+                                sink.spans.append(span)
+                                sink.resources.append(rs.resource)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.spans)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [span.name for span in self.spans]

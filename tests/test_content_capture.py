@@ -6,15 +6,13 @@ The strongest check reads the bytes the real OTLP/HTTP exporter sent to a receiv
 
 from __future__ import annotations
 
-import gzip
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from servers import OtlpSink
 
 import otel_lunary as lunary
 from otel_lunary.attributes import (
@@ -31,41 +29,16 @@ SECRET = "my card is 4111-1111-1111-1111"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
-class Receiver:
-    """An OTLP/HTTP endpoint that keeps the raw request bodies."""
-
-    def __init__(self) -> None:
-        bodies: list[bytes] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                return None
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                bodies.append(body)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.bodies = bodies
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-
-
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    yield server
-    server.server.shutdown()
+    sink = OtlpSink().start()
+    yield sink
+    sink.stop()
 
 
-def record_conversation(receiver: Receiver, **settings) -> bytes:
+def record_conversation(receiver: OtlpSink, **settings) -> bytes:
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.url)))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")))
     lunary.configure(tracer_provider=provider, **settings)
     thread = lunary.open_thread()
     thread.track_message({"role": "user", "content": SECRET})

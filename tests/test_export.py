@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider, resolve_exporters, resolve_protocol
-from test_export_servers import OtlpSink, free_port, wait_until
+from servers import OtlpSink, free_port, poll_until
 
 
 @pytest.fixture(autouse=True)
@@ -203,7 +203,7 @@ class TestDropCounter:
         providers.append(provider := build_tracer_provider(ExportOptions()))
         with caplog.at_level(logging.WARNING):
             emit(provider, 10)  # fills the queue: the worker takes one batch and hangs on the socket
-            wait_until(lambda: export._processors[provider][0].queued() == 0, 10, "the worker to take the batch")
+            poll_until(lambda: export._processors[provider][0].queued() == 0, timeout=10, what="the worker to take the batch")
             emit(provider, 100)  # 10 wait in the queue, 90 overflow
         assert export.dropped_spans() == 90
         assert export.drop_counts()["queue_full"] == 90

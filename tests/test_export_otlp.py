@@ -13,8 +13,7 @@ import otel_lunary as lunary
 from otel_lunary import attributes as a
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from servers import RotelProcess, start_phoenix, start_rotel
-from test_export_servers import OtlpSink, wait_until
+from servers import OtlpSink, RotelProcess, poll_until, start_phoenix, start_rotel
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +78,7 @@ class TestRotel:
         finally:
             export.shutdown(provider, 5.0)
         expected = 2 * 3 + 2  # two message spans per turn, one feedback span per thread
-        wait_until(lambda: sink.count() == expected, 20, f"{expected} spans at the sink")
+        poll_until(lambda: sink.count() == expected, timeout=20, what=f"{expected} spans at the sink")
         by_thread: dict[str, int] = {}
         for span in sink.spans:
             attrs = proto_attributes(span)
@@ -102,7 +101,7 @@ class TestPhoenix:
             finally:
                 export.shutdown(provider, 5.0)
             total = (3 + 2) * 2 + 2
-            wait_until(lambda: len(phoenix.spans(project)) == total, 60, f"{total} spans in Phoenix")
+            poll_until(lambda: len(phoenix.spans(project)) == total, timeout=60, what=f"{total} spans in Phoenix")
             for span in phoenix.spans(project):
                 assert span["attributes"][a.SESSION_ID] in ids.values(), span
                 assert span["span_kind"] in ("CHAIN", "EVALUATOR")

@@ -17,8 +17,7 @@ import pytest
 import otel_lunary as lunary
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from servers import start_rotel
-from test_export_servers import OtlpSink, wait_until
+from servers import OtlpSink, poll_until, start_rotel
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_CALL_S = 0.05
@@ -89,7 +88,7 @@ class TestCollectorOutage:
             for i in range(5):
                 track_turn(thread, i)
             assert export.flush(provider, 10.0)
-            wait_until(lambda: sink.count() == 10, 20, "the first spans through rotel")
+            poll_until(lambda: sink.count() == 10, timeout=20, what="the first spans through rotel")
 
             rotel.stop()
             slowest = max(track_turn(thread, i) for i in range(5, 1005))  # 2000 spans, queue holds 200
@@ -99,7 +98,7 @@ class TestCollectorOutage:
             rotel.start()
             assert export.flush(provider, 60.0)
             dropped = export.dropped_spans()
-            wait_until(lambda: sink.count() >= 2010 - dropped, 30, f"{2010 - dropped} spans at the sink")
+            poll_until(lambda: sink.count() >= 2010 - dropped, timeout=30, what=f"{2010 - dropped} spans at the sink")
             assert 200 <= sink.count() - 10 <= 2000 - export.drop_counts()["queue_full"] + 2  # the queue's worth arrived
             assert export.drop_counts()["export_failed"] == 0
             # The SDK checks "queue full" and appends without a lock, so a drop racing the
