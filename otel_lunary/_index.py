@@ -41,8 +41,8 @@ class BoundedLRU(Generic[K, V]):
                 items.popitem(last=False)
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            return self._items.get(key)
+        # One dict lookup is atomic under the GIL; the lock only orders the writers.
+        return self._items.get(key)
 
     def clear(self) -> None:
         with self._lock:
