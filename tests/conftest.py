@@ -7,6 +7,7 @@ Instrumentation that uses the global provider (OpenAI, HTTP) lands in the same e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -54,6 +55,14 @@ class Recorded:
             found = self.by_span_id(parent.span_id)
             parent = found.parent if found is not None else None
         return chain
+
+
+@pytest.fixture
+def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OTEL_* variable from the machine or the CI leaks into a test of settings."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
