@@ -83,14 +83,22 @@ class TestRotel:
         assert by_thread == {ids["a"]: 5, ids["b"]: 3}
 
 
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with start_phoenix(tmp_path_factory.mktemp("phoenix")) as server:
+        yield server
+
+
 @pytest.mark.slow
 class TestPhoenix:
-    def test_threads_show_as_phoenix_sessions_with_their_turns(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """SDK -> rotel -> Phoenix: every span arrives with its session, one trace per turn."""
-        project = "otel-lunary-e2e"
+    @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+    def test_threads_show_as_phoenix_sessions_with_their_turns(self, protocol: str, phoenix: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SDK -> OTLP (HTTP or gRPC) -> rotel -> Phoenix: every span arrives with its conversation, one trace per turn."""
+        project = f"otel-lunary-e2e-{protocol.split('/')[0]}"
         monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={project}")
-        with start_phoenix(tmp_path) as phoenix, start_rotel(tmp_path / "rotel", export_endpoint=phoenix.url) as rotel:
-            provider = build_tracer_provider(ExportOptions(endpoint=f"http://{rotel.grpc_endpoint}", protocol="grpc"))
+        with start_rotel(tmp_path / "rotel", export_endpoint=phoenix.url) as rotel:
+            endpoint = f"http://{rotel.grpc_endpoint}" if protocol == "grpc" else rotel.http_endpoint
+            provider = build_tracer_provider(ExportOptions(endpoint=endpoint, protocol=protocol))
             try:
                 ids = track_threads(provider, {"long": 3, "short": 2}, dialects="openinference")
             finally:
@@ -99,6 +107,7 @@ class TestPhoenix:
             poll_until(lambda: len(phoenix.spans(project)) == total, timeout=60, what=f"{total} spans in Phoenix")
             for span in phoenix.spans(project):
                 assert span["attributes"][a.SESSION_ID] in ids.values(), span
+                assert span["attributes"][a.GEN_AI_CONVERSATION_ID] == span["attributes"][a.SESSION_ID], span
                 assert span["span_kind"] in ("CHAIN", "EVALUATOR")
             for label, turns in (("long", 3), ("short", 2)):
                 session = phoenix.session(ids[label])
