@@ -312,7 +312,7 @@ class TestRotelEnvFile:
 @pytest.mark.parametrize("path", ROTEL_ENV_FILES, ids=_ids(ROTEL_ENV_FILES))
 def test_rotel_env_file_starts_agent(path, tmp_path):
     """rotel-agent accepts every value in the env file and starts (receiver ports moved to free ones)."""
-    from servers import RotelProcess, free_port
+    from servers import RotelProcess, free_port, poll_until
 
     grpc_port, http_port = free_port(), free_port()
     env = TestRotelEnvFile._settings(path)
@@ -325,4 +325,5 @@ def test_rotel_env_file_starts_agent(path, tmp_path):
         env=env,
     )
     with agent.start():
-        assert "Starting Rotel" in agent.log()
+        # The ports accept before the banner reaches the log file: wait for it, bounded.
+        poll_until(lambda: "Starting Rotel" in agent.log(), timeout=10, what="rotel's start banner")
