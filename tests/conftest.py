@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otel_lunary as lunary
 from otel_lunary import _health
+from servers import OtlpSink
 
 MEMORY = InMemorySpanExporter()
 PROVIDER = TracerProvider()
@@ -55,6 +56,14 @@ class Recorded:
             found = self.by_span_id(parent.span_id)
             parent = found.parent if found is not None else None
         return chain
+
+
+@pytest.fixture
+def sink() -> Iterator[OtlpSink]:
+    """A real OTLP/HTTP receiver on 127.0.0.1 that keeps what reached it."""
+    server = OtlpSink().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """What message content leaves the process: the capture switch, redaction, truncation.
 
-The strongest check reads the bytes the real OTLP/HTTP exporter sent to a receiver on
+The strongest check reads the bytes the real OTLP/HTTP exporter sent to a sink on
 127.0.0.1: a secret that must not leave the process must not be in them.
 """
 
@@ -29,16 +29,9 @@ SECRET = "my card is 4111-1111-1111-1111"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
-@pytest.fixture
-def receiver():
-    sink = OtlpSink().start()
-    yield sink
-    sink.stop()
-
-
-def record_conversation(receiver: OtlpSink, **settings) -> bytes:
+def record_conversation(sink: OtlpSink, **settings) -> bytes:
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")))
     lunary.configure(tracer_provider=provider, **settings)
     thread = lunary.open_thread()
     thread.track_message({"role": "user", "content": SECRET})
@@ -47,38 +40,38 @@ def record_conversation(receiver: OtlpSink, **settings) -> bytes:
     lunary.track_feedback(msg_id, {"thumb": "down", "comment": SECRET})
     provider.shutdown()
     lunary.shutdown()
-    return b"".join(receiver.bodies)
+    return b"".join(sink.bodies)
 
 
 class TestWhatLeavesTheProcess:
-    def test_default_captures_content(self, receiver, monkeypatch):
+    def test_default_captures_content(self, sink, monkeypatch):
         """By default the text is exported, since replay needs it."""
         monkeypatch.delenv(CAPTURE_ENV, raising=False)
-        assert SECRET.encode() in record_conversation(receiver)
+        assert SECRET.encode() in record_conversation(sink)
 
     @pytest.mark.parametrize("value", ["false", "NO_CONTENT", "EVENT_ONLY"])
-    def test_capture_off_by_env_sends_no_text(self, receiver, monkeypatch, value):
+    def test_capture_off_by_env_sends_no_text(self, sink, monkeypatch, value):
         """With the GenAI env var off, no byte of the content reaches the collector."""
         monkeypatch.setenv(CAPTURE_ENV, value)
-        sent = record_conversation(receiver)
+        sent = record_conversation(sink)
         assert sent, "spans were exported"
         assert b"4111" not in sent
 
-    def test_redaction_hook_applies_everywhere(self, receiver, monkeypatch):
+    def test_redaction_hook_applies_everywhere(self, sink, monkeypatch):
         """A redaction hook rewrites every piece of content, feedback comments included."""
         monkeypatch.delenv(CAPTURE_ENV, raising=False)
-        sent = record_conversation(receiver, redact=lambda text: text.replace("4111-1111-1111-1111", "[card]"))
+        sent = record_conversation(sink, redact=lambda text: text.replace("4111-1111-1111-1111", "[card]"))
         assert b"4111" not in sent
         assert b"[card]" in sent
 
-    def test_failing_redaction_hook_never_leaks(self, receiver, monkeypatch):
+    def test_failing_redaction_hook_never_leaks(self, sink, monkeypatch):
         """If the hook raises, the content is replaced, not sent raw."""
         monkeypatch.delenv(CAPTURE_ENV, raising=False)
 
         def broken(text):
             raise RuntimeError("bug in hook")
 
-        sent = record_conversation(receiver, redact=broken)
+        sent = record_conversation(sink, redact=broken)
         assert b"4111" not in sent
         assert b"[redaction failed]" in sent
 

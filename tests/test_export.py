@@ -17,13 +17,6 @@ pytestmark = pytest.mark.usefixtures("clean_otel_env")
 
 
 @pytest.fixture
-def sink() -> Iterator[OtlpSink]:
-    server = OtlpSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def providers() -> Iterator[list[TracerProvider]]:
     built: list[TracerProvider] = []
     yield built

@@ -19,13 +19,6 @@ pytestmark = pytest.mark.usefixtures("clean_otel_env")
 
 
 @pytest.fixture
-def sink() -> Iterator[OtlpSink]:
-    server = OtlpSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def rotel_to_sink(tmp_path: Path, sink: OtlpSink) -> Iterator[RotelProcess]:
     with start_rotel(tmp_path / "rotel", export_endpoint=sink.endpoint) as collector:
         yield collector
