@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from otel_lunary import _health, export
 from otel_lunary._runtime import configure, flush, shutdown
-from otel_lunary.agents import agent, tool, wrap_agent, wrap_tool
-from otel_lunary.context import parent
+from otel_lunary.agents import agent, chain, tool, wrap_agent, wrap_tool
+from otel_lunary.context import identify, parent, tags
 from otel_lunary.feedback import track_feedback
 from otel_lunary.monitor import monitor
 from otel_lunary.thread import Thread, open_thread
@@ -47,16 +47,28 @@ def stats() -> dict[str, int]:
     return counts
 
 
+def config(**lunary_cloud_settings: object) -> None:
+    """Lunary's ``config(app_id=..., api_url=...)``: accepted so Lunary code runs unchanged.
+
+    Those settings address Lunary's cloud; spans go where ``configure()`` and the
+    ``OTEL_*`` variables say, so this does nothing.
+    """
+
+
 __all__ = [
     "Thread",
     "agent",
+    "chain",
+    "config",
     "configure",
     "flush",
+    "identify",
     "monitor",
     "open_thread",
     "parent",
     "shutdown",
     "stats",
+    "tags",
     "tool",
     "track_feedback",
     "wrap_agent",

@@ -1,8 +1,10 @@
-"""Agent and tool decorators (Lunary's ``agent``/``wrap_agent``, ``tool``/``wrap_tool``).
+"""Run decorators: Lunary's ``agent``/``wrap_agent``, ``tool``/``wrap_tool`` and ``chain``.
 
-They produce the GenAI ``invoke_agent {name}`` and ``execute_tool {name}`` spans. The
-span is current while the function runs, so an LLM call inside nests under the agent,
-and under ``with lunary.parent(msg_id)`` the agent nests under the message.
+Agents and tools produce the GenAI ``invoke_agent {name}`` and ``execute_tool {name}``
+spans; chains, which GenAI has no operation for, a ``chain {name}`` span. The span is
+current while the function runs, so an LLM call inside nests under it, and under
+``with lunary.parent(msg_id)`` the run nests under the message. ``lunary.identify`` and
+``lunary.tags`` blocks add their user and tags at call time.
 """
 
 from __future__ import annotations
@@ -27,22 +29,30 @@ from otel_lunary.attributes import (
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
     LUNARY_METADATA,
+    LUNARY_RUN_NAME,
+    LUNARY_SPAN_TYPE,
     LUNARY_TAGS,
     LUNARY_USER_PROPS,
     SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    SPAN_NAME_LUNARY_CHAIN,
     USER_ID,
     GenAiOperationNameValues,
+    LunarySpanTypeValues,
 )
+from otel_lunary.context import with_ambient_identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Kind:
-    """What differs between an agent and a tool span: names and where input/output go."""
+Recorder = Callable[[ContentPolicy, str], dict[str, Any]]
 
-    def __init__(self, operation: str, name_attribute: str, template: str, record_input: Callable[[ContentPolicy, str], dict[str, Any]], record_output: Callable[[ContentPolicy, str], dict[str, Any]]) -> None:
-        self.operation = operation
+
+class _Kind:
+    """What differs between run spans: fixed attributes, names, where input/output go."""
+
+    def __init__(self, fixed: dict[str, Any], name_attribute: str, template: str, record_input: Recorder | None, record_output: Recorder | None) -> None:
+        self.fixed = fixed
         self.name_attribute = name_attribute
         self.template = template
         self.record_input = record_input
@@ -57,19 +67,21 @@ def _text_message(role: str, text: str, output: bool) -> str:
 
 
 AGENT = _Kind(
-    GenAiOperationNameValues.INVOKE_AGENT.value,
+    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.INVOKE_AGENT.value},
     GEN_AI_AGENT_NAME,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
     lambda policy, text: {GEN_AI_INPUT_MESSAGES: _text_message("user", policy.text(text), False)},
     lambda policy, text: {GEN_AI_OUTPUT_MESSAGES: _text_message("assistant", policy.text(text), True)},
 )
 TOOL = _Kind(
-    GenAiOperationNameValues.EXECUTE_TOOL.value,
+    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.EXECUTE_TOOL.value},
     GEN_AI_TOOL_NAME,
     SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
     lambda policy, text: {GEN_AI_TOOL_CALL_ARGUMENTS: policy.text(text)},
     lambda policy, text: {GEN_AI_TOOL_CALL_RESULT: policy.text(text)},
 )
+# GenAI has no chain operation and no attribute for a chain's input or output.
+CHAIN = _Kind({LUNARY_SPAN_TYPE: LunarySpanTypeValues.CHAIN.value}, LUNARY_RUN_NAME, SPAN_NAME_LUNARY_CHAIN, None, None)
 
 
 def _arguments_json(signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -86,8 +98,8 @@ def result_text(result: Any) -> str:
 
 
 def run_attributes(kind: _Kind, run_name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The attributes an agent or tool span starts with (shared with the bridge)."""
-    base: dict[str, Any] = {GEN_AI_OPERATION_NAME: kind.operation, kind.name_attribute: run_name}
+    """The attributes a run span starts with (shared with the bridge)."""
+    base: dict[str, Any] = {**kind.fixed, kind.name_attribute: run_name}
     if options.get("user_id") is not None:
         base[USER_ID] = str(options["user_id"])
     if options.get("user_props") is not None:
@@ -113,13 +125,13 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
     span_title = run_span_name(kind, run_name)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
-        operation = Operation(span_title, SpanKind.INTERNAL, dict(base))
-        if operation.span is not None and operation.policy.capture:
+        operation = Operation(span_title, SpanKind.INTERNAL, with_ambient_identity(dict(base)))
+        if operation.span is not None and operation.policy.capture and kind.record_input is not None:
             operation.set(kind.record_input(operation.policy, _arguments_json(signature, args, kwargs)))
         return operation
 
     def succeed(operation: Operation, result: Any) -> None:
-        if operation.span is not None and operation.policy.capture:
+        if operation.span is not None and operation.policy.capture and kind.record_output is not None:
             operation.set(kind.record_output(operation.policy, result_text(result)))
         operation.finish()
 
@@ -152,11 +164,14 @@ def _decorator(kind: _Kind, name: Any, options: dict[str, Any]) -> Any:
     return lambda func: _decorate(kind, func, name, options)
 
 
+Options = Any  # user_id, user_props, tags, metadata; Lunary's app_id is accepted and ignored
+
+
 @overload
 def agent(name: F) -> F: ...
 @overload
-def agent(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Callable[[F], F]: ...
-def agent(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Any:
+def agent(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Callable[[F], F]: ...
+def agent(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Any:
     """Decorate a function as an agent run: ``@lunary.agent()`` or ``@lunary.agent("Name")``."""
     return _decorator(AGENT, name, {"user_id": user_id, "user_props": user_props, "tags": tags, "metadata": metadata})
 
@@ -164,10 +179,19 @@ def agent(name: Any = None, *, user_id: str | None = None, user_props: Any = Non
 @overload
 def tool(name: F) -> F: ...
 @overload
-def tool(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Callable[[F], F]: ...
-def tool(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None) -> Any:
+def tool(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Callable[[F], F]: ...
+def tool(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Any:
     """Decorate a function as a tool execution: ``@lunary.tool()`` or ``@lunary.tool("name")``."""
     return _decorator(TOOL, name, {"user_id": user_id, "user_props": user_props, "tags": tags, "metadata": metadata})
+
+
+@overload
+def chain(name: F) -> F: ...
+@overload
+def chain(name: str | None = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Callable[[F], F]: ...
+def chain(name: Any = None, *, user_id: str | None = None, user_props: Any = None, tags: list[str] | None = None, metadata: Any = None, **lunary_options: Options) -> Any:
+    """Decorate a function as a chain run (a step of the application): ``@lunary.chain()``."""
+    return _decorator(CHAIN, name, {"user_id": user_id, "user_props": user_props, "tags": tags, "metadata": metadata})
 
 
 def wrap_agent(func: F, name: str | None = None, **options: Any) -> F:

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otel_lunary import _health
-from otel_lunary._content import ContentPolicy, genai_message, tool_call_parts
+from otel_lunary._content import ContentPolicy, genai_message
 from otel_lunary._operation import Operation
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._spans import span_name
@@ -46,6 +46,7 @@ from otel_lunary.attributes import (
     USER_ID,
     GenAiOperationNameValues,
 )
+from otel_lunary.context import with_ambient_identity
 
 PROVIDER = "openai"
 CHAT = GenAiOperationNameValues.CHAT.value
@@ -114,7 +115,7 @@ def input_messages_attributes(messages: Any, policy: ContentPolicy) -> dict[str,
 def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
     model = str(kwargs.get("model", ""))
     attributes = {**request_attributes(model, kwargs, lunary_options), **server}
-    operation = Operation(inference_span_name(model), SpanKind.CLIENT, attributes, lunary_options.get("parent"))
+    operation = Operation(inference_span_name(model), SpanKind.CLIENT, with_ambient_identity(attributes), lunary_options.get("parent"))
     if operation.span is not None and operation.policy.capture:
         operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
     return operation

@@ -81,7 +81,6 @@ __all__ = [
     "wait_for_port",
 ]
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 HOST = "127.0.0.1"
 T = TypeVar("T")

@@ -8,10 +8,8 @@ module, and a file of an unknown kind fails until a check covers it.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -57,6 +57,10 @@ def full_flow() -> None:
 
         @lunary.agent("Helper")
         def helper(question):
+            return step(question)
+
+        @lunary.chain("step")
+        def step(question):
             return tool_run(question)
 
         @lunary.tool("lookup")

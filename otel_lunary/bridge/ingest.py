@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otel_lunary.agents import AGENT, TOOL, result_text, run_attributes, run_span_name
+from otel_lunary.agents import AGENT, CHAIN, TOOL, result_text, run_attributes, run_span_name
 from otel_lunary._content import ContentPolicy, genai_message
 from otel_lunary._runtime import INSTRUMENTATION_NAME, VERSION, Runtime
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._settings import Settings, resolve_settings
-from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, span_name, with_dialects
+from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, with_dialects
 from otel_lunary.attributes import (
     ERROR_TYPE,
     GEN_AI_CONVERSATION_ID,
@@ -39,16 +39,9 @@ from otel_lunary.attributes import (
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     LUNARY_CONTENT_TRUNCATED,
-    LUNARY_METADATA,
     LUNARY_RUN_ID,
-    LUNARY_RUN_NAME,
     LUNARY_RUN_UNFINISHED,
-    LUNARY_SPAN_TYPE,
-    LUNARY_TAGS,
-    SPAN_NAME_LUNARY_CHAIN,
     SPAN_NAME_LUNARY_FEEDBACK,
-    USER_ID,
-    LunarySpanTypeValues,
 )
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
 from otel_lunary.bridge.store import OpenRun, StateStore
@@ -238,15 +231,8 @@ class Ingestor:
                 attributes.update(run_kind.record_input(policy, result_text(event.get("input"))))
             span_title, kind = run_span_name(run_kind, name), "internal"
         else:  # chain
-            attributes = {LUNARY_SPAN_TYPE: LunarySpanTypeValues.CHAIN.value, LUNARY_RUN_NAME: name}
-            if options["user_id"] is not None:
-                attributes[USER_ID] = str(options["user_id"])
-            tags = to_string_list(options["tags"])
-            if tags:
-                attributes[LUNARY_TAGS] = tags
-            if options["metadata"] is not None:
-                attributes[LUNARY_METADATA] = to_json(options["metadata"])
-            span_title, kind = span_name(SPAN_NAME_LUNARY_CHAIN, {LUNARY_RUN_NAME: name}), "internal"
+            attributes = run_attributes(CHAIN, name, options)
+            span_title, kind = run_span_name(CHAIN, name), "internal"
         attributes[LUNARY_RUN_ID] = event.run_id
         return span_title, kind, attributes
 
