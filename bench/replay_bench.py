@@ -9,8 +9,8 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
 
 - ``json``: ``json.loads`` of every line, nothing else: the parsing floor;
 - ``read``: ``otel_lunary.replay.reader.read_sources``: parse + decode to ``SpanRecord``;
-- ``replay``: read + ``Assembler.add`` + ``finish()``: what ``otel-lunary replay`` does
-  before rendering.
+- ``replay``: ``reader.feed_sources`` (read + ``Assembler.add_request``, no ``SpanRecord``)
+  + ``finish()``: what ``otel-lunary replay`` does before rendering.
 
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
 """
@@ -78,12 +78,11 @@ def run_stage(stage: str, path: Path) -> dict:
         extra = {"problems": len(problems)}
     else:
         from otel_lunary.replay.assemble import Assembler
-        from otel_lunary.replay.reader import read_sources
+        from otel_lunary.replay.reader import feed_sources
 
         problems = []
         assembler = Assembler()
-        for span in read_sources([path], problems.append):
-            assembler.add(span)
+        feed_sources([path], assembler, problems.append)  # what `otel-lunary replay` does
         conversations = assembler.finish()
         spans = assembler.spans_read
         extra = {

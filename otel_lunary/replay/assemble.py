@@ -18,11 +18,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
     LUNARY_FEEDBACK_MESSAGE_ID,
@@ -40,14 +45,16 @@ from otel_lunary.attributes import (
 )
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
-from otel_lunary.replay.content import json_object, message_content
+from otel_lunary.replay.content import json_object, parse_content
+from otel_lunary.replay.decode import DecodeError, iter_raw_spans, span_fields
 from otel_lunary.replay.feedback import feedback_changes, merge
-from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
-from otel_lunary.replay.records import Problem, SpanRecord
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, LazyMessage, Message
+from otel_lunary.replay.records import EventRecord, Problem, SpanRecord
 
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
+_TIME_THEN_ARRIVAL = itemgetter(0, 1)
 
 
 @dataclass(slots=True)
@@ -71,6 +78,7 @@ class _Thread:
     tags: dict[str, None] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     metadata_time: int = -1
+    last_tags: Any = None
 
 
 def _tags(value: object) -> list[str]:
@@ -90,73 +98,142 @@ class Assembler:
         self._calls: dict[str, _Call] = {}
         self._feedback: list[_Feedback] = []
         self._threads: dict[str, _Thread] = defaultdict(_Thread)
+        self._keys: dict[str, str] = {}
+        self._strings: dict[str, str] = {}
         self.spans_read = 0
         self.problems: list[Problem] = []
 
     def add(self, span: SpanRecord) -> None:
         """Keep what replay needs from one span."""
+        self._add(
+            span.trace_id, span.span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns,
+            span.attributes, span.events, span.status_code, span.status_message, span,
+        )
+
+    def add_request(self, request: Any, on_error: Callable[[str], None]) -> int:
+        """Keep what replay needs from every span of one OTLP JSON request object.
+
+        The same as ``add`` for each span ``iter_request_spans`` would yield, without
+        building the ``SpanRecord``s. Returns the number of spans added.
+        """
+        added = 0
+        add = self._add
+        for raw in iter_raw_spans(request, on_error):
+            try:
+                fields = span_fields(raw)
+            except DecodeError as exc:
+                on_error(str(exc))
+                continue
+            add(*fields, None)
+            added += 1
+        return added
+
+    def _add(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_span_id: str | None,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, Any],
+        events: tuple[EventRecord, ...],
+        status_code: int,
+        status_message: str,
+        span: SpanRecord | None,
+    ) -> None:
         self.spans_read += 1
         self._seq += 1
-        attributes = span.attributes
         conversation = attributes.get(GEN_AI_CONVERSATION_ID)
-        conversation = str(conversation) if conversation not in (None, "") else None
-        if conversation is not None and self._only and conversation not in self._only:
-            return
         span_type = attributes.get(LUNARY_SPAN_TYPE)
-        if span_type == _FEEDBACK:
-            self._add_feedback(span, conversation)
-            return
-        kind = None if span_type in (_MESSAGE, _EVENT) else call_kind(span)
-        if kind is not None:
-            self._calls[span.span_id] = _Call(conversation, span.parent_span_id, call_record(span, kind))
-            return
-        if span_type not in (_MESSAGE, _EVENT):
-            return
-        if conversation is None:
-            self.problems.append(Problem(f"span {span.span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
-            return
-        self._note_thread(conversation, span)
-        if span_type == _MESSAGE:
-            self._messages[span.span_id] = (conversation, self._seq, self._message(span))
+        if conversation is not None and conversation != "":
+            conversation = self._thread_key(conversation)
+            if self._only and conversation not in self._only:
+                return
         else:
+            conversation = None
+        if span_type == _MESSAGE:
+            if conversation is None:
+                self._orphan(span_id, span_type)
+                return
+            self._note_thread(conversation, start_ns, attributes)
+            self._messages[span_id] = (conversation, self._seq, self._message(trace_id, span_id, start_ns, attributes))
+            return
+        if span_type == _EVENT:
+            if conversation is None:
+                self._orphan(span_id, span_type)
+                return
+            self._note_thread(conversation, start_ns, attributes)
             event = CustomEvent(
-                name=str(attributes.get(LUNARY_EVENT_NAME) or span.name),
-                time_ns=span.start_ns,
-                span_id=span.span_id,
-                trace_id=span.trace_id,
-                user_id=attributes.get(USER_ID),
+                name=str(attributes.get(LUNARY_EVENT_NAME) or name),
+                time_ns=start_ns,
+                span_id=span_id,
+                trace_id=trace_id,
+                user_id=self._intern(attributes.get(USER_ID)),
                 metadata=json_object(attributes.get(LUNARY_METADATA)) if LUNARY_METADATA in attributes else {},
             )
             self._events.append((conversation, self._seq, event))
+            return
+        if span_type != _FEEDBACK and not isinstance(attributes.get(GEN_AI_OPERATION_NAME), str):
+            return  # neither a lunary span nor a GenAI call: not part of a conversation
+        if span is None:
+            span = SpanRecord(trace_id, span_id, parent_span_id, name, start_ns, end_ns, attributes, events, status_code, status_message)
+        if span_type == _FEEDBACK:
+            self._add_feedback(span, conversation)
+            return
+        kind = call_kind(span)
+        if kind is not None:
+            self._calls[span_id] = _Call(conversation, parent_span_id, call_record(span, kind))
 
-    def _note_thread(self, conversation: str, span: SpanRecord) -> None:
+    def _thread_key(self, conversation: Any) -> str:
+        """The conversation id as a string, one shared object per conversation."""
+        if type(conversation) is not str:
+            conversation = str(conversation)
+        return self._keys.setdefault(conversation, conversation)
+
+    def _intern(self, value: Any) -> Any:
+        if type(value) is str:
+            return self._strings.setdefault(value, value)
+        return value
+
+    def _orphan(self, span_id: str, span_type: str) -> None:
+        self.problems.append(Problem(f"span {span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
+
+    def _note_thread(self, conversation: str, start_ns: int, attributes: dict[str, Any]) -> None:
         thread = self._threads[conversation]
-        for tag in _tags(span.attributes.get(LUNARY_THREAD_TAGS)):
-            thread.tags.setdefault(tag, None)
-        if LUNARY_THREAD_METADATA in span.attributes and span.start_ns >= thread.metadata_time:
-            thread.metadata = json_object(span.attributes[LUNARY_THREAD_METADATA])
-            thread.metadata_time = span.start_ns
+        tags = attributes.get(LUNARY_THREAD_TAGS)
+        if tags is not None and tags != thread.last_tags:
+            for tag in _tags(tags):
+                thread.tags.setdefault(tag, None)
+            thread.last_tags = tags
+        if LUNARY_THREAD_METADATA in attributes and start_ns >= thread.metadata_time:
+            thread.metadata = json_object(attributes[LUNARY_THREAD_METADATA])
+            thread.metadata_time = start_ns
 
-    def _message(self, span: SpanRecord) -> Message:
-        a = span.attributes
-        role = str(a.get(LUNARY_MESSAGE_ROLE) or "user")
-        content, tool_calls, tool_call_id = message_content(a, role)
-        return Message(
-            id=str(a.get(LUNARY_MESSAGE_ID) or span.span_id),
+    def _message(self, trace_id: str, span_id: str, start_ns: int, a: dict[str, Any]) -> Message:
+        role = a.get(LUNARY_MESSAGE_ROLE)
+        role = self._intern(role if type(role) is str and role else str(role or "user"))
+        first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+        message_id = a.get(LUNARY_MESSAGE_ID)
+        message = LazyMessage.of(
+            id=message_id if type(message_id) is str and message_id else str(message_id or span_id),
             role=role,
-            time_ns=span.start_ns,
-            span_id=span.span_id,
-            trace_id=span.trace_id,
-            content=content,
-            tool_calls=tool_calls,
-            tool_call_id=tool_call_id,
-            user_id=a.get(USER_ID),
-            user_props=json_object(a.get(LUNARY_USER_PROPS)) if LUNARY_USER_PROPS in a else {},
-            tags=_tags(a.get(LUNARY_TAGS)),
-            metadata=json_object(a.get(LUNARY_METADATA)) if LUNARY_METADATA in a else {},
+            time_ns=start_ns,
+            span_id=span_id,
+            trace_id=trace_id,
+            content_source=(parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
+            user_id=self._intern(a.get(USER_ID)),
             is_retry=bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
             truncated=bool(a.get(LUNARY_CONTENT_TRUNCATED)),
         )
+        if LUNARY_USER_PROPS in a:
+            message.user_props = json_object(a[LUNARY_USER_PROPS])
+        tags = a.get(LUNARY_TAGS)
+        if tags is not None:
+            message.tags = _tags(tags)
+        if LUNARY_METADATA in a:
+            message.metadata = json_object(a[LUNARY_METADATA])
+        return message
 
     def _add_feedback(self, span: SpanRecord, conversation: str | None) -> None:
         message_id = span.attributes.get(LUNARY_FEEDBACK_MESSAGE_ID)
@@ -179,8 +256,9 @@ class Assembler:
         """The conversations, oldest first, each with its items in time order."""
         by_id = {message.id: span_id for span_id, (_, _, message) in self._messages.items()}
         turn_of_trace: dict[str, str] = {}
-        for span_id, (_, seq, message) in sorted(self._messages.items(), key=lambda kv: (kv[1][2].time_ns, kv[1][1])):
-            turn_of_trace.setdefault(message.trace_id, span_id)
+        for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):
+            if trace_id not in turn_of_trace:
+                turn_of_trace[trace_id] = span_id
 
         conversations: dict[str, Conversation] = {}
 
@@ -201,15 +279,17 @@ class Assembler:
         if unplaced_feedback and not self._only:  # with a filter, the others' feedback is expected
             self.problems.append(Problem("input", None, f"{unplaced_feedback} feedback span(s) name a message not in the input; skipped"))
 
-        for span_id, (conversation_id, _, message) in self._messages.items():
-            message.feedback, message.feedback_history = merge(pending.get(span_id, ()))
+        for span_id, changes in pending.items():  # the others keep their (lazy) empty feedback
+            message = self._messages[span_id][2]
+            message.feedback, message.feedback_history = merge(changes)
         self._place_calls(turn_of_trace, conversation)
 
         entries: list[tuple[int, int, str, Message | CustomEvent]] = [
             (message.time_ns, seq, cid, message) for cid, seq, message in self._messages.values()
         ]
         entries.extend((event.time_ns, seq, cid, event) for cid, seq, event in self._events)
-        for _, _, conversation_id, item in sorted(entries, key=lambda e: (e[0], e[1])):
+        entries.sort(key=_TIME_THEN_ARRIVAL)
+        for _, _, conversation_id, item in entries:
             conversation(conversation_id).items.append(item)
         return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
 
@@ -236,7 +316,9 @@ def assemble(spans: Iterable[SpanRecord], *, conversation_ids: Iterable[str] = (
 
 def assemble_file(path: str | Path, *, on_problem: Callable[[Problem], None] | None = None) -> list[Conversation]:
     """Conversations from one OTLP JSON Lines file and its rotated backups."""
-    from otel_lunary.replay.reader import read_sources
+    from otel_lunary.replay.reader import feed_sources
 
     problems: list[Problem] = []
-    return assemble(read_sources([Path(path)], on_problem or problems.append))
+    assembler = Assembler()
+    feed_sources([Path(path)], assembler, on_problem or problems.append)
+    return assembler.finish()

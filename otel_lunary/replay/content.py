@@ -83,8 +83,11 @@ def message_content(attributes: dict[str, Any], role: str) -> tuple[str | None, 
     Content is None (not "") when it was not captured, so renderers can say so.
     """
     first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
-    raw = attributes.get(first, attributes.get(second))
-    tool_call_id = attributes.get(GEN_AI_TOOL_CALL_ID)
+    return parse_content(attributes.get(first, attributes.get(second)), attributes.get(GEN_AI_TOOL_CALL_ID))
+
+
+def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[ToolCall], str | None]:
+    """``message_content`` from the chosen ``gen_ai.*.messages`` value and the tool call id attribute."""
     texts: list[str] = []
     tool_calls: list[ToolCall] = []
     for message in genai_messages(raw):

@@ -15,7 +15,6 @@ from typing import Any
 
 from otel_lunary.replay.records import STATUS_UNSET, EventRecord, SpanRecord
 
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class DecodeError(ValueError):
@@ -27,11 +26,20 @@ def _field(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
+_ZERO_IDS = {16: bytes(16), 8: bytes(8)}
+
+
 def decode_id(value: Any, size: int) -> str | None:
     """A trace (16 bytes) or span (8 bytes) id as lowercase hex; accepts hex or base64."""
     if not isinstance(value, str) or not value:
         return None
-    if len(value) == size * 2 and _HEX.issuperset(value):
+    raw: bytes | None = None
+    if len(value) == size * 2:
+        try:  # C-speed hex check (unhexlify rejects anything but hex digits)
+            raw = binascii.unhexlify(value)
+        except (binascii.Error, ValueError):
+            raw = None
+    if raw is not None:
         hex_id = value.lower()
     else:
         try:
@@ -41,7 +49,7 @@ def decode_id(value: Any, size: int) -> str | None:
         if len(raw) != size:
             return None
         hex_id = raw.hex()
-    return None if hex_id.strip("0") == "" else hex_id
+    return None if raw == (_ZERO_IDS.get(size) or bytes(size)) else hex_id
 
 
 def _double(raw: Any) -> float:
@@ -82,11 +90,8 @@ def decode_value(value: Any) -> Any:
     return None
 
 
-def decode_attributes(items: Any) -> dict[str, Any]:
-    """OTLP ``KeyValue`` list to a dict; malformed entries are dropped, not fatal."""
+def _slow_attributes(items: list[Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    if not isinstance(items, list):
-        return result
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("key"), str):
             try:
@@ -94,6 +99,31 @@ def decode_attributes(items: Any) -> dict[str, Any]:
             except (TypeError, ValueError):
                 continue
     return result
+
+
+def _str_key(key: Any) -> str:
+    if type(key) is not str:
+        raise TypeError("attribute key is not a string")
+    return key
+
+
+def decode_attributes(items: Any) -> dict[str, Any]:
+    """OTLP ``KeyValue`` list to a dict; malformed entries are dropped, not fatal.
+
+    The common shape (``{"key": str, "value": {"stringValue": ...}}``) is decoded in one
+    comprehension; anything unusual (a missing value, a non-string key, a value that does
+    not decode) makes the whole list go through the entry-by-entry loop, so the result is
+    the same either way.
+    """
+    if not isinstance(items, list):
+        return {}
+    try:
+        return {
+            _str_key(item["key"]): value["stringValue"] if len(value := item["value"]) == 1 and "stringValue" in value else decode_value(value)
+            for item in items
+        }
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return _slow_attributes(items)
 
 
 def _nanos(value: Any) -> int:
@@ -112,53 +142,79 @@ def _status(span: Mapping[str, Any]) -> tuple[int, str]:
     return int(code or 0), str(status.get("message") or "")
 
 
-def decode_span(span: Mapping[str, Any]) -> SpanRecord:
-    """One OTLP JSON span; raises ``DecodeError`` when it lacks what replay needs."""
-    trace_id = decode_id(_field(span, "traceId", "trace_id"), 16)
-    span_id = decode_id(_field(span, "spanId", "span_id"), 8)
-    name = str(span.get("name") or "")
+SpanFields = tuple[str, str, "str | None", str, int, int, dict[str, Any], tuple[EventRecord, ...], int, str]
+
+
+def span_fields(span: Mapping[str, Any]) -> SpanFields:
+    """The ``SpanRecord`` fields of one OTLP JSON span, in order, without building the record.
+
+    Raises ``DecodeError`` when the span lacks what replay needs. ``decode_span`` and the
+    assembler's file path both use it, so they read a span the same way.
+    """
+    trace_id = span.get("traceId")
+    if trace_id is None:
+        trace_id = span.get("trace_id")
+    trace_id = decode_id(trace_id, 16)
+    span_id = span.get("spanId")
+    if span_id is None:
+        span_id = span.get("span_id")
+    span_id = decode_id(span_id, 8)
+    name = span.get("name")
+    name = name if type(name) is str else str(name or "")
     if trace_id is None or span_id is None:
         missing = "traceId" if trace_id is None else "spanId"
         raise DecodeError(f"span {name!r} has no valid {missing}")
+    start = span.get("startTimeUnixNano")
+    if start is None:
+        start = span.get("start_time_unix_nano")
+    end = span.get("endTimeUnixNano")
+    if end is None:
+        end = span.get("end_time_unix_nano")
+    raw_events = span.get("events")
     try:
-        start = _nanos(_field(span, "startTimeUnixNano", "start_time_unix_nano"))
-        end = _nanos(_field(span, "endTimeUnixNano", "end_time_unix_nano")) or start
-        events = tuple(
-            EventRecord(
-                name=str(event.get("name") or ""),
-                time_ns=_nanos(_field(event, "timeUnixNano", "time_unix_nano")) or start,
-                attributes=decode_attributes(event.get("attributes")),
-            )
-            for event in span.get("events") or ()
-            if isinstance(event, dict)
-        )
+        start = 0 if start is None or start == "" else int(start)
+        end = (0 if end is None or end == "" else int(end)) or start
+        events = _events(raw_events, start) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
-    code, message = _status(span)
-    return SpanRecord(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=decode_id(_field(span, "parentSpanId", "parent_span_id"), 8),
-        name=name,
-        start_ns=start,
-        end_ns=end,
-        attributes=decode_attributes(span.get("attributes")),
-        events=events,
-        status_code=code,
-        status_message=message,
+    parent = span.get("parentSpanId")
+    if parent is None:
+        parent = span.get("parent_span_id")
+    status = span.get("status")
+    code, message = _status(span) if status else (STATUS_UNSET, "")
+    return (
+        trace_id,
+        span_id,
+        decode_id(parent, 8) if parent else None,
+        name,
+        start,
+        end,
+        decode_attributes(span.get("attributes")),
+        events,
+        code,
+        message,
     )
 
 
-def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
-    for key in keys:
-        value = obj.get(key)
-        if isinstance(value, list):
-            return value
-    return []
+def _events(raw_events: Any, start: int) -> tuple[EventRecord, ...]:
+    return tuple(
+        EventRecord(
+            name=str(event.get("name") or ""),
+            time_ns=_nanos(_field(event, "timeUnixNano", "time_unix_nano")) or start,
+            attributes=decode_attributes(event.get("attributes")),
+        )
+        for event in raw_events
+        if isinstance(event, dict)
+    )
 
 
-def iter_request_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[SpanRecord]:
-    """Every span of one request object; ``on_error`` hears about each span or shape skipped."""
+def decode_span(span: Mapping[str, Any]) -> SpanRecord:
+    """One OTLP JSON span; raises ``DecodeError`` when it lacks what replay needs."""
+    return SpanRecord(*span_fields(span))
+
+
+def iter_raw_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[dict[str, Any]]:
+    """Every span object of one request object, undecoded; ``on_error`` hears about each shape skipped."""
     if not isinstance(request, dict):
         on_error(f"expected a JSON object with resourceSpans, got {type(request).__name__}")
         return
@@ -180,7 +236,23 @@ def iter_request_spans(request: Any, on_error: Callable[[str], None]) -> Iterato
                 if not isinstance(span, dict):
                     on_error("a span is not an object")
                     continue
-                try:
-                    yield decode_span(span)
-                except DecodeError as exc:
-                    on_error(str(exc))
+                yield span
+
+
+def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def iter_request_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[SpanRecord]:
+    """Every span of one request object; ``on_error`` hears about each span or shape skipped."""
+    for span in iter_raw_spans(request, on_error):
+        try:
+            fields = span_fields(span)
+        except DecodeError as exc:
+            on_error(str(exc))
+            continue
+        yield SpanRecord(*fields)

@@ -180,3 +180,106 @@ class Conversation:
             for key, value in message.feedback.items():
                 counts[f"{key}={value}"] += 1
         return counts
+
+
+_SLOT = {name: Message.__dict__[name] for name in ("content", "tool_calls", "tool_call_id", "user_props", "tags", "metadata", "feedback", "feedback_history", "calls")}
+_NEW_CONTAINERS = {"tool_calls": list, "user_props": dict, "tags": list, "metadata": dict, "feedback": dict, "feedback_history": list, "calls": list}
+
+
+def _lazy_container(name: str) -> property:
+    slot = _SLOT[name]
+    factory = _NEW_CONTAINERS[name]
+
+    def get(self: Message) -> Any:
+        try:
+            return slot.__get__(self, Message)
+        except AttributeError:  # never set: the empty default, made on first use
+            value = factory()
+            slot.__set__(self, value)
+            return value
+
+    def set_(self: Message, value: Any) -> None:
+        slot.__set__(self, value)
+
+    return property(get, set_)
+
+
+def _lazy_content(name: str) -> property:
+    slot = _SLOT[name]
+
+    def get(self: LazyMessage) -> Any:
+        if self._content_source is not None:
+            self._parse_content()
+        try:
+            return slot.__get__(self, Message)
+        except AttributeError:
+            value = [] if name == "tool_calls" else None
+            slot.__set__(self, value)
+            return value
+
+    def set_(self: LazyMessage, value: Any) -> None:
+        if self._content_source is not None:
+            self._parse_content()
+        slot.__set__(self, value)
+
+    return property(get, set_)
+
+
+class LazyMessage(Message):
+    """A ``Message`` as replay assembles it: same fields and behaviour, less work up front.
+
+    Its content is kept as the span's ``gen_ai.*.messages`` JSON text and parsed on first
+    use of ``content``, ``tool_calls`` or ``tool_call_id`` (``--list`` parses one message
+    per thread; counting and filtering parse none), and its empty lists and dicts are
+    made only when something reads or fills them. Built by ``LazyMessage.of``.
+    """
+
+    __slots__ = ("_content_source",)
+
+    content = _lazy_content("content")
+    tool_calls = _lazy_content("tool_calls")
+    tool_call_id = _lazy_content("tool_call_id")
+    user_props = _lazy_container("user_props")
+    tags = _lazy_container("tags")
+    metadata = _lazy_container("metadata")
+    feedback = _lazy_container("feedback")
+    feedback_history = _lazy_container("feedback_history")
+    calls = _lazy_container("calls")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # dataclasses.replace and copies
+        self._content_source = None
+        Message.__init__(self, *args, **kwargs)
+
+    @classmethod
+    def of(
+        cls,
+        id: str,  # noqa: A002 - the field's name
+        role: str,
+        time_ns: int,
+        span_id: str,
+        trace_id: str,
+        content_source: tuple[Any, Any, Any] | None,
+        user_id: str | None,
+        is_retry: bool,
+        truncated: bool,
+    ) -> LazyMessage:
+        """A message whose content comes from ``content_source`` (``(parse, raw, tool_call_id)``) when read."""
+        message = cls.__new__(cls)
+        message.id = id
+        message.role = role
+        message.time_ns = time_ns
+        message.span_id = span_id
+        message.trace_id = trace_id
+        message._content_source = content_source
+        message.user_id = user_id
+        message.is_retry = is_retry
+        message.truncated = truncated
+        return message
+
+    def _parse_content(self) -> None:
+        parse, raw, tool_call_id = self._content_source  # type: ignore[misc]
+        self._content_source = None
+        content, tool_calls, tool_call_id = parse(raw, tool_call_id)
+        _SLOT["content"].__set__(self, content)
+        _SLOT["tool_calls"].__set__(self, tool_calls)
+        _SLOT["tool_call_id"].__set__(self, tool_call_id)

@@ -19,13 +19,43 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from otel_lunary.replay.decode import iter_request_spans
+
+if TYPE_CHECKING:
+    from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.progress import Progress
 from otel_lunary.replay.records import Problem, SpanRecord
 
 ProblemSink = Callable[[Problem], None]
+
+ENV_JSON_PARSER = "OTEL_LUNARY_REPLAY_JSON"
+
+
+def _choose_loads() -> Callable[[bytes], Any]:
+    """``orjson.loads`` when installed (optional, about 1.7x faster here), else ``json.loads``.
+
+    ``OTEL_LUNARY_REPLAY_JSON=json`` forces the standard library. A line orjson refuses is
+    parsed again by ``json.loads``, so what is accepted, the values and the error messages
+    are the standard library's either way (orjson only refuses more: NaN, huge integers).
+    """
+    if os.environ.get(ENV_JSON_PARSER, "").strip().lower() == "json":
+        return json.loads
+    try:
+        import orjson  # optional speed-up, not a dependency
+    except ImportError:
+        return json.loads
+    fast = orjson.loads
+
+    def loads(line: bytes) -> Any:
+        try:
+            return fast(line)
+        except ValueError:
+            return json.loads(line)
+
+    return loads
+
 
 _TRACE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".gz", ".zst")
 
@@ -130,6 +160,26 @@ def _deferred_full_collections() -> Iterator[None]:
 
 def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] | None = None) -> Iterator[SpanRecord]:
     """Spans of one OTLP JSON Lines file, line by line."""
+    spans = 0
+    for request, report in file_requests(path, on_problem, progress_stream=progress_stream, spans_seen=lambda: spans):
+        for span in iter_request_spans(request, report):
+            spans += 1
+            yield span
+
+
+def file_requests(
+    path: Path,
+    on_problem: ProblemSink,
+    *,
+    progress_stream: IO[str] | None = None,
+    spans_seen: Callable[[], int] = lambda: 0,
+) -> Iterator[tuple[Any, Callable[[str], None]]]:
+    """Each line of one OTLP JSON Lines file parsed, with the sink for that line's problems.
+
+    Lines that are not JSON are reported and skipped; what the object holds is for the
+    caller to decode (``iter_request_spans``, ``Assembler.add_request``). ``spans_seen``
+    tells the progress meter how many spans the caller has taken so far.
+    """
     label = str(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed in finally, after the generator ends
@@ -137,7 +187,6 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] |
         on_problem(Problem(label, None, f"cannot open: {exc.strerror or exc}"))
         return
     progress = Progress(path.name, os.fstat(raw.fileno()).st_size, stream=progress_stream)
-    spans = 0
     deferred = _deferred_full_collections()
     deferred.__enter__()
     try:
@@ -147,12 +196,13 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] |
             on_problem(Problem(label, None, str(exc)))
             return
         line_no = 0
+        loads = _choose_loads()
         try:
             for line_no, line in enumerate(stream, start=1):  # noqa: B007 - used after the loop
                 if not line.strip():
                     continue
                 try:
-                    request = json.loads(line)
+                    request = loads(line)
                 except ValueError as exc:
                     truncated = not line.endswith(b"\n")
                     why = "truncated line" if truncated else "not valid JSON"
@@ -162,11 +212,9 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] |
                 def report(message: str, _line: int = line_no) -> None:
                     on_problem(Problem(label, _line, f"{message}; skipped"))
 
-                for span in iter_request_spans(request, report):
-                    spans += 1
-                    yield span
+                yield request, report
                 del request
-                progress.update(raw.tell(), spans)
+                progress.update(raw.tell(), spans_seen())
         except (OSError, EOFError) as exc:  # corrupt or truncated compressed stream
             on_problem(Problem(label, line_no + 1, f"cannot read further: {exc}; rest of file skipped"))
     finally:
@@ -196,3 +244,24 @@ def read_sources(
         else:
             for path in expand_paths([source]):
                 yield from read_file(path, on_problem)
+
+
+def feed_sources(
+    sources: Iterable[Source],
+    assembler: Assembler,
+    on_problem: ProblemSink,
+    *,
+    conversation_ids: frozenset[str] = frozenset(),
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> None:
+    """``assembler.add`` every span of ``read_sources``; files go line by line through
+    ``Assembler.add_request``, which skips building a ``SpanRecord`` per span."""
+    for source in sources:
+        if isinstance(source, Path):
+            for path in expand_paths([source]):
+                for request, report in file_requests(path, on_problem, spans_seen=lambda: assembler.spans_read):
+                    assembler.add_request(request, report)
+        else:
+            for span in read_sources([source], on_problem, conversation_ids=conversation_ids, since_ns=since_ns, until_ns=until_ns):
+                assembler.add(span)
