@@ -254,6 +254,12 @@ class Assembler:
 
     def finish(self) -> list[Conversation]:
         """The conversations, oldest first, each with its items in time order."""
+        from otel_lunary.replay.reader import deferred_full_collections
+
+        with deferred_full_collections():  # joining makes many containers, all kept: see reader.py
+            return self._finish()
+
+    def _finish(self) -> list[Conversation]:
         by_id = {message.id: span_id for span_id, (_, _, message) in self._messages.items()}
         turn_of_trace: dict[str, str] = {}
         for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):

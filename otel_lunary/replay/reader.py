@@ -132,7 +132,8 @@ def _open_binary(path: Path, raw: IO[bytes]) -> IO[bytes]:
 # makes millions of small acyclic containers and the assembler keeps a share of them, so
 # each full collection walks an ever larger heap for nothing (over half the replay time
 # on 100k spans, see docs/performance.md). Young generations are still collected, and
-# the thresholds come back when the last file being read is done.
+# the thresholds come back when the last file being read is done. ``Assembler.finish``
+# defers them the same way while it joins.
 FULL_COLLECTION_THRESHOLD = 1000
 _gc_lock = threading.Lock()
 _gc_readers = 0
@@ -140,7 +141,7 @@ _gc_saved: tuple[int, int, int] | None = None
 
 
 @contextmanager
-def _deferred_full_collections() -> Iterator[None]:
+def deferred_full_collections() -> Iterator[None]:
     global _gc_readers, _gc_saved
     with _gc_lock:
         _gc_readers += 1
@@ -187,7 +188,7 @@ def file_requests(
         on_problem(Problem(label, None, f"cannot open: {exc.strerror or exc}"))
         return
     progress = Progress(path.name, os.fstat(raw.fileno()).st_size, stream=progress_stream)
-    deferred = _deferred_full_collections()
+    deferred = deferred_full_collections()
     deferred.__enter__()
     try:
         try:
