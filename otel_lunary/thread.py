@@ -54,6 +54,7 @@ _EVENT = LunarySpanTypeValues.EVENT.value
 # A message with only these keys and text content is the common case: it skips the
 # lookups of the optional keys and the generic content path (same attributes).
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
+_TRACK_MESSAGE = "Thread.track_message"  # the name never_raises() would log
 
 
 def _user_attributes(attributes: dict[str, Any], user_id: Any, user_props: Any) -> None:
@@ -178,7 +179,6 @@ class Thread:
             return context
         return NEW_TRACE
 
-    @never_raises()
     def track_message(
         self,
         message: Mapping[str, Any],
@@ -187,34 +187,39 @@ class Thread:
         feedback: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Record one message; returns its id (for feedback and ``parent``), None if invalid."""
-        if type(message) is not dict and not isinstance(message, Mapping):
-            _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
-            return None
-        role = normalise_role(message.get("role"))
-        if role is None:
-            _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", message.get("role"))
-            return None
-        runtime = _runtime.get()
-        custom_id = message.get("id")
-        attributes = message_attributes(self._base, message, role, runtime.policy, user_id, user_props)
-        links: list[Link] = []
-        if role == USER:
-            parent: Context | None = NEW_TRACE
-            ambient = get_current_span().get_span_context()
-            if ambient.is_valid:
-                links.append(Link(ambient))
-        else:
-            parent = self._reply_parent()
-        span_context, stamped = emit_message(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
-        message_id = str(custom_id) if custom_id is not None else (stamped or format_message_id(span_context))
-        _index.messages.put(message_id, _index.MessageRef(span_context, self.id))
-        if role == USER:
-            _index.turns.put(self.id, span_context)
-        if feedback is not None and isinstance(feedback, Mapping) and feedback:
-            from otel_lunary.feedback import track_feedback
+        # The never_raises boundary, inline: the hottest call saves the wrapper's frame.
+        try:
+            if type(message) is not dict and not isinstance(message, Mapping):
+                _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
+                return None
+            role = normalise_role(message.get("role"))
+            if role is None:
+                _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", message.get("role"))
+                return None
+            runtime = _runtime.get()
+            custom_id = message.get("id")
+            attributes = message_attributes(self._base, message, role, runtime.policy, user_id, user_props)
+            links: list[Link] = []
+            if role == USER:
+                parent: Context | None = NEW_TRACE
+                ambient = get_current_span().get_span_context()
+                if ambient.is_valid:
+                    links.append(Link(ambient))
+            else:
+                parent = self._reply_parent()
+            span_context, stamped = emit_message(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
+            message_id = str(custom_id) if custom_id is not None else (stamped or format_message_id(span_context))
+            _index.messages.put(message_id, _index.MessageRef(span_context, self.id))
+            if role == USER:
+                _index.turns.put(self.id, span_context)
+            if feedback is not None and isinstance(feedback, Mapping) and feedback:
+                from otel_lunary.feedback import track_feedback
 
-            track_feedback(message_id, feedback)
-        return message_id
+                track_feedback(message_id, feedback)
+            return message_id
+        except Exception:  # noqa: BLE001 - what never_raises() does, without its frame
+            _health.report("internal_errors", "otel_lunary: %s failed and was skipped", _TRACK_MESSAGE, exc_info=True)
+            return None
 
     @never_raises()
     def track_event(
