@@ -22,18 +22,22 @@ REDACTION_FAILED = "[redaction failed]"
 class ContentPolicy:
     """Applies the content settings; ``truncated`` remembers whether anything was cut."""
 
-    __slots__ = ("capture", "_redact", "_limit", "truncated")
+    __slots__ = ("capture", "_redact", "_limit", "truncated", "untouched_up_to")
 
     def __init__(self, settings: Settings) -> None:
         self.capture = settings.capture_content
         self._redact = settings.redact
         self._limit = settings.max_content_length
         self.truncated = False
+        # Text of at most this many characters leaves ``text`` unchanged (no hook to run,
+        # nothing to cut), so a caller may skip the policy for it; -1 with a redaction hook.
+        self.untouched_up_to = self._limit if self._redact is None else -1
 
     def fresh(self) -> ContentPolicy:
         """A policy with the same settings and a clean ``truncated`` flag, one per span."""
         clone = ContentPolicy.__new__(ContentPolicy)
         clone.capture, clone._redact, clone._limit, clone.truncated = self.capture, self._redact, self._limit, False
+        clone.untouched_up_to = self.untouched_up_to
         return clone
 
     def text(self, value: Any) -> str:
@@ -159,8 +163,15 @@ def genai_message_json(structured: dict[str, Any]) -> str:
     return "".join(chunks)
 
 
+def text_message_json_ends(role: str, *, output: bool) -> tuple[str, str]:
+    """The JSON around the text of a text-only message: ``head + json_string(text) + tail``
+    is ``text_message_json(role, text, output=output)``; a role's ends can be computed once."""
+    head = '[{"role":' + json_string(role) + ',"parts":[{"type":"text","content":'
+    return head, ('}],"finish_reason":"stop"}]' if output else "}]}]")
+
+
 def text_message_json(role: str, text: str, *, output: bool) -> str:
     """``to_json([genai_message({"role": role, "content": text}, ...)])`` for a text-only
     message whose ``text`` already went through the policy: the same characters, built directly."""
-    head = '[{"role":' + json_string(role) + ',"parts":[{"type":"text","content":' + json_string(text)
-    return head + ('}],"finish_reason":"stop"}]' if output else "}]}]")
+    head, tail = text_message_json_ends(role, output=output)
+    return head + json_string(text) + tail

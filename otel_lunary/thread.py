@@ -15,10 +15,10 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 
 from otel_lunary import _health, _index, _runtime
-from otel_lunary._content import ContentPolicy, genai_message, genai_message_json, text_message_json
+from otel_lunary._content import ContentPolicy, genai_message, genai_message_json, text_message_json_ends
 from otel_lunary._conversation import explicit_parent
 from otel_lunary._guard import never_raises
-from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._serialize import json_string, to_json, to_string_list
 from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, emit_message, span_name
 from otel_lunary.ids import format_message_id
 from otel_lunary.attributes import (
@@ -54,6 +54,11 @@ _EVENT = LunarySpanTypeValues.EVENT.value
 # A message with only these keys and text content is the common case: it skips the
 # lookups of the optional keys and the generic content path (same attributes).
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
+# Per role, for that common message: the content attribute and the JSON around the text.
+_TEXT_SHAPES = {
+    role: (GEN_AI_OUTPUT_MESSAGES if role == ASSISTANT else GEN_AI_INPUT_MESSAGES, *text_message_json_ends(role, output=role == ASSISTANT))
+    for role in ROLES
+}
 _TRACK_MESSAGE = "Thread.track_message"  # the name never_raises() would log
 
 
@@ -75,24 +80,41 @@ def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: A
     return base
 
 
+def message_base(base: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """What every message span of one role in a thread starts from; computed once per thread and role."""
+    attributes = dict(base)
+    attributes[LUNARY_SPAN_TYPE] = _MESSAGE
+    attributes[LUNARY_MESSAGE_ROLE] = role
+    return attributes
+
+
 def message_attributes(
     base: Mapping[str, Any], message: Mapping[str, Any], role: str, policy: ContentPolicy, user_id: Any = None, user_props: Any = None
 ) -> dict[str, Any]:
     """The attributes of a message span (conventions: span.lunary.message); role is validated."""
-    attributes = dict(base)
-    attributes[LUNARY_SPAN_TYPE] = _MESSAGE
-    attributes[LUNARY_MESSAGE_ROLE] = role
+    return role_message_attributes(message_base(base, role), message, role, policy, user_id, user_props)
+
+
+def role_message_attributes(
+    role_base: dict[str, Any], message: Mapping[str, Any], role: str, policy: ContentPolicy, user_id: Any, user_props: Any
+) -> dict[str, Any]:
+    """``message_attributes`` from ``message_base(base, role)``, which it does not change."""
+    attributes = role_base.copy()
     if user_id is not None or user_props is not None:
         _user_attributes(attributes, user_id, user_props)
-    if type(message) is dict and role != TOOL and message.keys() <= _PLAIN_MESSAGE_KEYS and isinstance(message.get("content"), str):
-        if policy.capture:
-            policy = policy.fresh()
-            is_output = role == ASSISTANT
-            text = text_message_json(role, policy.text(message["content"]), output=is_output)
-            attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = text
-            if policy.truncated:
-                attributes[LUNARY_CONTENT_TRUNCATED] = True
-        return attributes
+    if type(message) is dict and role != TOOL and message.keys() <= _PLAIN_MESSAGE_KEYS:
+        content = message.get("content")
+        if isinstance(content, str):
+            if policy.capture:
+                key, head, tail = _TEXT_SHAPES[role]
+                if len(content) <= policy.untouched_up_to:  # the policy would return it as is
+                    attributes[key] = head + json_string(content) + tail
+                else:
+                    policy = policy.fresh()
+                    attributes[key] = head + json_string(policy.text(content)) + tail
+                    if policy.truncated:
+                        attributes[LUNARY_CONTENT_TRUNCATED] = True
+            return attributes
     custom_id = message.get("id")
     if custom_id is not None:
         attributes[LUNARY_MESSAGE_ID] = str(custom_id)
@@ -160,6 +182,8 @@ class Thread:
         self._base = thread_attributes(self.id, self.tags, metadata, user_id, user_props)
         # The context of the current turn's span, built once per turn rather than per reply.
         self._turn_context: tuple[Any, Context] | None = None
+        # message_base(self._base, role) per role, built at the role's first message.
+        self._message_bases: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
@@ -198,7 +222,10 @@ class Thread:
                 return None
             runtime = _runtime.get()
             custom_id = message.get("id")
-            attributes = message_attributes(self._base, message, role, runtime.policy, user_id, user_props)
+            role_base = self._message_bases.get(role)
+            if role_base is None:
+                role_base = self._message_bases[role] = message_base(self._base, role)
+            attributes = role_message_attributes(role_base, message, role, runtime.policy, user_id, user_props)
             links: list[Link] = []
             if role == USER:
                 parent: Context | None = NEW_TRACE

@@ -13,6 +13,7 @@ from otel_lunary import thread as thread_module
 from otel_lunary._content import ContentPolicy, genai_message, genai_message_json
 from otel_lunary._serialize import _encoder, to_json
 from otel_lunary._settings import resolve_settings
+from otel_lunary.attributes import LUNARY_MESSAGE_ID
 from otel_lunary.otlp_json import encode_line
 from otel_lunary.replay.reader import read_file
 
@@ -21,6 +22,8 @@ POLICIES = {
     "no capture": {"capture_content": False},
     "redact and cut": {"redact": lambda text: text.upper(), "max_content_length": 5},
     "redaction fails": {"redact": lambda text: 1 / 0},
+    "at the limit": {"max_content_length": 17},  # len('hello "world" é \n'): kept whole
+    "one over the limit": {"max_content_length": 16},
 }
 
 
@@ -36,6 +39,24 @@ def test_plain_message_attributes_match_the_general_path(settings: dict, role: s
         general = thread_module.message_attributes(base, MappingProxyType(message), role, policy, *user)
         assert fast == general
         assert list(fast) == list(general)
+        thread_path = thread_module.role_message_attributes(thread_module.message_base(base, role), message, role, policy, *user)
+        assert list(thread_path.items()) == list(general.items())
+
+
+@pytest.mark.parametrize("settings", POLICIES.values(), ids=POLICIES.keys())
+def test_track_message_records_what_message_attributes_builds(recorded, settings: dict) -> None:
+    """The thread's per-role cached base gives the same span attributes as the general path."""
+    import otel_lunary as lunary
+
+    lunary.configure(tracer_provider=recorded.provider, **settings)
+    thread = lunary.open_thread(tags=["support"], user_id="u1")
+    policy = ContentPolicy(resolve_settings(**settings))
+    for message, user in (({"role": "user", "content": 'hello "world" é \n'}, (None, None)), ({"role": "assistant", "content": "hi"}, ("u2", None))):
+        message_id = thread.track_message(message, *user)
+        span = recorded.all()[-1]
+        expected = thread_module.message_attributes(thread._base, MappingProxyType(message), message["role"], policy, *user)
+        expected[LUNARY_MESSAGE_ID] = message_id
+        assert list(span.attributes.items()) == [(k, tuple(v) if isinstance(v, list) else v) for k, v in expected.items()]
 
 
 @pytest.mark.parametrize(
