@@ -16,6 +16,8 @@ from otel_lunary.ids import format_message_id
 
 # A context with no span in it: starting a span here makes a new trace root.
 NEW_TRACE = Context()
+_INTERNAL = SpanKind.INTERNAL
+time_ns = time.time_ns
 
 
 def context_of(span_context: SpanContext) -> Context:
@@ -79,6 +81,23 @@ def emit_message(
         span.set_attribute(LUNARY_MESSAGE_ID, stamped)
     for event_name, event_attributes in events:
         span.add_event(event_name, event_attributes, timestamp=now)
+    span.end(end_time=now)
+    return span_context, stamped
+
+
+def emit_stamped(runtime: Runtime, name: str, attributes: dict[str, Any], parent: Context | None, links: Sequence[Link] | None) -> tuple[SpanContext, str | None]:
+    """``emit_message(runtime, name, attributes, parent, links=links, stamp_message_id=True)``
+    for a span with no events, the same steps without the general call's set-up (``track_message``)."""
+    now = time_ns()
+    dialects = runtime.settings.dialects
+    if dialects:
+        attributes.update(translate(dialects, attributes))
+    span = runtime.tracer.start_span(name, context=parent, kind=_INTERNAL, attributes=attributes, links=links or None, start_time=now)
+    span_context = span.get_span_context()
+    stamped = None
+    if LUNARY_MESSAGE_ID not in attributes:
+        stamped = format_message_id(span_context)
+        span.set_attribute(LUNARY_MESSAGE_ID, stamped)
     span.end(end_time=now)
     return span_context, stamped
 

@@ -15,7 +15,9 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def format_message_id(span_context: SpanContext) -> str:
-    return "00-%032x-%016x-%02x" % (span_context.trace_id, span_context.span_id, span_context.trace_flags)
+    # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...): indexing it
+    # skips three property calls; same string as the .trace_id/.span_id/.trace_flags form.
+    return "00-%032x-%016x-%02x" % (span_context[0], span_context[1], span_context[3])
 
 
 def parse_message_id(message_id: object) -> SpanContext | None:

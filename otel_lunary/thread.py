@@ -19,7 +19,7 @@ from otel_lunary._content import ContentPolicy, genai_message, genai_message_jso
 from otel_lunary._conversation import explicit_parent
 from otel_lunary._guard import never_raises
 from otel_lunary._serialize import json_string, to_json, to_string_list
-from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, emit_message, span_name
+from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, emit_stamped, span_name
 from otel_lunary.ids import format_message_id
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
@@ -60,6 +60,8 @@ _TEXT_SHAPES = {
     for role in ROLES
 }
 _TRACK_MESSAGE = "Thread.track_message"  # the name never_raises() would log
+_MessageRef = _index.MessageRef
+_new_tuple = tuple.__new__  # _new_tuple(_MessageRef, (a, b)) is _MessageRef(a, b) without its Python-level __new__
 
 
 def _user_attributes(attributes: dict[str, Any], user_id: Any, user_props: Any) -> None:
@@ -226,17 +228,17 @@ class Thread:
             if role_base is None:
                 role_base = self._message_bases[role] = message_base(self._base, role)
             attributes = role_message_attributes(role_base, message, role, runtime.policy, user_id, user_props)
-            links: list[Link] = []
+            links: list[Link] | None = None
             if role == USER:
                 parent: Context | None = NEW_TRACE
                 ambient = get_current_span().get_span_context()
                 if ambient.is_valid:
-                    links.append(Link(ambient))
+                    links = [Link(ambient)]
             else:
                 parent = self._reply_parent()
-            span_context, stamped = emit_message(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links=links, stamp_message_id=True)
+            span_context, stamped = emit_stamped(runtime, _MESSAGE_SPAN_NAMES[role], attributes, parent, links)
             message_id = str(custom_id) if custom_id is not None else (stamped or format_message_id(span_context))
-            _index.messages.put(message_id, _index.MessageRef(span_context, self.id))
+            _index.messages.put(message_id, _new_tuple(_MessageRef, (span_context, self.id)))
             if role == USER:
                 _index.turns.put(self.id, span_context)
             if feedback is not None and isinstance(feedback, Mapping) and feedback:

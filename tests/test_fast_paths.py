@@ -96,3 +96,15 @@ def test_reader_restores_gc_thresholds(tmp_path: Path) -> None:
     assert gc.get_threshold() == before
     assert sum(1 for _ in read_file(path, lambda problem: None)) == len(raw.record())
     assert gc.get_threshold() == before
+
+
+def test_format_message_id_is_the_traceparent() -> None:
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from otel_lunary.ids import format_message_id, parse_message_id
+
+    for trace_id, span_id, flags in ((1, 1, 0), (2**128 - 1, 2**64 - 1, 1), (0xABC << 100, 0x5, 0x3)):
+        context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
+        expected = "00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
+        assert format_message_id(context) == expected
+        assert parse_message_id(expected).span_id == span_id
