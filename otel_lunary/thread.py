@@ -218,16 +218,34 @@ class Thread:
             if type(message) is not dict and not isinstance(message, Mapping):
                 _health.report("invalid_arguments", "otel_lunary: track_message needs a dict, got %s", type(message).__name__)
                 return None
-            role = normalise_role(message.get("role"))
-            if role is None:
+            role = message.get("role")
+            if isinstance(role, str):  # normalise_role, inline
+                role = role.lower()
+            if role not in ROLES:
                 _health.report("invalid_arguments", "otel_lunary: track_message got unknown role %r (use user, assistant, system or tool)", message.get("role"))
                 return None
-            runtime = _runtime.get()
+            runtime = _runtime._current or _runtime.get()  # get() without its call once configured
+            policy = runtime.policy
             custom_id = message.get("id")
             role_base = self._message_bases.get(role)
             if role_base is None:
                 role_base = self._message_bases[role] = message_base(self._base, role)
-            attributes = role_message_attributes(role_base, message, role, runtime.policy, user_id, user_props)
+            if (
+                type(message) is dict
+                and len(message) == 2  # "role" is in it, so its keys are role and content
+                and role != TOOL
+                and user_id is None
+                and user_props is None
+                and isinstance(content := message.get("content"), str)
+                and len(content) <= policy.untouched_up_to
+            ):
+                # The common message, as role_message_attributes builds it, without the call.
+                attributes = role_base.copy()
+                if policy.capture:
+                    key, head, tail = _TEXT_SHAPES[role]
+                    attributes[key] = head + json_string(content) + tail
+            else:
+                attributes = role_message_attributes(role_base, message, role, policy, user_id, user_props)
             links: list[Link] | None = None
             if role == USER:
                 parent: Context | None = NEW_TRACE

@@ -51,10 +51,18 @@ def test_track_message_records_what_message_attributes_builds(recorded, settings
     lunary.configure(tracer_provider=recorded.provider, **settings)
     thread = lunary.open_thread(tags=["support"], user_id="u1")
     policy = ContentPolicy(resolve_settings(**settings))
-    for message, user in (({"role": "user", "content": 'hello "world" é \n'}, (None, None)), ({"role": "assistant", "content": "hi"}, ("u2", None))):
+    messages = (
+        ({"role": "user", "content": 'hello "world" é \n'}, (None, None)),
+        ({"role": "assistant", "content": "hi"}, ("u2", None)),
+        ({"role": "System", "content": "be brief"}, (None, None)),
+        ({"role": "user", "content": "x", "id": "my-id"}, (None, None)),
+        ({"role": "tool", "content": "42"}, (None, None)),
+        ({"role": "user", "content": None}, (None, {"plan": "pro"})),
+    )
+    for message, user in messages:
         message_id = thread.track_message(message, *user)
         span = recorded.all()[-1]
-        expected = thread_module.message_attributes(thread._base, MappingProxyType(message), message["role"], policy, *user)
+        expected = thread_module.message_attributes(thread._base, MappingProxyType(message), message["role"].lower(), policy, *user)
         expected[LUNARY_MESSAGE_ID] = message_id
         assert list(span.attributes.items()) == [(k, tuple(v) if isinstance(v, list) else v) for k, v in expected.items()]
 
