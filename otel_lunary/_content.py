@@ -101,7 +101,8 @@ def tool_call_parts(tool_calls: Any, policy: ContentPolicy) -> list[dict[str, An
     for call in tool_calls:
         if not isinstance(call, Mapping):
             continue
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        found = call.get("function")
+        function = found if isinstance(found, Mapping) else {}
         parts.append(
             {
                 "type": "tool_call",

@@ -181,9 +181,9 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
             )
             super().__init__(self.counting_exporter, max_queue_size=queue, schedule_delay_millis=delay, max_export_batch_size=batch)
         self.shutdown_deadline: float | None = None
-        batch = getattr(self, "_batch_processor", None)
-        if batch is not None and hasattr(batch, "_metrics"):
-            batch._metrics = _DropCountingMetrics(batch._metrics)
+        batch_processor = getattr(self, "_batch_processor", None)
+        if batch_processor is not None and hasattr(batch_processor, "_metrics"):
+            batch_processor._metrics = _DropCountingMetrics(batch_processor._metrics)
         else:  # pragma: no cover - a future SDK moved its internals
             _logger.debug("otel-lunary: cannot count queue overflow with this opentelemetry-sdk version")
         logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_queue_full_filter)

@@ -53,7 +53,9 @@ def resolve_float(explicit: float | None, env: str | None, default: float | None
         if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not explicit >= minimum:
             raise ValueError(f"{what} must be a number >= {minimum}, got {explicit!r}")
         return float(explicit)
-    raw = env_str(env) if env else None
+    if not env:
+        return default
+    raw = env_str(env)
     if raw is None:
         return default
     try:

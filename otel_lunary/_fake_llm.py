@@ -121,6 +121,8 @@ class FakeLLM:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):  # typed str | bytes; an AF_INET server's host is str
+            host = host.decode()
         return f"http://{host}:{port}/v1"
 
     @property

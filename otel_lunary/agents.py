@@ -116,7 +116,8 @@ def run_span_name(kind: _Kind, run_name: str) -> str:
 
 
 def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
-    run_name = name or getattr(func, "__name__", "anonymous")
+    own_name = getattr(func, "__name__", None)
+    run_name = name or (own_name if isinstance(own_name, str) else "anonymous")
     try:
         signature: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):

@@ -24,7 +24,7 @@ from otel_lunary.attributes import LUNARY_TAGS, LUNARY_USER_PROPS, USER_ID
 class parent:  # noqa: N801 - Lunary's name, used as `with lunary.parent(...)`
     """Context manager (sync or async) nesting the enclosed work under a message."""
 
-    def __init__(self, message_id: str) -> None:
+    def __init__(self, message_id: str | None) -> None:
         self._message_id = message_id
         self._stack = ContextStack()
 

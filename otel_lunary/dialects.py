@@ -42,12 +42,13 @@ _logger = logging.getLogger("otel_lunary.dialects")
 _TEXT = "text/plain"
 _JSON = "application/json"
 _Kind = a.OpeninferenceSpanKindValues
-_KIND_BY_SPAN_TYPE = {
+# Keyed by whatever value a span carries, so any attribute value can be looked up.
+_KIND_BY_SPAN_TYPE: dict[object, str] = {
     a.LunarySpanTypeValues.MESSAGE.value: _Kind.CHAIN.value,
     a.LunarySpanTypeValues.EVENT.value: _Kind.CHAIN.value,
     a.LunarySpanTypeValues.FEEDBACK.value: _Kind.EVALUATOR.value,
 }
-_KIND_BY_OPERATION = {
+_KIND_BY_OPERATION: dict[object, str] = {
     a.GenAiOperationNameValues.CHAT.value: _Kind.LLM.value,
     a.GenAiOperationNameValues.INVOKE_AGENT.value: _Kind.AGENT.value,
     a.GenAiOperationNameValues.EXECUTE_TOOL.value: _Kind.TOOL.value,

@@ -87,7 +87,7 @@ def feedback_attributes(message_id: str, raw: str, conversation: str | None) -> 
 
 
 @never_raises()
-def track_feedback(run_id: str, feedback: Mapping[str, Any]) -> None:
+def track_feedback(run_id: str | None, feedback: Mapping[str, Any]) -> None:
     """Record feedback (``{"thumb": "up"}``; ``{"thumb": None}`` removes it) on a message."""
     if not isinstance(run_id, str) or not run_id:
         _health.report("invalid_arguments", "otel_lunary: track_feedback needs the message id string, got %s", type(run_id).__name__)

@@ -168,16 +168,19 @@ class _ChunkAccumulator:
         for choice in getattr(chunk, "choices", None) or []:
             state = self.choices.setdefault(getattr(choice, "index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "role": "assistant"})
             delta = getattr(choice, "delta", None)
-            if getattr(delta, "content", None):
-                state["content"].append(delta.content)
+            content = getattr(delta, "content", None)
+            if content:
+                state["content"].append(content)
             for call in getattr(delta, "tool_calls", None) or []:
                 slot = state["tool_calls"].setdefault(getattr(call, "index", 0), {"id": None, "name": None, "arguments": []})
                 slot["id"] = slot["id"] or getattr(call, "id", None)
                 function = getattr(call, "function", None)
-                if getattr(function, "name", None):
-                    slot["name"] = function.name
-                if getattr(function, "arguments", None):
-                    slot["arguments"].append(function.arguments)
+                name = getattr(function, "name", None)
+                if name:
+                    slot["name"] = name
+                arguments = getattr(function, "arguments", None)
+                if arguments:
+                    slot["arguments"].append(arguments)
             if getattr(choice, "finish_reason", None):
                 state["finish_reason"] = choice.finish_reason
 

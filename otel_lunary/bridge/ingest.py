@@ -84,7 +84,9 @@ class Project:
     def __init__(self, name: str, provider: TracerProvider, settings: Settings) -> None:
         self.name = name
         self.ids = ForcedIdGenerator()
-        provider.id_generator = self.ids  # public SDK attribute; read by get_tracer below
+        # Public SDK attribute, read by get_tracer below. The SDK declares no type for it, so
+        # mypy infers its default's (RandomIdGenerator); the SDK accepts any IdGenerator.
+        provider.id_generator = self.ids  # type: ignore[assignment]
         tracer = provider.get_tracer(INSTRUMENTATION_NAME, VERSION)
         self.runtime = Runtime(provider, tracer, settings, ContentPolicy(settings), True)
 
@@ -227,7 +229,7 @@ class Ingestor:
         elif event.type in ("agent", "tool"):
             run_kind = AGENT if event.type == "agent" else TOOL
             attributes = run_attributes(run_kind, name, options)
-            if capture and event.get("input") is not None:
+            if capture and run_kind.record_input is not None and event.get("input") is not None:
                 attributes.update(run_kind.record_input(policy, result_text(event.get("input"))))
             span_title, kind = run_span_name(run_kind, name), "internal"
         else:  # chain
@@ -255,7 +257,8 @@ class Ingestor:
                 attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(structured)
         elif run_type in ("agent", "tool") and policy.capture and output is not None:
             run_kind = AGENT if run_type == "agent" else TOOL
-            attributes.update(run_kind.record_output(policy, result_text(output)))
+            if run_kind.record_output is not None:
+                attributes.update(run_kind.record_output(policy, result_text(output)))
         if policy.truncated:
             attributes[LUNARY_CONTENT_TRUNCATED] = True
         return attributes

@@ -41,6 +41,8 @@ class BridgeHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):  # typed str | bytes; an AF_INET server's host is str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
