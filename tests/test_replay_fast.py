@@ -140,3 +140,125 @@ def test_lazy_message_behaves_like_a_message() -> None:
     assert (lazy.tags, lazy.content, lazy.tool_calls[0].name) == (["x"], "changed", "f")
     copy = dataclasses.replace(lazy, role="user")
     assert (copy.role, copy.content, copy.tags) == ("user", "changed", ["x"])
+
+
+def _perturbed_lines(seed: int = 7, copies: int = 12) -> bytes:
+    """The fixture's spans, each copy bent in ways the raw file path must notice (or may ignore)."""
+    import random
+
+    from otel_lunary import attributes as A
+
+    rng = random.Random(seed)
+    base = json.loads(encode_line(raw.record()))
+
+    def kv(key: object, value: object) -> dict:
+        return {"key": key, "value": value}
+
+    def bend(span: dict) -> None:
+        attrs = span.setdefault("attributes", [])
+        choice = rng.randrange(30)
+        if choice == 0:
+            span["traceId"] = span["traceId"].upper()
+            span["spanId"] = span["spanId"].upper()
+        elif choice == 1:
+            span["parentSpanId"] = "0" * 16
+        elif choice == 2:
+            span["parentSpanId"] = ""
+        elif choice == 3 and "parentSpanId" in span:
+            span["parent_span_id"] = span.pop("parentSpanId")
+        elif choice == 4:
+            span["status"] = {"code": 2, "message": "boom"}
+        elif choice == 5:
+            span["status"] = {"code": "STATUS_CODE_ERROR"}
+        elif choice == 6:
+            attrs.append(kv(A.LUNARY_SPAN_TYPE, {"intValue": "x"}))
+        elif choice == 7:
+            attrs.append(kv(A.USER_ID, {"intValue": "12"}))
+        elif choice == 8:
+            attrs.append(kv("unrelated", {"doubleValue": "bad"}))
+        elif choice == 9:
+            attrs.append({"key": "no-value"})
+        elif choice == 10:
+            attrs.append(kv(5, {"stringValue": "x"}))
+        elif choice == 11:
+            attrs.append(kv(A.LUNARY_THREAD_TAGS, {"stringValue": rng.choice(["a", "b"])}))
+        elif choice == 12:
+            attrs.append(kv(A.GEN_AI_CONVERSATION_ID, {"intValue": str(rng.randrange(3))}))
+        elif choice == 13:
+            attrs.append(kv(A.LUNARY_THREAD_METADATA, {"stringValue": json.dumps({"n": rng.randrange(5)})}))
+        elif choice == 14:
+            attrs.append(kv(A.LUNARY_USER_PROPS, {"stringValue": "not json"}))
+        elif choice == 15:
+            attrs.append(kv(A.LUNARY_TAGS, {"arrayValue": {"values": [{"stringValue": "t"}, {"intValue": "3"}]}}))
+        elif choice == 16:
+            attrs.append(kv(A.LUNARY_METADATA, {"kvlistValue": {"values": [kv("k", {"boolValue": True})]}}))
+        elif choice == 17:
+            span["events"] = [{"name": "exception", "timeUnixNano": rng.choice(["1", "", "x", 5])}]
+        elif choice == 18:
+            span["startTimeUnixNano"] = rng.choice(["", int(span["startTimeUnixNano"]), None, "x"])
+        elif choice == 19:
+            span["name"] = rng.choice([None, 7, ""])
+        elif choice == 20:
+            span["attributes"] = {"not": "a list"}
+        elif choice == 21:
+            attrs.append(kv(A.LUNARY_THREAD_TAGS, {"arrayValue": {"values": [{"intValue": "y"}]}}))
+        elif choice == 22:
+            attrs.append(kv(A.LUNARY_MESSAGE_ROLE, {"stringValue": None}))
+        elif choice == 23:
+            attrs.append(kv(A.LUNARY_FEEDBACK, {"stringValue": "[1]"}))
+        elif choice == 24:
+            span["endTimeUnixNano"] = rng.choice(["", "0", 3])
+        elif choice == 25:
+            span["spanId"] = "zz" * 8
+
+    out = []
+    for copy in range(copies):
+        request = json.loads(json.dumps(base))
+        for resource in request["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                for span in scope["spans"]:
+                    span["traceId"] = span["traceId"][:-4] + f"{copy:04x}"
+                    span["spanId"] = span["spanId"][:-4] + f"{copy:04x}"
+                    if "parentSpanId" in span:
+                        span["parentSpanId"] = span["parentSpanId"][:-4] + f"{copy:04x}"
+                    bend(span)
+        out.append(json.dumps(request).encode() + b"\n")
+    return b"".join(out)
+
+
+def test_raw_file_path_equals_general_path_on_bent_spans(tmp_path: Path) -> None:
+    """Spans bent every way the raw path checks for: it takes what it can read exactly, the rest goes the general way."""
+    path = tmp_path / "bent.jsonl"
+    path.write_bytes(_perturbed_lines())
+    slow_problems: list = []
+    slow = Assembler()
+    for span in read_sources([path], slow_problems.append):
+        slow.add(span)
+    fast_problems: list = []
+    fast = Assembler()
+    feed_sources([path], fast, fast_problems.append)
+    assert fast_problems == slow_problems and fast.problems == slow.problems
+    assert fast.spans_read == slow.spans_read
+    assert _json_of(fast) == _json_of(slow)
+    assert slow_problems  # the bending did produce spans that cannot be read
+
+
+def test_replay_turns_off_the_collector_and_restores_it(tmp_path: Path) -> None:
+    import gc
+
+    from otel_lunary.replay.reader import read_file
+
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(encode_line(raw.record()))
+    assert gc.isenabled()
+    reader = read_file(path, lambda problem: None)
+    next(reader)
+    assert not gc.isenabled()
+    reader.close()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert sum(1 for _ in read_file(path, lambda problem: None)) == len(raw.record())
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -15,6 +15,7 @@ Joins, in order of preference:
 
 from __future__ import annotations
 
+from binascii import unhexlify
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from otel_lunary.attributes import (
     GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
+    LUNARY_FEEDBACK,
     LUNARY_FEEDBACK_MESSAGE_ID,
     LUNARY_MESSAGE_ID,
     LUNARY_MESSAGE_IS_RETRY,
@@ -46,15 +48,30 @@ from otel_lunary.attributes import (
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
 from otel_lunary.replay.content import json_object, parse_content
-from otel_lunary.replay.decode import DecodeError, iter_raw_spans, span_fields
-from otel_lunary.replay.feedback import feedback_changes, merge
-from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, LazyMessage, Message
+from otel_lunary.replay.decode import DecodeError, _status, decode_value, event_records, iter_raw_spans, span_fields
+from otel_lunary.replay.feedback import changes_of, merge
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, LazyCustomEvent, LazyMessage, Message
 from otel_lunary.replay.records import EventRecord, Problem, SpanRecord
 
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 _TIME_THEN_ARRIVAL = itemgetter(0, 1)
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_NOT_SET: Any = object()
+_SEEN: Any = object()
+# What a malformed raw span can raise on the fast path; any of them sends it the general way.
+_IRREGULAR = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, DecodeError)
+
+
+def _decoded(value: Any) -> Any:
+    """One raw OTLP ``AnyValue`` (or None when the attribute is absent) as ``decode_attributes`` gives it."""
+    if type(value) is dict and len(value) == 1:
+        text = value.get("stringValue")
+        if text is not None:
+            return text
+    return decode_value(value)
 
 
 @dataclass(slots=True)
@@ -76,9 +93,14 @@ class _Call:
 @dataclass(slots=True)
 class _Thread:
     tags: dict[str, None] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_source: Any = _NOT_SET  # the latest lunary.thread.metadata value, parsed by finish
     metadata_time: int = -1
     last_tags: Any = None
+    last_raw_tags: Any = None  # the same, undecoded (file path)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {} if self.metadata_source is _NOT_SET else json_object(self.metadata_source)
 
 
 def _tags(value: object) -> list[str]:
@@ -114,19 +136,146 @@ class Assembler:
         """Keep what replay needs from every span of one OTLP JSON request object.
 
         The same as ``add`` for each span ``iter_request_spans`` would yield, without
-        building the ``SpanRecord``s. Returns the number of spans added.
+        building the ``SpanRecord``s: a span of the usual shape goes through ``_add_raw``,
+        which decodes only the attributes it uses; any other goes through ``span_fields``
+        and ``_add``. Returns the number of spans added.
         """
         added = 0
+        fast = self._add_raw
         add = self._add
+        trace_ids: dict[str, str] = {}  # one string per trace id in this request
         for raw in iter_raw_spans(request, on_error):
-            try:
-                fields = span_fields(raw)
-            except DecodeError as exc:
-                on_error(str(exc))
-                continue
-            add(*fields, None)
+            if not fast(raw, trace_ids):
+                try:
+                    fields = span_fields(raw)
+                except DecodeError as exc:
+                    on_error(str(exc))
+                    continue
+                add(*fields, None)
             added += 1
         return added
+
+    def _add_raw(self, raw: dict[str, Any], trace_ids: dict[str, str]) -> bool:
+        """``_add`` for one undecoded span of the usual shape; False (having changed nothing) for any other.
+
+        Messages, custom events, feedback and spans that are no part of a conversation
+        are handled here, reading from the raw ``KeyValue`` list only the attributes they
+        use. Anything unusual (snake_case fields, base64 or zero ids, odd times, values
+        that do not decode, events on a message, GenAI calls) returns False, and the caller
+        takes the general path, which reads it the way ``span_fields`` always has.
+        """
+        try:
+            attributes = {item["key"]: item["value"] for item in raw["attributes"]}
+            trace_hex = raw["traceId"]
+            trace_id = trace_ids.get(trace_hex)
+            if trace_id is None:
+                if len(trace_hex) != 32 or unhexlify(trace_hex) == _ZERO_TRACE:
+                    return False
+                trace_id = trace_ids[trace_hex] = trace_hex.lower()
+            span_id = raw["spanId"]
+            if len(span_id) != 16 or unhexlify(span_id) == _ZERO_SPAN:
+                return False
+            span_id = span_id.lower()
+            name = raw["name"]
+            if type(name) is not str:
+                return False
+            start_ns = int(raw["startTimeUnixNano"])
+            int(raw["endTimeUnixNano"])  # checked like span_fields does; replay does not use it here
+            if raw.get("status"):
+                _status(raw)  # the same: what span_fields would refuse goes the general way
+            span_type = _decoded(attributes.get(LUNARY_SPAN_TYPE))
+            conversation = _decoded(attributes.get(GEN_AI_CONVERSATION_ID))
+            raw_events = raw.get("events")
+            if span_type == _FEEDBACK:
+                parent = raw.get("parentSpanId")
+                if parent is None:
+                    if "parent_span_id" in raw:
+                        return False
+                elif type(parent) is str and len(parent) == 16:
+                    parent = None if unhexlify(parent) == _ZERO_SPAN else parent.lower()
+                else:
+                    return False
+                events = event_records(raw_events, start_ns) if raw_events else ()
+                feedback = _decoded(attributes.get(LUNARY_FEEDBACK))
+                feedback_message_id = _decoded(attributes.get(LUNARY_FEEDBACK_MESSAGE_ID))
+            elif raw_events:
+                return False
+            elif span_type == _MESSAGE or span_type == _EVENT:
+                raw_tags = attributes.get(LUNARY_THREAD_TAGS)
+                thread = self._threads.get(conversation) if raw_tags is not None else None
+                thread_tags = _SEEN if thread is not None and raw_tags == thread.last_raw_tags else _decoded(raw_tags)
+                thread_metadata = _decoded(attributes[LUNARY_THREAD_METADATA]) if LUNARY_THREAD_METADATA in attributes else _NOT_SET
+                user_id = _decoded(attributes.get(USER_ID))
+                metadata = _decoded(attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else _NOT_SET
+                if span_type == _MESSAGE:
+                    role = _decoded(attributes.get(LUNARY_MESSAGE_ROLE))
+                    role = role if type(role) is str and role else str(role or "user")
+                    first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+                    content = _decoded(attributes[first] if first in attributes else attributes.get(second))
+                    tool_call_id = _decoded(attributes.get(GEN_AI_TOOL_CALL_ID))
+                    message_id = _decoded(attributes.get(LUNARY_MESSAGE_ID))
+                    is_retry = bool(_decoded(attributes.get(LUNARY_MESSAGE_IS_RETRY)))
+                    truncated = bool(_decoded(attributes.get(LUNARY_CONTENT_TRUNCATED)))
+                    user_props = _decoded(attributes[LUNARY_USER_PROPS]) if LUNARY_USER_PROPS in attributes else _NOT_SET
+                    tags = _decoded(attributes.get(LUNARY_TAGS))
+                else:
+                    event_name = _decoded(attributes.get(LUNARY_EVENT_NAME))
+            elif span_type is not None or isinstance(_decoded(attributes.get(GEN_AI_OPERATION_NAME)), str):
+                return False  # another lunary span type or a GenAI call: the general path
+        except _IRREGULAR:
+            return False
+        # From here on the span is taken: nothing below fails on any input.
+        self.spans_read += 1
+        self._seq += 1
+        if conversation is not None and conversation != "":
+            conversation = self._thread_key(conversation)
+            if self._only and conversation not in self._only:
+                return True
+        else:
+            conversation = None
+        if span_type == _MESSAGE:
+            if conversation is None:
+                self._orphan(span_id, span_type)
+                return True
+            self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
+            message = LazyMessage.of(
+                message_id if type(message_id) is str and message_id else str(message_id or span_id),
+                self._intern(role),
+                start_ns,
+                span_id,
+                trace_id,
+                (parse_content, content, tool_call_id),
+                self._intern(user_id),
+                is_retry,
+                truncated,
+            )
+            self._message_extras(message, user_props, tags, metadata)
+            self._messages[span_id] = (conversation, self._seq, message)
+        elif span_type == _EVENT:
+            if conversation is None:
+                self._orphan(span_id, span_type)
+                return True
+            self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
+            event = LazyCustomEvent.of(
+                str(event_name or name),
+                start_ns,
+                span_id,
+                trace_id,
+                self._intern(user_id),
+                None if metadata is _NOT_SET else (json_object, metadata),
+            )
+            self._events.append((conversation, self._seq, event))
+        elif span_type == _FEEDBACK:
+            self._feedback.append(
+                _Feedback(
+                    conversation,
+                    parent,
+                    str(feedback_message_id) if feedback_message_id else None,
+                    self._seq,
+                    changes_of(feedback, events, start_ns),
+                )
+            )
+        return True
 
     def _add(
         self,
@@ -164,13 +313,13 @@ class Assembler:
                 self._orphan(span_id, span_type)
                 return
             self._note_thread(conversation, start_ns, attributes)
-            event = CustomEvent(
-                name=str(attributes.get(LUNARY_EVENT_NAME) or name),
-                time_ns=start_ns,
-                span_id=span_id,
-                trace_id=trace_id,
-                user_id=self._intern(attributes.get(USER_ID)),
-                metadata=json_object(attributes.get(LUNARY_METADATA)) if LUNARY_METADATA in attributes else {},
+            event = LazyCustomEvent.of(
+                str(attributes.get(LUNARY_EVENT_NAME) or name),
+                start_ns,
+                span_id,
+                trace_id,
+                self._intern(attributes.get(USER_ID)),
+                (json_object, attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else None,
             )
             self._events.append((conversation, self._seq, event))
             return
@@ -207,7 +356,21 @@ class Assembler:
                 thread.tags.setdefault(tag, None)
             thread.last_tags = tags
         if LUNARY_THREAD_METADATA in attributes and start_ns >= thread.metadata_time:
-            thread.metadata = json_object(attributes[LUNARY_THREAD_METADATA])
+            thread.metadata_source = attributes[LUNARY_THREAD_METADATA]
+            thread.metadata_time = start_ns
+
+    def _note_raw_thread(self, conversation: str, start_ns: int, raw_tags: Any, tags: Any, metadata: Any) -> None:
+        """``_note_thread`` for the file path: ``tags`` is ``_SEEN`` when ``raw_tags`` is the
+        value this thread's previous span had (so decoded and noted already)."""
+        thread = self._threads[conversation]
+        if tags is not _SEEN:
+            if tags is not None and tags != thread.last_tags:
+                for tag in _tags(tags):
+                    thread.tags.setdefault(tag, None)
+                thread.last_tags = tags
+            thread.last_raw_tags = raw_tags
+        if metadata is not _NOT_SET and start_ns >= thread.metadata_time:
+            thread.metadata_source = metadata
             thread.metadata_time = start_ns
 
     def _message(self, trace_id: str, span_id: str, start_ns: int, a: dict[str, Any]) -> Message:
@@ -216,29 +379,43 @@ class Assembler:
         first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
         message_id = a.get(LUNARY_MESSAGE_ID)
         message = LazyMessage.of(
-            id=message_id if type(message_id) is str and message_id else str(message_id or span_id),
-            role=role,
-            time_ns=start_ns,
-            span_id=span_id,
-            trace_id=trace_id,
-            content_source=(parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
-            user_id=self._intern(a.get(USER_ID)),
-            is_retry=bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
-            truncated=bool(a.get(LUNARY_CONTENT_TRUNCATED)),
+            message_id if type(message_id) is str and message_id else str(message_id or span_id),
+            role,
+            start_ns,
+            span_id,
+            trace_id,
+            (parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
+            self._intern(a.get(USER_ID)),
+            bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
+            bool(a.get(LUNARY_CONTENT_TRUNCATED)),
         )
-        if LUNARY_USER_PROPS in a:
-            message.user_props = json_object(a[LUNARY_USER_PROPS])
-        tags = a.get(LUNARY_TAGS)
+        self._message_extras(
+            message,
+            a[LUNARY_USER_PROPS] if LUNARY_USER_PROPS in a else _NOT_SET,
+            a.get(LUNARY_TAGS),
+            a[LUNARY_METADATA] if LUNARY_METADATA in a else _NOT_SET,
+        )
+        return message
+
+    @staticmethod
+    def _message_extras(message: Message, user_props: Any, tags: Any, metadata: Any) -> None:
+        if user_props is not _NOT_SET:
+            message.user_props = json_object(user_props)
         if tags is not None:
             message.tags = _tags(tags)
-        if LUNARY_METADATA in a:
-            message.metadata = json_object(a[LUNARY_METADATA])
-        return message
+        if metadata is not _NOT_SET:
+            message.metadata = json_object(metadata)
 
     def _add_feedback(self, span: SpanRecord, conversation: str | None) -> None:
         message_id = span.attributes.get(LUNARY_FEEDBACK_MESSAGE_ID)
         self._feedback.append(
-            _Feedback(conversation, span.parent_span_id, str(message_id) if message_id else None, self._seq, feedback_changes(span))
+            _Feedback(
+                conversation,
+                span.parent_span_id,
+                str(message_id) if message_id else None,
+                self._seq,
+                changes_of(span.attributes.get(LUNARY_FEEDBACK), span.events, span.start_ns),
+            )
         )
 
     def _feedback_target(self, feedback: _Feedback, by_id: dict[str, str]) -> str | None:

@@ -174,7 +174,7 @@ def span_fields(span: Mapping[str, Any]) -> SpanFields:
     try:
         start = 0 if start is None or start == "" else int(start)
         end = (0 if end is None or end == "" else int(end)) or start
-        events = _events(raw_events, start) if raw_events else ()
+        events = event_records(raw_events, start) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
     parent = span.get("parentSpanId")
@@ -196,7 +196,9 @@ def span_fields(span: Mapping[str, Any]) -> SpanFields:
     )
 
 
-def _events(raw_events: Any, start: int) -> tuple[EventRecord, ...]:
+def event_records(raw_events: Any, start: int) -> tuple[EventRecord, ...]:
+    """A span's ``events`` list decoded (``start`` is the time of an event without one);
+    raises ``TypeError`` or ``ValueError`` on a malformed time, as ``span_fields`` reports."""
     return tuple(
         EventRecord(
             name=str(event.get("name") or ""),

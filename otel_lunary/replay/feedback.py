@@ -23,7 +23,7 @@ from otel_lunary.attributes import (
 )
 from otel_lunary.replay.content import load_json
 from otel_lunary.replay.model import FeedbackChange
-from otel_lunary.replay.records import SpanRecord
+from otel_lunary.replay.records import EventRecord, SpanRecord
 
 
 def _event_value(attributes: dict[str, Any]) -> Any:
@@ -39,19 +39,24 @@ def _event_value(attributes: dict[str, Any]) -> Any:
 
 def feedback_changes(span: SpanRecord) -> list[FeedbackChange]:
     """The changes one feedback span records, in the order the call gave them."""
-    raw = load_json(span.attributes.get(LUNARY_FEEDBACK))
+    return changes_of(span.attributes.get(LUNARY_FEEDBACK), span.events, span.start_ns)
+
+
+def changes_of(feedback: Any, events: Iterable[EventRecord], start_ns: int) -> list[FeedbackChange]:
+    """``feedback_changes`` from the span's ``lunary.feedback`` value, its events and its start."""
+    raw = load_json(feedback)
     if isinstance(raw, dict):
         event_times = {
             event.attributes.get(GEN_AI_EVALUATION_NAME): event.time_ns
-            for event in span.events
+            for event in events
             if event.name == EVENT_NAME_GEN_AI_EVALUATION_RESULT
         }
         return [
-            FeedbackChange(time_ns=event_times.get(key, span.start_ns), key=str(key), value=value, removed=value is None)
+            FeedbackChange(time_ns=event_times.get(key, start_ns), key=str(key), value=value, removed=value is None)
             for key, value in raw.items()
         ]
     changes = []
-    for event in span.events:
+    for event in events:
         if event.name != EVENT_NAME_GEN_AI_EVALUATION_RESULT:
             continue
         key = event.attributes.get(GEN_AI_EVALUATION_NAME)

@@ -283,3 +283,60 @@ class LazyMessage(Message):
         _SLOT["content"].__set__(self, content)
         _SLOT["tool_calls"].__set__(self, tool_calls)
         _SLOT["tool_call_id"].__set__(self, tool_call_id)
+
+
+_EVENT_METADATA = CustomEvent.__dict__["metadata"]
+
+
+def _event_metadata(self: LazyCustomEvent) -> dict[str, Any]:
+    source = self._metadata_source
+    if source is not None:
+        self._metadata_source = None
+        parse, raw = source
+        _EVENT_METADATA.__set__(self, parse(raw))
+    try:
+        value: dict[str, Any] = _EVENT_METADATA.__get__(self, CustomEvent)
+    except AttributeError:  # never set: the empty default, made on first use
+        value = {}
+        _EVENT_METADATA.__set__(self, value)
+    return value
+
+
+def _set_event_metadata(self: LazyCustomEvent, value: dict[str, Any]) -> None:
+    self._metadata_source = None
+    _EVENT_METADATA.__set__(self, value)
+
+
+class LazyCustomEvent(CustomEvent):
+    """A ``CustomEvent`` as replay assembles it: its ``lunary.metadata`` JSON is parsed on first read.
+
+    Same fields and behaviour as a ``CustomEvent``; built by ``LazyCustomEvent.of``.
+    """
+
+    __slots__ = ("_metadata_source",)
+
+    metadata = property(_event_metadata, _set_event_metadata)  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # dataclasses.replace and copies
+        self._metadata_source = None
+        CustomEvent.__init__(self, *args, **kwargs)
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        time_ns: int,
+        span_id: str,
+        trace_id: str,
+        user_id: str | None,
+        metadata_source: tuple[Any, Any] | None,
+    ) -> LazyCustomEvent:
+        """An event whose metadata is ``parse(raw)`` for ``metadata_source`` ``(parse, raw)``, or empty when None."""
+        event = cls.__new__(cls)
+        event.name = name
+        event.time_ns = time_ns
+        event.span_id = span_id
+        event.trace_id = trace_id
+        event.user_id = user_id
+        event._metadata_source = metadata_source
+        return event

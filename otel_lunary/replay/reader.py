@@ -128,34 +128,41 @@ def _open_binary(path: Path, raw: IO[bytes]) -> IO[bytes]:
     return raw
 
 
-# While files are parsed, full (generation-2) garbage collections are deferred: parsing
+# While files are parsed and assembled, the cyclic garbage collector is off: parsing
 # makes millions of small acyclic containers and the assembler keeps a share of them, so
-# each full collection walks an ever larger heap for nothing (over half the replay time
-# on 100k spans, see docs/performance.md). Young generations are still collected, and
-# the thresholds come back when the last file being read is done. ``Assembler.finish``
-# defers them the same way while it joins.
+# every collection walks an ever larger heap for nothing (a third of the replay time on
+# 1M spans with only full collections deferred, see docs/performance.md). Nothing replay
+# makes while reading is cyclic, so reference counting frees it all the same. The
+# collector's state and thresholds come back when the last file being read is done;
+# ``Assembler.finish`` turns it off the same way while it joins.
 FULL_COLLECTION_THRESHOLD = 1000
 _gc_lock = threading.Lock()
 _gc_readers = 0
-_gc_saved: tuple[int, int, int] | None = None
+_gc_saved: tuple[bool, tuple[int, int, int]] | None = None
 
 
 @contextmanager
 def deferred_full_collections() -> Iterator[None]:
+    """No cyclic garbage collection inside (counted across threads); restored after the last one."""
     global _gc_readers, _gc_saved
     with _gc_lock:
         _gc_readers += 1
         if _gc_readers == 1:
-            _gc_saved = gc.get_threshold()
-            young, middle, old = _gc_saved
+            enabled, thresholds = gc.isenabled(), gc.get_threshold()
+            _gc_saved = (enabled, thresholds)
+            young, middle, old = thresholds
             gc.set_threshold(young, middle, max(old, FULL_COLLECTION_THRESHOLD))
+            gc.disable()
     try:
         yield
     finally:
         with _gc_lock:
             _gc_readers -= 1
             if _gc_readers == 0 and _gc_saved is not None:
-                gc.set_threshold(*_gc_saved)
+                enabled, thresholds = _gc_saved
+                gc.set_threshold(*thresholds)
+                if enabled:
+                    gc.enable()
                 _gc_saved = None
 
 
