@@ -142,7 +142,7 @@ def test_lazy_message_behaves_like_a_message() -> None:
     assert (copy.role, copy.content, copy.tags) == ("user", "changed", ["x"])
 
 
-def _perturbed_lines(seed: int = 7, copies: int = 12) -> bytes:
+def _perturbed_lines(seed: int = 7, copies: int = 40) -> bytes:
     """The fixture's spans, each copy bent in ways the raw file path must notice (or may ignore)."""
     import random
 
@@ -210,6 +210,14 @@ def _perturbed_lines(seed: int = 7, copies: int = 12) -> bytes:
             span["endTimeUnixNano"] = rng.choice(["", "0", 3])
         elif choice == 25:
             span["spanId"] = "zz" * 8
+        elif choice in (26, 27, 28) and span.get("events"):
+            event = span["events"][0]
+            if choice == 26:
+                event["timeUnixNano"] = rng.choice(["", "x", None, 5, "0"])
+            elif choice == 27:
+                event.pop(rng.choice(["attributes", "timeUnixNano", "name"]), None)
+            else:
+                event["attributes"] = [kv(A.GEN_AI_EVALUATION_NAME, rng.choice([{"intValue": "z"}, {"intValue": "4"}, {"stringValue": "other"}]))]
 
     out = []
     for copy in range(copies):

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from otel_lunary.attributes import (
+    EVENT_NAME_GEN_AI_EVALUATION_RESULT,
     GEN_AI_CONVERSATION_ID,
+    GEN_AI_EVALUATION_NAME,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
@@ -47,7 +49,7 @@ from otel_lunary.attributes import (
 )
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
-from otel_lunary.replay.content import json_object, parse_content
+from otel_lunary.replay.content import json_object, load_json, parse_content
 from otel_lunary.replay.decode import DecodeError, _status, decode_value, event_records, iter_raw_spans, span_fields
 from otel_lunary.replay.feedback import changes_of, merge
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, LazyCustomEvent, LazyMessage, Message
@@ -183,8 +185,11 @@ class Assembler:
             int(raw["endTimeUnixNano"])  # checked like span_fields does; replay does not use it here
             if raw.get("status"):
                 _status(raw)  # the same: what span_fields would refuse goes the general way
-            span_type = _decoded(attributes.get(LUNARY_SPAN_TYPE))
-            conversation = _decoded(attributes.get(GEN_AI_CONVERSATION_ID))
+            # ``x["stringValue"] if ... else _decoded(x)`` is ``_decoded`` inlined for the usual case
+            value = attributes.get(LUNARY_SPAN_TYPE)
+            span_type = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
+            value = attributes.get(GEN_AI_CONVERSATION_ID)
+            conversation = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
             raw_events = raw.get("events")
             if span_type == _FEEDBACK:
                 parent = raw.get("parentSpanId")
@@ -195,9 +200,8 @@ class Assembler:
                     parent = None if unhexlify(parent) == _ZERO_SPAN else parent.lower()
                 else:
                     return False
-                events = event_records(raw_events, start_ns) if raw_events else ()
-                feedback = _decoded(attributes.get(LUNARY_FEEDBACK))
                 feedback_message_id = _decoded(attributes.get(LUNARY_FEEDBACK_MESSAGE_ID))
+                changes = self._raw_feedback_changes(_decoded(attributes.get(LUNARY_FEEDBACK)), raw_events, start_ns)
             elif raw_events:
                 return False
             elif span_type == _MESSAGE or span_type == _EVENT:
@@ -205,19 +209,24 @@ class Assembler:
                 thread = self._threads.get(conversation) if raw_tags is not None else None
                 thread_tags = _SEEN if thread is not None and raw_tags == thread.last_raw_tags else _decoded(raw_tags)
                 thread_metadata = _decoded(attributes[LUNARY_THREAD_METADATA]) if LUNARY_THREAD_METADATA in attributes else _NOT_SET
-                user_id = _decoded(attributes.get(USER_ID))
+                value = attributes.get(USER_ID)
+                user_id = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
                 metadata = _decoded(attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else _NOT_SET
                 if span_type == _MESSAGE:
-                    role = _decoded(attributes.get(LUNARY_MESSAGE_ROLE))
+                    value = attributes.get(LUNARY_MESSAGE_ROLE)
+                    role = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
                     role = role if type(role) is str and role else str(role or "user")
                     first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
-                    content = _decoded(attributes[first] if first in attributes else attributes.get(second))
-                    tool_call_id = _decoded(attributes.get(GEN_AI_TOOL_CALL_ID))
-                    message_id = _decoded(attributes.get(LUNARY_MESSAGE_ID))
-                    is_retry = bool(_decoded(attributes.get(LUNARY_MESSAGE_IS_RETRY)))
-                    truncated = bool(_decoded(attributes.get(LUNARY_CONTENT_TRUNCATED)))
+                    value = attributes[first] if first in attributes else attributes.get(second)
+                    content = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
+                    value = attributes.get(LUNARY_MESSAGE_ID)
+                    message_id = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
+                    # usually absent: decoding None gives None, so these only decode what is there
+                    tool_call_id = _decoded(attributes[GEN_AI_TOOL_CALL_ID]) if GEN_AI_TOOL_CALL_ID in attributes else None
+                    is_retry = LUNARY_MESSAGE_IS_RETRY in attributes and bool(_decoded(attributes[LUNARY_MESSAGE_IS_RETRY]))
+                    truncated = LUNARY_CONTENT_TRUNCATED in attributes and bool(_decoded(attributes[LUNARY_CONTENT_TRUNCATED]))
                     user_props = _decoded(attributes[LUNARY_USER_PROPS]) if LUNARY_USER_PROPS in attributes else _NOT_SET
-                    tags = _decoded(attributes.get(LUNARY_TAGS))
+                    tags = _decoded(attributes[LUNARY_TAGS]) if LUNARY_TAGS in attributes else None
                 else:
                     event_name = _decoded(attributes.get(LUNARY_EVENT_NAME))
             elif span_type is not None or isinstance(_decoded(attributes.get(GEN_AI_OPERATION_NAME)), str):
@@ -272,7 +281,7 @@ class Assembler:
                     parent,
                     str(feedback_message_id) if feedback_message_id else None,
                     self._seq,
-                    changes_of(feedback, events, start_ns),
+                    changes,
                 )
             )
         return True
@@ -333,6 +342,26 @@ class Assembler:
         kind = call_kind(span)
         if kind is not None:
             self._calls[span_id] = _Call(conversation, parent_span_id, call_record(span, kind))
+
+    @staticmethod
+    def _raw_feedback_changes(feedback: Any, raw_events: Any, start_ns: int) -> list[FeedbackChange]:
+        """``changes_of`` for a feedback span's undecoded events; raises what ``event_records`` would.
+
+        When ``lunary.feedback`` holds the object, the events only give each key's time, so
+        only their names, times and ``gen_ai.evaluation.name`` are read (all times checked).
+        """
+        loaded = load_json(feedback)
+        if not isinstance(loaded, dict) or not raw_events:
+            return changes_of(feedback, event_records(raw_events, start_ns) if raw_events else (), start_ns)
+        event_times: dict[Any, int] = {}
+        for event in raw_events:
+            if type(event) is not dict:
+                continue
+            time_ns = int(event["timeUnixNano"]) or start_ns
+            if event.get("name") == EVENT_NAME_GEN_AI_EVALUATION_RESULT:
+                value = {item["key"]: item["value"] for item in event["attributes"]}.get(GEN_AI_EVALUATION_NAME)
+                event_times[_decoded(value)] = time_ns
+        return [FeedbackChange(event_times.get(key, start_ns), str(key), value, value is None) for key, value in loaded.items()]
 
     def _thread_key(self, conversation: Any) -> str:
         """The conversation id as a string, one shared object per conversation."""
@@ -437,12 +466,7 @@ class Assembler:
             return self._finish()
 
     def _finish(self) -> list[Conversation]:
-        by_id = {message.id: span_id for span_id, (_, _, message) in self._messages.items()}
-        turn_of_trace: dict[str, str] = {}
-        for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):
-            if trace_id not in turn_of_trace:
-                turn_of_trace[trace_id] = span_id
-
+        messages = self._messages
         conversations: dict[str, Conversation] = {}
 
         def conversation(conversation_id: str) -> Conversation:
@@ -452,38 +476,70 @@ class Assembler:
             return conversations[conversation_id]
 
         unplaced_feedback = 0
-        pending: dict[str, list[tuple[int, FeedbackChange]]] = defaultdict(list)
+        by_id: dict[str, str] | None = None  # made only for feedback that does not name its message's span
+        pending: dict[str, list[_Feedback]] = {}
         for feedback in self._feedback:
-            target = self._feedback_target(feedback, by_id)
-            if target is None:
-                unplaced_feedback += 1
-                continue
-            pending[target].extend((feedback.seq, change) for change in feedback.changes)
+            target = feedback.parent_span_id
+            if target not in messages:
+                if by_id is None:
+                    by_id = {message.id: span_id for span_id, (_, _, message) in messages.items()}
+                target = self._feedback_target(feedback, by_id)
+                if target is None:
+                    unplaced_feedback += 1
+                    continue
+            if target in pending:
+                pending[target].append(feedback)
+            else:
+                pending[target] = [feedback]
         if unplaced_feedback and not self._only:  # with a filter, the others' feedback is expected
             self.problems.append(Problem("input", None, f"{unplaced_feedback} feedback span(s) name a message not in the input; skipped"))
 
-        for span_id, changes in pending.items():  # the others keep their (lazy) empty feedback
-            message = self._messages[span_id][2]
-            message.feedback, message.feedback_history = merge(changes)
-        self._place_calls(turn_of_trace, conversation)
+        for span_id, feedbacks in pending.items():  # the others keep their (lazy) empty feedback
+            message = messages[span_id][2]
+            if len(feedbacks) == 1 and len(feedbacks[0].changes) == 1:  # what merge gives for one change
+                change = feedbacks[0].changes[0]
+                message.feedback = {} if change.removed else {change.key: change.value}
+                message.feedback_history = [change]
+            else:
+                message.feedback, message.feedback_history = merge((f.seq, change) for f in feedbacks for change in f.changes)
+        if self._calls:
+            self._place_calls(conversation)
 
         entries: list[tuple[int, int, str, Message | CustomEvent]] = [
-            (message.time_ns, seq, cid, message) for cid, seq, message in self._messages.values()
+            (message.time_ns, seq, cid, message) for cid, seq, message in messages.values()
         ]
-        entries.extend((event.time_ns, seq, cid, event) for cid, seq, event in self._events)
+        entries.extend([(event.time_ns, seq, cid, event) for cid, seq, event in self._events])
         entries.sort(key=_TIME_THEN_ARRIVAL)
+        items: dict[str, list[Message | CustomEvent]] = {}
         for _, _, conversation_id, item in entries:
-            conversation(conversation_id).items.append(item)
+            if conversation_id in items:
+                items[conversation_id].append(item)
+            else:
+                items[conversation_id] = conversation(conversation_id).items
+                items[conversation_id].append(item)
         return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
 
-    def _place_calls(self, turn_of_trace: dict[str, str], conversation: Callable[[str], Conversation]) -> None:
+    def _turn_of_trace(self) -> dict[str, str]:
+        """Each trace's first message (by time, then arrival): the turn's user message."""
+        turn_of_trace: dict[str, str] = {}
+        for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):
+            if trace_id not in turn_of_trace:
+                turn_of_trace[trace_id] = span_id
+        return turn_of_trace
+
+    def _place_calls(self, conversation: Callable[[str], Conversation]) -> None:
+        turn_of_trace: dict[str, str] | None = None  # made when a call needs it
         for call in sorted(self._calls.values(), key=lambda c: c.record.start_ns):
             parent = call.parent_span_id
             if parent in self._calls:
                 self._calls[parent].record.children.append(call.record)
-            elif parent in self._messages:
+                continue
+            if parent in self._messages:
                 self._messages[parent][2].calls.append(call.record)
-            elif call.record.trace_id in turn_of_trace:
+                continue
+            if turn_of_trace is None:
+                turn_of_trace = self._turn_of_trace()
+            if call.record.trace_id in turn_of_trace:
                 self._messages[turn_of_trace[call.record.trace_id]][2].calls.append(call.record)
             elif call.conversation_id is not None and (not self._only or call.conversation_id in self._only):
                 conversation(call.conversation_id).unplaced_calls.append(call.record)
