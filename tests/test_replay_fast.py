@@ -270,3 +270,19 @@ def test_replay_turns_off_the_collector_and_restores_it(tmp_path: Path) -> None:
         assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
+
+
+def test_finish_orders_items_the_same_from_arrival_lists(trace_files: list[Path], tmp_path: Path) -> None:
+    """Per-conversation arrival lists sorted by time give the (time, arrival) order of the general join."""
+    bent = tmp_path / "bent.jsonl"
+    bent.write_bytes(_perturbed_lines(seed=11))
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(trace_files[0].read_bytes() * 2)  # every message span twice: the general join
+    for path in [*trace_files, bent, twice]:
+        outputs = []
+        for force_general in (False, True):
+            assembler = Assembler()
+            feed_sources([path], assembler, lambda problem: None)
+            assembler._replaced |= force_general
+            outputs.append(_json_of(assembler))
+        assert outputs[0] == outputs[1], path.name

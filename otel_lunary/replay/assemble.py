@@ -19,7 +19,7 @@ from binascii import unhexlify
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 _TIME_THEN_ARRIVAL = itemgetter(0, 1)
+_TIME = attrgetter("time_ns")
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _NOT_SET: Any = object()
@@ -119,6 +120,10 @@ class Assembler:
         self._seq = 0
         self._messages: dict[str, tuple[str, int, Message]] = {}
         self._events: list[tuple[str, int, CustomEvent]] = []
+        # each conversation's messages and events in arrival order (a stable sort by time
+        # then gives finish its order), unless a message span came twice (_replaced)
+        self._items: dict[str, list[Message | CustomEvent]] = {}
+        self._replaced = False
         self._calls: dict[str, _Call] = {}
         self._feedback: list[_Feedback] = []
         self._threads: dict[str, _Thread] = defaultdict(_Thread)
@@ -181,8 +186,11 @@ class Assembler:
             name = raw["name"]
             if type(name) is not str:
                 return False
-            start_ns = int(raw["startTimeUnixNano"])
-            int(raw["endTimeUnixNano"])  # checked like span_fields does; replay does not use it here
+            start = raw["startTimeUnixNano"]
+            start_ns = int(start)
+            end = raw["endTimeUnixNano"]
+            if end != start:  # checked like span_fields does; replay does not use it here
+                int(end)
             if raw.get("status"):
                 _status(raw)  # the same: what span_fields would refuse goes the general way
             # ``x["stringValue"] if ... else _decoded(x)`` is ``_decoded`` inlined for the usual case
@@ -237,43 +245,52 @@ class Assembler:
         self.spans_read += 1
         self._seq += 1
         if conversation is not None and conversation != "":
-            conversation = self._thread_key(conversation)
+            conversation = self._keys.setdefault(conversation, conversation) if type(conversation) is str else self._thread_key(conversation)
             if self._only and conversation not in self._only:
                 return True
         else:
             conversation = None
-        if span_type == _MESSAGE:
+        if span_type == _MESSAGE or span_type == _EVENT:
             if conversation is None:
                 self._orphan(span_id, span_type)
                 return True
-            self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
-            message = LazyMessage.of(
-                message_id if type(message_id) is str and message_id else str(message_id or span_id),
-                self._intern(role),
-                start_ns,
-                span_id,
-                trace_id,
-                (parse_content, content, tool_call_id),
-                self._intern(user_id),
-                is_retry,
-                truncated,
-            )
-            self._message_extras(message, user_props, tags, metadata)
-            self._messages[span_id] = (conversation, self._seq, message)
-        elif span_type == _EVENT:
-            if conversation is None:
-                self._orphan(span_id, span_type)
-                return True
-            self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
-            event = LazyCustomEvent.of(
-                str(event_name or name),
-                start_ns,
-                span_id,
-                trace_id,
-                self._intern(user_id),
-                None if metadata is _NOT_SET else (json_object, metadata),
-            )
-            self._events.append((conversation, self._seq, event))
+            if (thread_tags is not _SEEN and thread_tags is not None) or thread_metadata is not _NOT_SET:
+                self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
+            strings = self._strings
+            if type(user_id) is str:
+                user_id = strings.setdefault(user_id, user_id)
+            if span_type == _MESSAGE:
+                item: Message | CustomEvent = LazyMessage.of(
+                    message_id if type(message_id) is str and message_id else str(message_id or span_id),
+                    strings.setdefault(role, role),
+                    start_ns,
+                    span_id,
+                    trace_id,
+                    (parse_content, content, tool_call_id),
+                    user_id,
+                    is_retry,
+                    truncated,
+                )
+                if user_props is not _NOT_SET or tags is not None or metadata is not _NOT_SET:
+                    self._message_extras(item, user_props, tags, metadata)  # type: ignore[arg-type]
+                if span_id in self._messages:
+                    self._replaced = True
+                self._messages[span_id] = (conversation, self._seq, item)  # type: ignore[assignment]
+            else:
+                item = LazyCustomEvent.of(
+                    str(event_name or name),
+                    start_ns,
+                    span_id,
+                    trace_id,
+                    user_id,
+                    None if metadata is _NOT_SET else (json_object, metadata),
+                )
+                self._events.append((conversation, self._seq, item))  # type: ignore[arg-type]
+            items = self._items.get(conversation)
+            if items is None:
+                self._items[conversation] = [item]
+            else:
+                items.append(item)
         elif span_type == _FEEDBACK:
             self._feedback.append(
                 _Feedback(
@@ -315,7 +332,11 @@ class Assembler:
                 self._orphan(span_id, span_type)
                 return
             self._note_thread(conversation, start_ns, attributes)
-            self._messages[span_id] = (conversation, self._seq, self._message(trace_id, span_id, start_ns, attributes))
+            message = self._message(trace_id, span_id, start_ns, attributes)
+            if span_id in self._messages:
+                self._replaced = True
+            self._messages[span_id] = (conversation, self._seq, message)
+            self._items.setdefault(conversation, []).append(message)
             return
         if span_type == _EVENT:
             if conversation is None:
@@ -331,6 +352,7 @@ class Assembler:
                 (json_object, attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else None,
             )
             self._events.append((conversation, self._seq, event))
+            self._items.setdefault(conversation, []).append(event)
             return
         if span_type != _FEEDBACK and not isinstance(attributes.get(GEN_AI_OPERATION_NAME), str):
             return  # neither a lunary span nor a GenAI call: not part of a conversation
@@ -505,6 +527,10 @@ class Assembler:
         if self._calls:
             self._place_calls(conversation)
 
+        if not self._replaced:  # arrival order sorted (stably) by time is (time, arrival) order
+            for conversation_id, arrived in self._items.items():
+                conversation(conversation_id).items = sorted(arrived, key=_TIME)
+            return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
         entries: list[tuple[int, int, str, Message | CustomEvent]] = [
             (message.time_ns, seq, cid, message) for cid, seq, message in messages.values()
         ]
