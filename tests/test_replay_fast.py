@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.replay import raw_conversation as raw
+
 from otel_lunary.otlp_json import encode_line
 from otel_lunary.replay import render_json
 from otel_lunary.replay.assemble import Assembler

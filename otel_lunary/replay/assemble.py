@@ -50,9 +50,24 @@ from otel_lunary.attributes import (
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
 from otel_lunary.replay.content import json_object, load_json, parse_content
-from otel_lunary.replay.decode import DecodeError, _status, decode_value, event_records, iter_raw_spans, span_fields
+from otel_lunary.replay.decode import (
+    DecodeError,
+    _status,
+    decode_value,
+    event_records,
+    iter_raw_spans,
+    span_fields,
+)
 from otel_lunary.replay.feedback import changes_of, merge
-from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, LazyCustomEvent, LazyMessage, Message
+from otel_lunary.replay.model import (
+    CallRecord,
+    Conversation,
+    CustomEvent,
+    FeedbackChange,
+    LazyCustomEvent,
+    LazyMessage,
+    Message,
+)
 from otel_lunary.replay.records import EventRecord, Problem, SpanRecord
 
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
@@ -260,7 +275,7 @@ class Assembler:
             if type(user_id) is str:
                 user_id = strings.setdefault(user_id, user_id)
             if span_type == _MESSAGE:
-                item: Message | CustomEvent = LazyMessage.of(
+                message = LazyMessage.of(
                     message_id if type(message_id) is str and message_id else str(message_id or span_id),
                     strings.setdefault(role, role),
                     start_ns,
@@ -272,12 +287,13 @@ class Assembler:
                     truncated,
                 )
                 if user_props is not _NOT_SET or tags is not None or metadata is not _NOT_SET:
-                    self._message_extras(item, user_props, tags, metadata)  # type: ignore[arg-type]
+                    self._message_extras(message, user_props, tags, metadata)
                 if span_id in self._messages:
                     self._replaced = True
-                self._messages[span_id] = (conversation, self._seq, item)  # type: ignore[assignment]
+                self._messages[span_id] = (conversation, self._seq, message)
+                item: Message | CustomEvent = message
             else:
-                item = LazyCustomEvent.of(
+                event = LazyCustomEvent.of(
                     str(event_name or name),
                     start_ns,
                     span_id,
@@ -285,7 +301,8 @@ class Assembler:
                     user_id,
                     None if metadata is _NOT_SET else (json_object, metadata),
                 )
-                self._events.append((conversation, self._seq, item))  # type: ignore[arg-type]
+                self._events.append((conversation, self._seq, event))
+                item = event
             items = self._items.get(conversation)
             if items is None:
                 self._items[conversation] = [item]
@@ -442,9 +459,9 @@ class Assembler:
         )
         self._message_extras(
             message,
-            a[LUNARY_USER_PROPS] if LUNARY_USER_PROPS in a else _NOT_SET,
+            a.get(LUNARY_USER_PROPS, _NOT_SET),
             a.get(LUNARY_TAGS),
-            a[LUNARY_METADATA] if LUNARY_METADATA in a else _NOT_SET,
+            a.get(LUNARY_METADATA, _NOT_SET),
         )
         return message
 

@@ -64,7 +64,8 @@ def read_jaeger(
     until_ns: int | None = None,
 ) -> Iterator[SpanRecord]:
     """Spans of the conversations asked for (all with the attribute when none is named)."""
-    for conversation_id in sorted(conversation_ids) or [None]:
+    wanted: list[str | None] = [*sorted(conversation_ids)] or [None]
+    for conversation_id in wanted:
         url = query_url(source, conversation_id, since_ns, until_ns)
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=TIMEOUT_S) as response:

@@ -213,7 +213,7 @@ def _lazy_content(name: str) -> property:
         try:
             return slot.__get__(self, Message)
         except AttributeError:
-            value = [] if name == "tool_calls" else None
+            value: Any = [] if name == "tool_calls" else None
             slot.__set__(self, value)
             return value
 
@@ -235,6 +235,7 @@ class LazyMessage(Message):
     """
 
     __slots__ = ("_content_source",)
+    _content_source: tuple[Any, Any, Any] | None  # (parse, raw, tool_call_id) until parsed
 
     content = _lazy_content("content")
     tool_calls = _lazy_content("tool_calls")
@@ -277,7 +278,10 @@ class LazyMessage(Message):
         return message
 
     def _parse_content(self) -> None:
-        parse, raw, tool_call_id = self._content_source  # type: ignore[misc]
+        source = self._content_source
+        if source is None:
+            return
+        parse, raw, tool_call_id = source
         self._content_source = None
         content, tool_calls, tool_call_id = parse(raw, tool_call_id)
         _SLOT["content"].__set__(self, content)
@@ -314,6 +318,7 @@ class LazyCustomEvent(CustomEvent):
     """
 
     __slots__ = ("_metadata_source",)
+    _metadata_source: tuple[Any, Any] | None  # (parse, raw) until parsed
 
     metadata = property(_event_metadata, _set_event_metadata)  # type: ignore[assignment]
 

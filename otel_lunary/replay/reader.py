@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from otel_lunary.replay.decode import iter_request_spans
 
@@ -174,7 +174,7 @@ def deferred_full_collections() -> Iterator[None]:
                 _gc_saved = None
 
 
-def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: IO[str] | None = None) -> Iterator[SpanRecord]:
+def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None) -> Iterator[SpanRecord]:
     """Spans of one OTLP JSON Lines file, line by line."""
     spans = 0
     for request, report in file_requests(path, on_problem, progress_stream=progress_stream, spans_seen=lambda: spans):
@@ -187,7 +187,7 @@ def file_requests(
     path: Path,
     on_problem: ProblemSink,
     *,
-    progress_stream: IO[str] | None = None,
+    progress_stream: TextIO | None = None,
     spans_seen: Callable[[], int] = lambda: 0,
 ) -> Iterator[tuple[Any, Callable[[str], None]]]:
     """Each line of one OTLP JSON Lines file parsed, with the sink for that line's problems.
