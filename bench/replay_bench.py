@@ -7,7 +7,8 @@ BatchSpanProcessor hands the file exporter), and the lines are replicated with f
 trace ids, span ids and thread ids per copy until the file holds the asked number of
 spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's peak:
 
-- ``json``: ``json.loads`` of every line, nothing else: the parsing floor;
+- ``json``: ``json.loads`` of every line, nothing else: the parsing floor (with the
+  garbage collector on, as it always ran; reader and replay turn it off while reading);
 - ``read``: ``otel_lunary.replay.reader.read_sources``: parse + decode to ``SpanRecord``;
 - ``replay``: ``reader.feed_sources`` (read + ``Assembler.add_request``, no ``SpanRecord``)
   + ``finish()``: what ``otel-lunary replay`` does before rendering.
