@@ -94,3 +94,23 @@ class TestFileKinds:
         (tmp_path / "a.jsonl").write_bytes(b"".join(lines[:7]))
         (tmp_path / "b.jsonl").write_bytes(b"".join(lines[7:]))
         assert messages_of(tmp_path) == raw.EXPECTED_MESSAGES
+
+
+def test_numeric_user_id_from_another_producer_renders(tmp_path, capsys):
+    """A user.id sent as a number (another SDK) replays in every format, shown as text."""
+    from otel_lunary.cli import main
+
+    attributes = [
+        {"key": "gen_ai.conversation.id", "value": {"stringValue": "c-num"}},
+        {"key": "lunary.span.type", "value": {"stringValue": "message"}},
+        {"key": "lunary.message.role", "value": {"stringValue": "user"}},
+        {"key": "user.id", "value": {"intValue": "42"}},
+        {"key": "gen_ai.input.messages", "value": {"stringValue": '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]'}},
+    ]
+    span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "message user",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000000000", "attributes": attributes}
+    source = tmp_path / "numeric-user.jsonl"
+    source.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    for arguments in (["--format", "terminal"], ["--format", "markdown"], ["--format", "html"], ["--list"]):
+        assert main(["replay", str(source), *arguments]) == 0, arguments
+        assert "42" in capsys.readouterr().out, arguments

@@ -274,6 +274,8 @@ class Assembler:
             strings = self._strings
             if type(user_id) is str:
                 user_id = strings.setdefault(user_id, user_id)
+            elif user_id is not None:  # another producer sent a number: users are strings
+                user_id = str(user_id)
             if span_type == _MESSAGE:
                 message = LazyMessage.of(
                     message_id if type(message_id) is str and message_id else str(message_id or span_id),
@@ -365,7 +367,7 @@ class Assembler:
                 start_ns,
                 span_id,
                 trace_id,
-                self._intern(attributes.get(USER_ID)),
+                self._user(attributes.get(USER_ID)),
                 (json_object, attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else None,
             )
             self._events.append((conversation, self._seq, event))
@@ -413,6 +415,12 @@ class Assembler:
             return self._strings.setdefault(value, value)
         return value
 
+    def _user(self, value: Any) -> str | None:
+        """``user.id`` as a string whatever type the producer gave it (renderers join users)."""
+        if value is None:
+            return None
+        return self._intern(value if type(value) is str else str(value))  # type: ignore[no-any-return]
+
     def _orphan(self, span_id: str, span_type: str) -> None:
         self.problems.append(Problem(f"span {span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
 
@@ -453,7 +461,7 @@ class Assembler:
             span_id,
             trace_id,
             (parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
-            self._intern(a.get(USER_ID)),
+            self._user(a.get(USER_ID)),
             bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
             bool(a.get(LUNARY_CONTENT_TRUNCATED)),
         )
