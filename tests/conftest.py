@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otel_lunary as lunary
 from otel_lunary import _health
+from otel_lunary._fake_llm import FakeLLM
 from servers import OtlpSink
 
 MEMORY = InMemorySpanExporter()
@@ -64,6 +65,13 @@ def sink() -> Iterator[OtlpSink]:
     server = OtlpSink().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    """A local OpenAI-compatible server (otel_lunary._fake_llm) keeping the request bodies."""
+    with FakeLLM() as server:
+        yield server
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import openai
 import pytest
 
 import otel_lunary as lunary
-from otel_lunary._fake_llm import FakeLLM
+from otel_lunary._fake_llm import ERROR_MODEL
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
     LUNARY_FEEDBACK_MESSAGE_ID,
@@ -35,13 +35,6 @@ from otel_lunary.attributes import (
 from test_bridge_support import APP_KEY, BRIDGE_ONLY, CLIENTS, NOT_ON_THE_WIRE, RunningBridge, convention_problems, keys_by_name, shape, wait_for
 
 NODE_DIR = CLIENTS / "node"
-ERROR_MODEL = "error"  # FakeLLM answers HTTP 500 for it
-
-
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture

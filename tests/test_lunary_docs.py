@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 
 import openai
-import pytest
 
 import otel_lunary as lunary
-from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
     GEN_AI_EVALUATION_NAME,
@@ -29,12 +27,6 @@ from otel_lunary.attributes import (
     LUNARY_USER_PROPS,
     USER_ID,
 )
-
-
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
 
 
 def text_of(span, attribute):

@@ -9,14 +9,12 @@ import openai
 import pytest
 
 import otel_lunary as lunary
-from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_NAME, LUNARY_SPAN_TYPE, LUNARY_TAGS, LUNARY_USER_PROPS, USER_ID
 
 
 @pytest.fixture
-def client():
-    with FakeLLM() as llm:
-        yield lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test"))
+def client(llm):
+    return lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test"))
 
 
 def test_chain_decorator_nests_its_llm_call(recorded, client):

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_lunary as lunary
-from otel_lunary._fake_llm import ERROR_MODEL, FakeLLM
+from otel_lunary._fake_llm import ERROR_MODEL
 from otel_lunary.attributes import (
     ERROR_TYPE,
     GEN_AI_CONVERSATION_ID,
@@ -32,12 +32,6 @@ from otel_lunary.attributes import (
 )
 
 QUESTION = [{"role": "user", "content": "What is OpenTelemetry?"}]
-
-
-@pytest.fixture
-def llm():
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture
