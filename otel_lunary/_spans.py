@@ -39,55 +39,32 @@ def emit_instant(
     *,
     links: Sequence[Link] = (),
     events: Sequence[tuple[str, dict[str, Any]]] = (),
-    stamp_message_id: bool = False,
     timestamp_ns: int | None = None,
 ) -> SpanContext:
     """Start and end one span at the same instant; ``parent`` None means the current context.
 
-    With ``stamp_message_id`` and no id given, the span's own traceparent becomes its
-    ``lunary.message.id``: it is only known once the span has started. ``timestamp_ns``
-    defaults to now; the bridge passes the time the client recorded.
+    ``timestamp_ns`` defaults to now; the bridge passes the time the client recorded.
     """
-    return emit_message(runtime, name, attributes, parent, links=links, events=events, stamp_message_id=stamp_message_id, timestamp_ns=timestamp_ns)[0]
-
-
-def emit_message(
-    runtime: Runtime,
-    name: str,
-    attributes: dict[str, Any],
-    parent: Context | None,
-    *,
-    links: Sequence[Link] = (),
-    events: Sequence[tuple[str, dict[str, Any]]] = (),
-    stamp_message_id: bool = False,
-    timestamp_ns: int | None = None,
-) -> tuple[SpanContext, str | None]:
-    """``emit_instant``, also returning the traceparent it stamped (None when it stamped none)."""
-    now = time.time_ns() if timestamp_ns is None else timestamp_ns
-    if runtime.settings.dialects:
-        attributes.update(translate(runtime.settings.dialects, attributes))
+    now = time_ns() if timestamp_ns is None else timestamp_ns
     span = runtime.tracer.start_span(
         name,
         context=parent,
-        kind=SpanKind.INTERNAL,
-        attributes=attributes,
+        kind=_INTERNAL,
+        attributes=with_dialects(runtime, attributes),
         links=links or None,
         start_time=now,
     )
-    span_context = span.get_span_context()
-    stamped = None
-    if stamp_message_id and LUNARY_MESSAGE_ID not in attributes:
-        stamped = format_message_id(span_context)
-        span.set_attribute(LUNARY_MESSAGE_ID, stamped)
     for event_name, event_attributes in events:
         span.add_event(event_name, event_attributes, timestamp=now)
     span.end(end_time=now)
-    return span_context, stamped
+    return span.get_span_context()
 
 
 def emit_stamped(runtime: Runtime, name: str, attributes: dict[str, Any], parent: Context | None, links: Sequence[Link] | None) -> tuple[SpanContext, str | None]:
-    """``emit_message(runtime, name, attributes, parent, links=links, stamp_message_id=True)``
-    for a span with no events, the same steps without the general call's set-up (``track_message``)."""
+    """``emit_instant`` for a message span with no events, as ``track_message`` needs it: without
+    a ``lunary.message.id`` given, the span's own traceparent becomes it (known only once the
+    span has started) and is returned too (None when the id was given). Written out rather
+    than layered on ``emit_instant`` because it is the hot path (docs/performance.md)."""
     now = time_ns()
     dialects = runtime.settings.dialects
     if dialects:
