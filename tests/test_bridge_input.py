@@ -17,7 +17,8 @@ from otel_lunary.attributes import (
     LUNARY_RUN_ID,
     LUNARY_RUN_UNFINISHED,
 )
-from test_bridge_support import APP_KEY, RunningBridge, wait_for
+from servers import poll_until
+from test_bridge_support import APP_KEY, RunningBridge
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}"}
@@ -74,7 +75,7 @@ def test_bad_request_is_refused_and_the_next_one_lands(bridge, case, body, heade
     assert message in response.json()["error"]
     good = f"good-{uuid.uuid4()}"
     assert post(bridge, {"events": [chat(good)]}).json() == {"results": [{"id": good, "success": True}]}
-    wait_for(lambda: landed(bridge, good), what="the valid event's span")
+    poll_until(lambda: landed(bridge, good), timeout=20, what="the valid event's span")
 
 
 def test_chunked_body_needs_a_length(bridge):
@@ -112,7 +113,7 @@ def test_bad_event_fails_alone(bridge, case, event, message):
     assert bad_result["success"] is False
     assert message in bad_result["error"]
     assert good_result == {"id": good, "success": True}
-    wait_for(lambda: landed(bridge, good), what="the valid event's span")
+    poll_until(lambda: landed(bridge, good), timeout=20, what="the valid event's span")
 
 
 class TestCors:
@@ -147,7 +148,7 @@ def test_each_key_is_its_own_project(bridge):
     """Spans from two app keys carry their own lunary.project on separate providers' resources."""
     post(bridge, {"events": [chat("p-demo")]})
     post(bridge, {"events": [chat("p-other")]}, headers={"Authorization": "Bearer other-key"})
-    spans = wait_for(lambda: len(bridge.spans()) == 2 and bridge.spans(), what="two spans")
+    spans = poll_until(lambda: len(bridge.spans()) == 2 and bridge.spans(), timeout=20, what="two spans")
     projects = {span.attributes[LUNARY_MESSAGE_ID]: span.resource.attributes[LUNARY_PROJECT] for span in spans}
     assert projects == {"p-demo": "demo", "p-other": "other"}
     assert set(bridge.providers) == {"demo", "other"}
@@ -176,7 +177,7 @@ def test_run_keeps_the_clients_start_and_end(bridge):
          "error": {"message": "Error code: 500 - boom", "stack": "Traceback (most recent call last):\nopenai.InternalServerError: Error code: 500 - boom"}},
     ]
     assert all(r["success"] for r in post(bridge, {"events": events}).json()["results"])
-    calls = {span.attributes[LUNARY_RUN_ID]: span for span in wait_for(lambda: len(bridge.spans()) == 3 and bridge.spans()) if LUNARY_RUN_ID in span.attributes}
+    calls = {span.attributes[LUNARY_RUN_ID]: span for span in poll_until(lambda: len(bridge.spans()) == 3 and bridge.spans(), timeout=20, what="three spans") if LUNARY_RUN_ID in span.attributes}
     ok, failed = calls["llm-1"], calls["llm-2"]
     assert ok.start_time == 1795924374400 * 1_000_000
     assert ok.end_time - ok.start_time == 500_000_000  # 03:52:54.900 UTC is 1795924374900 ms
@@ -192,7 +193,7 @@ def test_run_without_end_is_closed_as_unfinished(tmp_path):
     try:
         started = {"event": "start", "type": "agent", "name": "Stuck", "runId": "stuck-1", "timestamp": 1795924374000, "input": "go"}
         post(bridge, {"events": [started]})
-        (span,) = wait_for(lambda: bridge.spans(), what="the unfinished run's span")
+        (span,) = poll_until(lambda: bridge.spans(), timeout=20, what="the unfinished run's span")
         assert span.name == "invoke_agent Stuck"
         assert span.attributes[LUNARY_RUN_UNFINISHED] is True
         assert span.start_time == 1795924374000 * 1_000_000

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from test_bridge_support import APP_KEY, REPO, wait_for
+from servers import poll_until
+from test_bridge_support import APP_KEY, REPO
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}"}
@@ -32,7 +33,7 @@ class BridgeProcess:
              "--exporter", "file", "--file", str(self.spans_file), "--url-file", str(url_file), *extra],
             env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        self.url = wait_for(lambda: url_file.exists() and url_file.read_text().strip(), what="the bridge to listen")
+        self.url = poll_until(lambda: url_file.exists() and url_file.read_text().strip(), timeout=20, what="the bridge to listen")
 
     def post(self, events: list[dict]) -> dict:
         response = httpx.post(self.url + INGEST, headers=AUTH, json={"events": events}, timeout=10)

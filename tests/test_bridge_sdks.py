@@ -32,7 +32,8 @@ from otel_lunary.attributes import (
     LUNARY_PROJECT,
     LUNARY_RUN_ID,
 )
-from test_bridge_support import APP_KEY, BRIDGE_ONLY, CLIENTS, NOT_ON_THE_WIRE, RunningBridge, convention_problems, keys_by_name, shape, wait_for
+from servers import poll_until
+from test_bridge_support import APP_KEY, BRIDGE_ONLY, CLIENTS, NOT_ON_THE_WIRE, RunningBridge, convention_problems, keys_by_name, shape
 
 NODE_DIR = CLIENTS / "node"
 
@@ -136,7 +137,7 @@ class TestPythonSDK:
                     "--openai-base-url", llm.base_url, "--error-model", ERROR_MODEL])
         native_flow(llm.base_url)
         native = recorded.all()
-        bridged = wait_for(lambda: len(bridge.spans()) >= len(native) and bridge.spans(), what="the bridge's spans")
+        bridged = poll_until(lambda: len(bridge.spans()) >= len(native) and bridge.spans(), timeout=20, what="the bridge's spans")
         assert len(bridged) == len(native) == 20
         assert shape(bridged) == shape(native)
         assert_layout(bridged)
@@ -162,7 +163,7 @@ class TestNodeSDK:
         the span definitions rather than against a native run.)"""
         out = run_client(["node", "flow.mjs", "--api-url", bridge.url, "--app-id", APP_KEY,
                           "--openai-base-url", llm.base_url, "--error-model", ERROR_MODEL], cwd=NODE_DIR)
-        spans = wait_for(lambda: len(bridge.spans()) >= 21 and bridge.spans(), what="the bridge's spans")
+        spans = poll_until(lambda: len(bridge.spans()) >= 21 and bridge.spans(), timeout=20, what="the bridge's spans")
         assert [problem for span in spans for problem in convention_problems(span)] == []
         # flow.mjs step 6 calls the LLM with no parent: the JS SDK has no `with parent`.
         assert_layout(spans, llm_roots_allowed=1)
@@ -198,7 +199,7 @@ class TestBrowserSDK:
                 capture_output=True, text=True, timeout=120,
             )
             assert "DONE " in done.stdout, done.stdout[-1000:] + done.stderr[-1000:]
-            spans = wait_for(lambda: len(bridge.spans()) >= 5 and bridge.spans(), what="the browser's spans")
+            spans = poll_until(lambda: len(bridge.spans()) >= 5 and bridge.spans(), timeout=20, what="the browser's spans")
             assert sorted(span.name for span in spans) == ["event open-document", "feedback", "feedback", "message assistant", "message user"]
             assert [problem for span in spans for problem in convention_problems(span)] == []
             assert_layout(spans)

@@ -1,15 +1,13 @@
 """Helpers for the bridge tests (no tests here): a real bridge on 127.0.0.1 with an
-in-memory exporter per project, polling with deadlines, and the structural view of a
-set of spans (trace trees of span names and attribute keys) used to compare the bridge
-with the native SDK."""
+in-memory exporter per project, and the structural view of a set of spans (trace trees
+of span names and attribute keys) used to compare the bridge with the native SDK.
+Polling goes through ``servers.poll_until``."""
 
 from __future__ import annotations
 
-import time
-
 import yaml
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +37,6 @@ APP_KEY = "test-app-key"
 NOT_ON_THE_WIRE = frozenset({SERVER_ADDRESS, SERVER_PORT, GEN_AI_RESPONSE_MODEL, GEN_AI_RESPONSE_ID, GEN_AI_RESPONSE_FINISH_REASONS})
 # What only the bridge knows: the Lunary run id of a run span.
 BRIDGE_ONLY = frozenset({LUNARY_RUN_ID})
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll until ``condition()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class RunningBridge:
