@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind
 
-from otel_lunary._content import ContentPolicy
+from otel_lunary._content import ContentPolicy, text_message_json
 from otel_lunary._operation import Operation
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._spans import span_name
@@ -59,19 +59,12 @@ class _Kind:
         self.record_output = record_output
 
 
-def _text_message(role: str, text: str, output: bool) -> str:
-    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
-    if output:
-        message["finish_reason"] = "stop"
-    return to_json([message])
-
-
 AGENT = _Kind(
     {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.INVOKE_AGENT.value},
     GEN_AI_AGENT_NAME,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
-    lambda policy, text: {GEN_AI_INPUT_MESSAGES: _text_message("user", policy.text(text), False)},
-    lambda policy, text: {GEN_AI_OUTPUT_MESSAGES: _text_message("assistant", policy.text(text), True)},
+    lambda policy, text: {GEN_AI_INPUT_MESSAGES: text_message_json("user", policy.text(text), output=False)},
+    lambda policy, text: {GEN_AI_OUTPUT_MESSAGES: text_message_json("assistant", policy.text(text), output=True)},
 )
 TOOL = _Kind(
     {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.EXECUTE_TOOL.value},
