@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_lunary._content import ContentPolicy, text_message_json
 from otel_lunary._operation import Operation
-from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._serialize import to_json
 from otel_lunary._spans import span_name
 from otel_lunary.attributes import (
     GEN_AI_AGENT_NAME,
@@ -28,19 +28,15 @@ from otel_lunary.attributes import (
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
-    LUNARY_METADATA,
     LUNARY_RUN_NAME,
     LUNARY_SPAN_TYPE,
-    LUNARY_TAGS,
-    LUNARY_USER_PROPS,
     SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
     SPAN_NAME_LUNARY_CHAIN,
-    USER_ID,
     GenAiOperationNameValues,
     LunarySpanTypeValues,
 )
-from otel_lunary.context import with_ambient_identity
+from otel_lunary.context import with_ambient_identity, with_run_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,16 +88,7 @@ def result_text(result: Any) -> str:
 
 def run_attributes(kind: _Kind, run_name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The attributes a run span starts with (shared with the bridge)."""
-    base: dict[str, Any] = {**kind.fixed, kind.name_attribute: run_name}
-    if options.get("user_id") is not None:
-        base[USER_ID] = str(options["user_id"])
-    if options.get("user_props") is not None:
-        base[LUNARY_USER_PROPS] = to_json(options["user_props"])
-    if options.get("tags"):
-        base[LUNARY_TAGS] = to_string_list(options["tags"])
-    if options.get("metadata") is not None:
-        base[LUNARY_METADATA] = to_json(options["metadata"])
-    return base
+    return with_run_options({**kind.fixed, kind.name_attribute: run_name}, options)
 
 
 def run_span_name(kind: _Kind, run_name: str) -> str:

@@ -18,7 +18,7 @@ from otel_lunary import _health, _index
 from otel_lunary._context_stack import ContextStack
 from otel_lunary._serialize import to_json, to_string_list
 from otel_lunary._spans import context_of
-from otel_lunary.attributes import LUNARY_TAGS, LUNARY_USER_PROPS, USER_ID
+from otel_lunary.attributes import LUNARY_METADATA, LUNARY_TAGS, LUNARY_USER_PROPS, USER_ID
 
 
 class parent:  # noqa: N801 - Lunary's name, used as `with lunary.parent(...)`
@@ -87,6 +87,21 @@ def identify(user_id: str, user_props: Mapping[str, Any] | None = None) -> _Cont
 def tags(tags: list[str]) -> _ContextValue:  # noqa: A001 - Lunary's name
     """Lunary's ``tags``: LLM calls and runs inside the block carry these tags."""
     return _ContextValue(_tags, to_string_list(tags))
+
+
+def with_run_options(attributes: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Add Lunary's per-call ``user_id``, ``user_props``, ``tags`` and ``metadata`` options,
+    which LLM calls, agent/tool/chain runs and the bridge's runs all accept the same way."""
+    if options.get("user_id") is not None:
+        attributes[USER_ID] = str(options["user_id"])
+    if options.get("user_props") is not None:
+        attributes[LUNARY_USER_PROPS] = to_json(options["user_props"])
+    tags = to_string_list(options.get("tags"))
+    if tags:
+        attributes[LUNARY_TAGS] = tags
+    if options.get("metadata") is not None:
+        attributes[LUNARY_METADATA] = to_json(options["metadata"])
+    return attributes
 
 
 def with_ambient_identity(attributes: dict[str, Any]) -> dict[str, Any]:

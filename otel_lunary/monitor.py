@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 from otel_lunary import _health
 from otel_lunary._content import ContentPolicy, genai_message
 from otel_lunary._operation import Operation
-from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary._serialize import to_json
 from otel_lunary._spans import span_name
 from otel_lunary.attributes import (
     GEN_AI_INPUT_MESSAGES,
@@ -37,16 +37,12 @@ from otel_lunary.attributes import (
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     LUNARY_CONTENT_TRUNCATED,
-    LUNARY_METADATA,
-    LUNARY_TAGS,
-    LUNARY_USER_PROPS,
     SPAN_NAME_GEN_AI_INFERENCE_CLIENT,
     SERVER_ADDRESS,
     SERVER_PORT,
-    USER_ID,
     GenAiOperationNameValues,
 )
-from otel_lunary.context import with_ambient_identity
+from otel_lunary.context import with_ambient_identity, with_run_options
 
 PROVIDER = "openai"
 CHAT = GenAiOperationNameValues.CHAT.value
@@ -88,16 +84,7 @@ def request_attributes(model: str, params: Mapping[str, Any], lunary_options: Ma
         value = params.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[attribute] = cast(value)
-    if lunary_options.get("user_id") is not None:
-        attributes[USER_ID] = str(lunary_options["user_id"])
-    if lunary_options.get("user_props") is not None:
-        attributes[LUNARY_USER_PROPS] = to_json(lunary_options["user_props"])
-    tags = to_string_list(lunary_options.get("tags"))
-    if tags:
-        attributes[LUNARY_TAGS] = tags
-    if lunary_options.get("metadata") is not None:
-        attributes[LUNARY_METADATA] = to_json(lunary_options["metadata"])
-    return attributes
+    return with_run_options(attributes, lunary_options)
 
 
 def inference_span_name(model: str) -> str:
