@@ -6,7 +6,6 @@ API (grpc-gateway: each streamed ``TracesData`` chunk wrapped as ``{"result": {.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import urllib.parse
@@ -18,9 +17,8 @@ import pytest
 
 from fixtures.replay import raw_conversation as raw
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
-from otel_lunary.cli import build_parser
 from otel_lunary.otlp_json import encode_request
-from otel_lunary.replay.command import replay
+from test_replay_outputs import run
 
 
 class FakeJaeger:
@@ -67,12 +65,6 @@ def jaeger() -> Iterator[FakeJaeger]:
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    args = build_parser(["replay", *argv]).parse_args(["replay", *argv])
-    out, err = io.StringIO(), io.StringIO()
-    return replay(args, out, err), out.getvalue(), err.getvalue()
 
 
 class TestJaeger:

@@ -24,6 +24,7 @@ def trace_file(tmp_path: Path) -> Path:
 
 
 def run(*argv: str) -> tuple[int, str, str]:
+    """``otel-lunary replay *argv`` in this process: (exit status, stdout, stderr)."""
     args = build_parser(["replay", *argv]).parse_args(["replay", *argv])
     out, err = io.StringIO(), io.StringIO()
     return replay(args, out, err), out.getvalue(), err.getvalue()
