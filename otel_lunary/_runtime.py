@@ -92,7 +92,7 @@ def configure(
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
     )
-    wants_export = any(value is not None for value in (exporter, endpoint, protocol, headers, file_path, service_name))
+    wants_export = options != export.ExportOptions()  # any export option given
     with _lock:
         if tracer_provider is not None:
             runtime = _build(tracer_provider, False, settings)
