@@ -13,6 +13,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 from opentelemetry.trace import SpanContext
 
+from otel_lunary.ids import parse_message_id
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -60,7 +62,5 @@ def resolve(message_id: object) -> MessageRef | None:
     known = messages.get(message_id)
     if known is not None:
         return known
-    from otel_lunary.ids import parse_message_id
-
     span_context = parse_message_id(message_id)
     return None if span_context is None else MessageRef(span_context, None)
