@@ -77,6 +77,10 @@ class BridgeConfig:
         return None
 
 
+# The defaults resolve_config falls back to: the dataclass's own, written once.
+_DEFAULTS = BridgeConfig()
+
+
 def resolve_config(
     *,
     keys: str | Mapping[str, str] | None = None,
@@ -96,15 +100,16 @@ def resolve_config(
     if not key_map:
         raise ValueError(f"no app keys: pass --keys key=project,... or set {ENV_KEYS}")
     origins = cors_origins if cors_origins is not None else env_str(ENV_CORS)
+    default = _DEFAULTS
     return BridgeConfig(
         keys=key_map,
-        host=host or env_str(ENV_HOST) or "127.0.0.1",
-        port=resolve_int(port, ENV_PORT, DEFAULT_PORT, 0, "port"),
-        cors_origins=parse_origins(origins) if origins else ("*",),
-        state_path=state_path or env_str(ENV_STATE) or "otel-lunary-bridge.sqlite",
-        state_ttl_s=resolve_float(state_ttl_s, ENV_STATE_TTL, 7 * 86400.0, 1.0, "state TTL") or 7 * 86400.0,
-        state_max_rows=resolve_int(state_max_rows, ENV_STATE_MAX_ROWS, 1_000_000, 100, "state max rows"),
-        run_timeout_s=resolve_float(run_timeout_s, ENV_RUN_TIMEOUT, 600.0, 0.01, "run timeout") or 600.0,
-        max_body_bytes=resolve_int(max_body_bytes, ENV_MAX_BODY, 5 * 1024 * 1024, 1024, "max body bytes"),
-        max_events=resolve_int(max_events, ENV_MAX_EVENTS, 10_000, 1, "max events"),
+        host=host or env_str(ENV_HOST) or default.host,
+        port=resolve_int(port, ENV_PORT, default.port, 0, "port"),
+        cors_origins=parse_origins(origins) if origins else default.cors_origins,
+        state_path=state_path or env_str(ENV_STATE) or default.state_path,
+        state_ttl_s=resolve_float(state_ttl_s, ENV_STATE_TTL, default.state_ttl_s, 1.0, "state TTL") or default.state_ttl_s,
+        state_max_rows=resolve_int(state_max_rows, ENV_STATE_MAX_ROWS, default.state_max_rows, 100, "state max rows"),
+        run_timeout_s=resolve_float(run_timeout_s, ENV_RUN_TIMEOUT, default.run_timeout_s, 0.01, "run timeout") or default.run_timeout_s,
+        max_body_bytes=resolve_int(max_body_bytes, ENV_MAX_BODY, default.max_body_bytes, 1024, "max body bytes"),
+        max_events=resolve_int(max_events, ENV_MAX_EVENTS, default.max_events, 1, "max events"),
     )
