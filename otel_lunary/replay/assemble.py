@@ -425,19 +425,18 @@ class Assembler:
         self.problems.append(Problem(f"span {span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
 
     def _note_thread(self, conversation: str, start_ns: int, attributes: dict[str, Any]) -> None:
-        thread = self._threads[conversation]
-        tags = attributes.get(LUNARY_THREAD_TAGS)
-        if tags is not None and tags != thread.last_tags:
-            for tag in _tags(tags):
-                thread.tags.setdefault(tag, None)
-            thread.last_tags = tags
-        if LUNARY_THREAD_METADATA in attributes and start_ns >= thread.metadata_time:
-            thread.metadata_source = attributes[LUNARY_THREAD_METADATA]
-            thread.metadata_time = start_ns
+        """Note the thread tags and metadata of a decoded span (the general path)."""
+        # No raw value: the file path's next span of this thread decodes its tags again.
+        self._note_raw_thread(
+            conversation, start_ns, None, attributes.get(LUNARY_THREAD_TAGS), attributes.get(LUNARY_THREAD_METADATA, _NOT_SET)
+        )
 
     def _note_raw_thread(self, conversation: str, start_ns: int, raw_tags: Any, tags: Any, metadata: Any) -> None:
-        """``_note_thread`` for the file path: ``tags`` is ``_SEEN`` when ``raw_tags`` is the
-        value this thread's previous span had (so decoded and noted already)."""
+        """Add ``tags`` (decoded) to the thread's and keep the newest ``metadata`` (``_NOT_SET`` if absent).
+
+        On the file path ``tags`` is ``_SEEN`` when ``raw_tags`` is the undecoded value this
+        thread's previous span had (so decoded and noted already).
+        """
         thread = self._threads[conversation]
         if tags is not _SEEN:
             if tags is not None and tags != thread.last_tags:
