@@ -20,6 +20,7 @@ from otel_lunary._context_stack import ContextStack
 from otel_lunary._conversation import current_conversation
 from otel_lunary._spans import context_of, with_dialects
 from otel_lunary.attributes import ERROR_TYPE, GEN_AI_CONVERSATION_ID
+from otel_lunary.context import with_ambient_identity
 
 
 class Operation:
@@ -28,10 +29,13 @@ class Operation:
     __slots__ = ("span", "runtime", "policy", "_context", "_conversation", "_explicit", "_finished")
 
     def __init__(self, name: str, kind: SpanKind, attributes: dict[str, Any], parent_id: Any = None) -> None:
+        """Start the span with ``attributes`` (which it takes over), plus the user and tags of
+        enclosing ``identify``/``tags`` blocks, inside this boundary: their values are the app's."""
         self.span: Span | None = None
         self._finished = False
         self._explicit = False
         try:
+            with_ambient_identity(attributes)
             self.runtime = _runtime.get()
             self.policy: ContentPolicy = self.runtime.policy.fresh()
             target = _index.resolve(parent_id) if parent_id is not None else None

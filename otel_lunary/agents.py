@@ -36,7 +36,7 @@ from otel_lunary.attributes import (
     GenAiOperationNameValues,
     LunarySpanTypeValues,
 )
-from otel_lunary.context import with_ambient_identity, with_run_options
+from otel_lunary.context import with_run_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,7 +106,7 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
     span_title = run_span_name(kind, run_name)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
-        operation = Operation(span_title, SpanKind.INTERNAL, with_ambient_identity(dict(base)))
+        operation = Operation(span_title, SpanKind.INTERNAL, dict(base))
         if operation.span is not None and operation.policy.capture and kind.record_input is not None:
             operation.set(kind.record_input(operation.policy, _arguments_json(signature, args, kwargs)))
         return operation

@@ -42,7 +42,7 @@ from otel_lunary.attributes import (
     SERVER_PORT,
     GenAiOperationNameValues,
 )
-from otel_lunary.context import with_ambient_identity, with_run_options
+from otel_lunary.context import with_run_options
 
 PROVIDER = "openai"
 CHAT = GenAiOperationNameValues.CHAT.value
@@ -102,7 +102,7 @@ def input_messages_attributes(messages: Any, policy: ContentPolicy) -> dict[str,
 def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
     model = str(kwargs.get("model", ""))
     attributes = {**request_attributes(model, kwargs, lunary_options), **server}
-    operation = Operation(inference_span_name(model), SpanKind.CLIENT, with_ambient_identity(attributes), lunary_options.get("parent"))
+    operation = Operation(inference_span_name(model), SpanKind.CLIENT, attributes, lunary_options.get("parent"))
     if operation.span is not None and operation.policy.capture:
         operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
     return operation
