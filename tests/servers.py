@@ -419,6 +419,7 @@ class OtlpSink:
         self.resources: list = []
         self.headers: list[dict[str, str]] = []
         self.bodies: list[bytes] = []  # decompressed request bodies, exactly as received
+        self.paths: list[str] = []  # the request path of each POST
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -441,6 +442,7 @@ class OtlpSink:
                 request.ParseFromString(body)
                 with sink._lock:
                     sink.bodies.append(body)
+                    sink.paths.append(self.path)
                     sink.headers.append({k.lower(): v for k, v in self.headers.items()})
                     for rs in request.resource_spans:
                         for ss in rs.scope_spans:

@@ -147,6 +147,7 @@ class TestOtlpSettingsReachTheWire:
         emit(provider, 1)
         assert export.flush(provider, 10.0)
         assert sink.names() == ["span 0"] and sink.headers[0]["x-k"] == "v"
+        assert sink.paths == ["/v1/traces"]
 
     def test_invalid_env_values_warn_and_still_export(self, sink: OtlpSink, providers: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
         """Bad timeout/compression/BSP env values log warnings; export still works with defaults."""
