@@ -190,6 +190,9 @@ class _StreamRecorder:
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         self.chunks = _ChunkAccumulator()
+        # A stream read to its end and then closed (``with``, ``close()``) ends twice:
+        # the second end must not rebuild the response the span no longer takes.
+        self.ended = False
 
     def on_chunk(self, chunk: Any) -> None:
         try:
@@ -210,6 +213,9 @@ class _StreamRecorder:
             raise
 
     def on_end(self, error: BaseException | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
         if error is not None:
             self.operation.fail(error)
             return
