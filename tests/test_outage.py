@@ -20,7 +20,10 @@ from otel_lunary.export import ExportOptions, build_tracer_provider
 from servers import OtlpSink, poll_until, start_rotel
 
 REPO = Path(__file__).resolve().parent.parent
-FAST_CALL_S = 0.05
+# Not a speed assertion (speed is measured in bench/): a call that waited on the network
+# would take at least a second (the OTLP exporter's first retry back-off, or the silent
+# collector's timeout); half a second leaves room for GC pauses on a loaded CI machine.
+NEVER_WAITED_S = 0.5
 
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
@@ -69,8 +72,8 @@ def track_turn(thread: lunary.Thread, i: int) -> float:
 
 
 class TestCollectorOutage:
-    def test_outage_keeps_calls_fast_and_counts_what_overflowed(self, tmp_path: Path, drops: _drops._DropCounter, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Collector down: calls stay fast; back up: what fit the queue arrives, the rest is counted."""
+    def test_outage_never_blocks_calls_and_counts_what_overflowed(self, tmp_path: Path, drops: _drops._DropCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Collector down: calls never wait on it; back up: what fit the queue arrives, the rest is counted."""
         monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
         monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -88,7 +91,7 @@ class TestCollectorOutage:
 
             rotel.stop()
             slowest = max(track_turn(thread, i) for i in range(5, 1005))  # 2000 spans, queue holds 200
-            assert slowest < FAST_CALL_S
+            assert slowest < NEVER_WAITED_S
             assert export.dropped_spans() > 0
 
             rotel.start()
@@ -116,7 +119,7 @@ class TestSilentCollector:
         try:
             thread = lunary.open_thread()
             for i in range(20):
-                assert track_turn(thread, i) < FAST_CALL_S
+                assert track_turn(thread, i) < NEVER_WAITED_S
             start = time.monotonic()
             assert export.flush(provider, 1.0) is False
             assert time.monotonic() - start < 2.0
