@@ -55,6 +55,16 @@ class Operation:
             _health.report("internal_errors", "otel_lunary: could not start span %s", name, exc_info=True)
             self.span = None
 
+    @classmethod
+    def unrecorded(cls) -> Operation:
+        """An operation with no span: the work runs, nothing is recorded."""
+        operation = cls.__new__(cls)
+        operation.span = None
+        operation._finished = True
+        operation._explicit = False
+        operation._conversation = None
+        return operation
+
     @contextmanager
     def active(self) -> Iterator[None]:
         """Make the span current so work inside (HTTP calls, nested LLM calls) nests under it."""

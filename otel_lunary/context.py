@@ -86,7 +86,12 @@ def identify(user_id: str, user_props: Mapping[str, Any] | None = None) -> _Cont
 
 def tags(tags: list[str]) -> _ContextValue:  # noqa: A001 - Lunary's name
     """Lunary's ``tags``: LLM calls and runs inside the block carry these tags."""
-    return _ContextValue(_tags, to_string_list(tags))
+    try:
+        values = to_string_list(tags)
+    except Exception:  # noqa: BLE001 - a tag whose str() raises; the block still runs
+        _health.report("invalid_arguments", "otel_lunary: tags() got a value it cannot turn into text; ignored")
+        values = []
+    return _ContextValue(_tags, values)
 
 
 def with_run_options(attributes: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,11 +100,20 @@ def input_messages_attributes(messages: Any, policy: ContentPolicy) -> dict[str,
 
 
 def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
-    model = str(kwargs.get("model", ""))
-    attributes = {**request_attributes(model, kwargs, lunary_options), **server}
-    operation = Operation(inference_span_name(model), SpanKind.CLIENT, attributes, lunary_options.get("parent"))
+    """The call's span; arguments it cannot read (their ``str`` raises) leave the call unrecorded."""
+    try:
+        model = str(kwargs.get("model", ""))
+        attributes = {**request_attributes(model, kwargs, lunary_options), **server}
+        name = inference_span_name(model)
+    except Exception:  # noqa: BLE001 - the app's objects; tracking never raises into the app
+        _health.report("invalid_arguments", "otel_lunary: could not read an LLM call's arguments; call not recorded", exc_info=True)
+        return Operation.unrecorded()
+    operation = Operation(name, SpanKind.CLIENT, attributes, lunary_options.get("parent"))
     if operation.span is not None and operation.policy.capture:
-        operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
+        try:
+            operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
+        except Exception:  # noqa: BLE001 - e.g. a message whose model_dump() raises
+            _health.report("internal_errors", "otel_lunary: could not record an LLM call's input", exc_info=True)
     return operation
 
 

@@ -95,3 +95,23 @@ def test_invalid_calls_are_counted(recorded):
     lunary.track_feedback("some-id", "not a dict")
     assert lunary.stats()["invalid_arguments"] == 3
     assert recorded.all() == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(model=values, user_id=values, tags=values, messages=values)
+def test_monitor_never_changes_what_a_call_raises(recorded, llm, model, user_id, tags, messages):
+    """Whatever arguments and Lunary options an LLM call gets, the monitored client raises
+    (or returns) exactly as the plain client does: tracking adds no exception of its own."""
+    import openai
+
+    def outcome(client, **lunary_options):
+        try:
+            client.chat.completions.create(model=model, messages=messages, **lunary_options)
+        except Exception as error:  # noqa: BLE001 - the outcome is what we compare
+            return type(error)
+        return None
+
+    plain = openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
+    monitored = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
+    with lunary.identify(user_id), lunary.tags(tags):
+        assert outcome(monitored, user_id=user_id, tags=tags, metadata=messages) is outcome(plain)
