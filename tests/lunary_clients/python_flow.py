@@ -6,9 +6,9 @@ otel-lunary bridge::
 
     python tests/lunary_clients/python_flow.py --api-url http://127.0.0.1:PORT
 
-It starts its own fake OpenAI-compatible server on 127.0.0.1 (answers
-/v1/chat/completions: plain JSON, SSE when "stream": true, a tool call when
-"tools" are given, and HTTP 500 for model "fail-500"), runs the flow, makes the
+Unless --openai-base-url is given it starts otel-lunary's offline fake model
+(otel_lunary._fake_llm.FakeLLM on 127.0.0.1: plain JSON, SSE when "stream": true,
+a tool call when "tools" are given, HTTP 500 for model "error"), runs the flow, makes the
 SDK flush, and prints on stdout one JSON object with the ids the SDK returned
 and the ids it puts on the wire (sha256(id + app_id) -> UUID, see
 lunary.utils.create_uuid_from_string).
@@ -32,88 +32,11 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ERROR_MODEL = "error"  # what otel_lunary._fake_llm.FakeLLM answers with HTTP 500
 
 APP_ID_DEFAULT = "test-app-key"
-
-
-# --------------------------------------------------------------------------
-# fake OpenAI-compatible server
-# --------------------------------------------------------------------------
-class FakeOpenAI(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def _json(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        req = json.loads(self.rfile.read(n) or b"{}")
-        if not self.path.endswith("/chat/completions"):
-            return self._json(404, {"error": {"message": "not found"}})
-        model = req.get("model", "gpt-4o")
-        if model == "fail-500":
-            return self._json(500, {"error": {"message": "fake upstream failure", "type": "server_error", "code": None}})
-        created = int(time.time())
-        if req.get("stream"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            base = {"id": "chatcmpl-stream-1", "object": "chat.completion.chunk", "created": created, "model": model + "-2024-08-06"}
-            deltas = [
-                {"role": "assistant", "content": ""},
-                {"content": "Rainy"},
-                {"content": ", 57F"},
-            ]
-            for d in deltas:
-                chunk = dict(base, choices=[{"index": 0, "delta": d, "finish_reason": None}])
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            chunk = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        if req.get("tools"):
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{
-                    "id": "call_weather_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{\"location\": \"Paris\"}"},
-                }],
-            }
-            finish = "tool_calls"
-        else:
-            message = {"role": "assistant", "content": "Rainy, 57F"}
-            finish = "stop"
-        self._json(200, {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": created,
-            "model": model + "-2024-08-06",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
-                      "prompt_tokens_details": {"cached_tokens": 3}},
-        })
-
-
-def start_fake_openai() -> str:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{httpd.server_address[1]}/v1"
 
 
 # --------------------------------------------------------------------------
@@ -124,9 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--api-url", default=os.environ.get("LUNARY_API_URL"),
                     help="Lunary API base URL (the SDK appends /v1/runs/ingest); default $LUNARY_API_URL")
     ap.add_argument("--app-id", default=os.environ.get("LUNARY_PUBLIC_KEY") or APP_ID_DEFAULT)
-    ap.add_argument("--openai-base-url", help="use this OpenAI-compatible server (e.g. otel_lunary._fake_llm.FakeLLM) "
-                    "instead of starting the built-in fake")
-    ap.add_argument("--error-model", default="fail-500", help="model name the server answers with HTTP 500")
+    ap.add_argument("--openai-base-url", help="use this OpenAI-compatible server instead of starting otel_lunary's FakeLLM")
+    ap.add_argument("--error-model", default=ERROR_MODEL, help="model name the server answers with HTTP 500")
     args = ap.parse_args(argv)
     if not args.api_url:
         ap.error("--api-url or LUNARY_API_URL is required")
@@ -147,7 +69,11 @@ def main(argv=None) -> int:
         # exactly what lunary.track_event does to run ids and parent ids
         return str(create_uuid_from_string(str(i) + str(args.app_id)))
 
-    client = openai.OpenAI(base_url=args.openai_base_url or start_fake_openai(), api_key="sk-fake", max_retries=0)
+    if args.openai_base_url is None:
+        from otel_lunary._fake_llm import FakeLLM  # only for standalone runs
+
+        args.openai_base_url = FakeLLM().start().base_url
+    client = openai.OpenAI(base_url=args.openai_base_url, api_key="sk-fake", max_retries=0)
     lunary.monitor(client)
 
     out: dict = {"sdk": "lunary-py", "version": getattr(lunary, "__version__", None), "app_id": args.app_id}
