@@ -16,6 +16,7 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind
 
+from otel_lunary import _health
 from otel_lunary._content import ContentPolicy, text_message_json
 from otel_lunary._operation import Operation
 from otel_lunary._serialize import to_json
@@ -97,13 +98,19 @@ def run_span_name(kind: _Kind, run_name: str) -> str:
 
 def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
     own_name = getattr(func, "__name__", None)
-    run_name = name or (own_name if isinstance(own_name, str) else "anonymous")
+    fallback_name = own_name if isinstance(own_name, str) else "anonymous"
     try:
         signature: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):
         signature = None
-    base = run_attributes(kind, run_name, options)
-    span_title = run_span_name(kind, run_name)
+    try:
+        run_name = str(name) if name else fallback_name
+        base = run_attributes(kind, run_name, options)
+        span_title = run_span_name(kind, run_name)
+    except Exception:  # noqa: BLE001 - options whose str() raises must not break the app's import
+        _health.report("invalid_arguments", "otel_lunary: unusable options for run %s; recorded without them", fallback_name, exc_info=True)
+        base = run_attributes(kind, fallback_name, {})
+        span_title = run_span_name(kind, fallback_name)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
         operation = Operation(span_title, SpanKind.INTERNAL, dict(base))

@@ -115,3 +115,12 @@ def test_monitor_never_changes_what_a_call_raises(recorded, llm, model, user_id,
     monitored = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
     with lunary.identify(user_id), lunary.tags(tags):
         assert outcome(monitored, user_id=user_id, tags=tags, metadata=messages) is outcome(plain)
+
+
+@FAST
+@given(name=values, user_id=values, tags=values, metadata=values)
+def test_decorating_with_any_options_never_raises(recorded, name, user_id, tags, metadata):
+    """@agent/@tool/@chain with unusable options still decorate, run and return the result."""
+    for decorator in (lunary.agent, lunary.tool, lunary.chain):
+        wrapped = decorator(name, user_id=user_id, tags=tags, metadata=metadata)(lambda value: value)
+        assert wrapped(name) is name
