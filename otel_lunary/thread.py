@@ -8,8 +8,8 @@ specific to the message or event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
@@ -165,6 +165,17 @@ def normalise_role(role: Any) -> str | None:
     return role if role in ROLES else None
 
 
+T = TypeVar("T")
+
+
+def _usable(field: str, value: Callable[[], T], fallback: Callable[[], T]) -> T:
+    try:
+        return value()
+    except Exception:  # noqa: BLE001 - the app's object; tracking never raises into the app
+        _health.report("invalid_arguments", "otel_lunary: open_thread got an unusable %s; left out", field)
+        return fallback()
+
+
 class Thread:
     """A conversation. Open one with ``open_thread()``; resume it anywhere with its id."""
 
@@ -176,12 +187,14 @@ class Thread:
         user_props: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        self.id = str(id) if id is not None else str(uuid.uuid4())
-        self.tags = to_string_list(tags)
-        self.user_id = user_id
+        # Each field degrades on its own (a tag whose str() raises must not cost the
+        # thread its id): the app's values are never allowed to raise from here.
+        self.id = _usable("id", lambda: str(id) if id is not None else str(uuid.uuid4()), lambda: str(uuid.uuid4()))
+        self.tags: list[str] = _usable("tags", lambda: to_string_list(tags), lambda: [])
+        self.user_id: str | None = _usable("user_id", lambda: None if user_id is None else str(user_id), lambda: None)
         self.user_props = user_props
         self.metadata = metadata
-        self._base = thread_attributes(self.id, self.tags, metadata, user_id, user_props)
+        self._base = thread_attributes(self.id, self.tags, metadata, self.user_id, user_props)
         # The context of the current turn's span, built once per turn rather than per reply.
         self._turn_context: tuple[Any, Context] | None = None
         # message_base(self._base, role) per role, built at the role's first message.
@@ -297,8 +310,4 @@ def open_thread(
 
     Lunary's client options (``app_id``, ``api_url``) are accepted and ignored.
     """
-    try:
-        return Thread(id, tags=tags, user_id=user_id, user_props=user_props, metadata=metadata)
-    except Exception:  # noqa: BLE001 - e.g. an id whose __str__ raises; keep the app going
-        _health.report("invalid_arguments", "otel_lunary: open_thread got unusable arguments; opened a new thread", exc_info=True)
-        return Thread()
+    return Thread(id, tags=tags, user_id=user_id, user_props=user_props, metadata=metadata)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import otel_lunary as lunary
+from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 
 
 class Hostile:
@@ -124,3 +125,12 @@ def test_decorating_with_any_options_never_raises(recorded, name, user_id, tags,
     for decorator in (lunary.agent, lunary.tool, lunary.chain):
         wrapped = decorator(name, user_id=user_id, tags=tags, metadata=metadata)(lambda value: value)
         assert wrapped(name) is name
+
+
+def test_an_unusable_tag_does_not_cost_the_thread_its_id(recorded):
+    """open_thread(id, tags=[obj whose str() raises]) keeps the id; only the bad field is left out."""
+    thread = lunary.open_thread("conv-kept", tags=[Hostile()], user_id=Hostile())
+    thread.track_message({"role": "user", "content": "hi"})
+    assert thread.id == "conv-kept"
+    assert recorded.one("message user").attributes[GEN_AI_CONVERSATION_ID] == "conv-kept"
+    assert lunary.stats()["invalid_arguments"] == 2
