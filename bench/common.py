@@ -7,6 +7,7 @@ so one section's threads, queues and memory never disturb another's figures.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -119,3 +120,14 @@ def run_worker(script: str, args: Sequence[str] = (), *, timeout: float, env: di
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{script} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def per_call_counts() -> tuple[int, int]:
+    """``--quick``/``--calls``/``--repeats``, parsed the same way for every per-call bench
+    (otel-lunary, the raw floor, the lunary SDK) so their figures stay comparable."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--calls", type=int)
+    parser.add_argument("--repeats", type=int)
+    args = parser.parse_args()
+    return args.calls or (500 if args.quick else 2000), args.repeats or (5 if args.quick else 15)

@@ -11,7 +11,6 @@ so what the calling thread pays is building the event dict and appending to the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -51,13 +50,7 @@ def _version() -> str | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--calls", type=int)
-    parser.add_argument("--repeats", type=int)
-    args = parser.parse_args()
-    calls = args.calls or (500 if args.quick else 2000)
-    repeats = args.repeats or (5 if args.quick else 15)
+    calls, repeats = common.per_call_counts()
     if "LUNARY_API_URL" in os.environ:
         common.emit(measure(calls, repeats))
         return

@@ -13,7 +13,6 @@ id, the bounded index.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -48,13 +47,7 @@ def recorded_shapes() -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--calls", type=int)
-    parser.add_argument("--repeats", type=int)
-    args = parser.parse_args()
-    calls = args.calls or (500 if args.quick else 2000)
-    repeats = args.repeats or (5 if args.quick else 15)
+    calls, repeats = common.per_call_counts()
 
     shapes = recorded_shapes()
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
