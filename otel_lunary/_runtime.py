@@ -34,7 +34,9 @@ class Runtime:
     owns_provider: bool
 
 
-_lock = threading.Lock()
+# Re-entrant: get() holds it while configure() (which takes it too) sets up the first
+# runtime, so two threads' first tracking calls cannot build two providers.
+_lock = threading.RLock()
 _current: Runtime | None = None
 _stampers: weakref.WeakKeyDictionary[Any, ConversationStamper] = weakref.WeakKeyDictionary()
 
@@ -113,10 +115,9 @@ def get() -> Runtime:
     if runtime is not None:
         return runtime
     with _lock:
-        if _current is not None:
-            return _current
-    configure()
-    return _current or get()
+        if _current is None:
+            configure()
+        return _current  # type: ignore[return-value]  # configure() always sets it
 
 
 def flush(timeout: float = 5.0) -> bool:
