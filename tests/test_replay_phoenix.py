@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from fixtures.replay.sdk_conversation import record
+from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.replay.assemble import assemble
 from otel_lunary.replay.reader import PhoenixSource, read_sources
 from servers import poll_until, start_phoenix
@@ -23,14 +19,7 @@ class TestPhoenix:
     def test_sdk_conversation_replays_from_phoenix(self, tmp_path: Path) -> None:
         """A conversation sent to Phoenix replays from its span API as tracked, searched by conversation id."""
         with start_phoenix(tmp_path) as phoenix:
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=phoenix.otlp_http_endpoint)))
-            provider.add_span_processor(SimpleSpanProcessor(sent := InMemorySpanExporter()))
-            try:
-                tracked = record(provider)
-            finally:
-                provider.shutdown()
-            total = len(sent.get_finished_spans())
+            tracked, total = record_over_otlp(phoenix.otlp_http_endpoint)
             poll_until(lambda: len(phoenix.spans()) >= total or None, timeout=60, what="spans in Phoenix")
             problems: list[object] = []
             source = PhoenixSource(phoenix.url, "default")

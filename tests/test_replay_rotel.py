@@ -14,14 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fixtures.replay import raw_conversation as raw
-from fixtures.replay.sdk_conversation import record
+from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.otlp_json import encode_line, request_to_dict
 from otel_lunary.replay import assemble_file
 from servers import OtlpSink, poll_until, start_rotel
@@ -41,14 +37,7 @@ class TestThroughRotel:
     def test_sdk_conversation_survives_rotel(self, tmp_path: Path, sink: OtlpSink) -> None:
         """What the SDK tracked, exported over OTLP through rotel, replays exactly."""
         with start_rotel(tmp_path, export_endpoint=sink.endpoint) as rotel:
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=rotel.http_endpoint + "/v1/traces")))
-            provider.add_span_processor(SimpleSpanProcessor(sent := InMemorySpanExporter()))
-            try:
-                tracked = record(provider)
-            finally:
-                provider.shutdown()
-            total = len(sent.get_finished_spans())
+            tracked, total = record_over_otlp(rotel.http_endpoint + "/v1/traces")
             poll_until(lambda: sink.count() >= total or None, timeout=20, what="spans through rotel")
         assert sink.count() == total
         conversations = assemble_file(write_captured(sink, tmp_path / "captured.jsonl"))

@@ -90,32 +90,27 @@ def check_ids(returned: dict, lines: list[dict], rewrite) -> None:
     print("  ids returned by the SDK match the wire ids" + (" after sha256 rewrite" if rewrite is py_wire_id else ""))
 
 
-def run_python():
+def run_client(command, cwd, wire_id, fixture):
+    """Run one SDK client against a fresh capture server, check its ids, write its fixture."""
     cap = Capture()
     try:
-        res = subprocess.run([sys.executable, str(HERE / "python_flow.py"), "--api-url", cap.url, "--app-id", APP_ID],
+        res = subprocess.run([*command, "--api-url", cap.url, "--app-id", APP_ID], cwd=cwd,
                              check=True, capture_output=True, text=True, timeout=120)
         time.sleep(0.3)
         lines = to_fixture(cap.records())
     finally:
         cap.close()
     out = json.loads(res.stdout)
-    check_ids(out["returned_ids"], lines, py_wire_id)
-    write("python-flow.jsonl", lines)
+    check_ids(out["returned_ids"], lines, wire_id)
+    write(fixture, lines)
+
+
+def run_python():
+    run_client([sys.executable, str(HERE / "python_flow.py")], None, py_wire_id, "python-flow.jsonl")
 
 
 def run_node():
-    cap = Capture()
-    try:
-        res = subprocess.run(["node", "flow.mjs", "--api-url", cap.url, "--app-id", APP_ID], cwd=HERE / "node",
-                             check=True, capture_output=True, text=True, timeout=120)
-        time.sleep(0.3)
-        lines = to_fixture(cap.records())
-    finally:
-        cap.close()
-    out = json.loads(res.stdout)
-    check_ids(out["returned_ids"], lines, lambda x: x)
-    write("node-flow.jsonl", lines)
+    run_client(["node", "flow.mjs"], HERE / "node", lambda x: x, "node-flow.jsonl")
 
 
 def run_browser():
