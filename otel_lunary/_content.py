@@ -15,6 +15,22 @@ from typing import Any
 from otel_lunary import _health
 from otel_lunary._serialize import json_string, to_json
 from otel_lunary._settings import Settings
+from otel_lunary.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, LunaryMessageRoleValues
+
+_ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
+
+
+def content_attributes(role: str) -> tuple[str, str]:
+    """The attribute a message of ``role`` keeps its content in, then the other one.
+
+    The one rule shared by the writer and every reader: what the assistant says is model
+    output (``gen_ai.output.messages``); what users, systems and tools say is input to the
+    model (``gen_ai.input.messages``). Readers try the second name too, for producers that
+    file a message the other way.
+    """
+    if role == _ASSISTANT:
+        return GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES
+    return GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES
 
 REDACTION_FAILED = "[redaction failed]"
 

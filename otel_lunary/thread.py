@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 
 from otel_lunary import _health, _index, _runtime
-from otel_lunary._content import ContentPolicy, genai_message, genai_message_json, text_message_json_ends
+from otel_lunary._content import ContentPolicy, content_attributes, genai_message, genai_message_json, text_message_json_ends
 from otel_lunary._conversation import explicit_parent
 from otel_lunary._guard import never_raises
 from otel_lunary._serialize import json_string, to_json, to_string_list
@@ -23,8 +23,6 @@ from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, emit_stamped
 from otel_lunary.ids import format_message_id
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
@@ -56,7 +54,7 @@ _EVENT = LunarySpanTypeValues.EVENT.value
 _PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
 # Per role, for that common message: the content attribute and the JSON around the text.
 _TEXT_SHAPES = {
-    role: (GEN_AI_OUTPUT_MESSAGES if role == ASSISTANT else GEN_AI_INPUT_MESSAGES, *text_message_json_ends(role, output=role == ASSISTANT))
+    role: (content_attributes(role)[0], *text_message_json_ends(role, output=role == ASSISTANT))
     for role in ROLES
 }
 _TRACK_MESSAGE = "Thread.track_message"  # the name never_raises() would log
@@ -132,9 +130,8 @@ def role_message_attributes(
         attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
     if policy.capture:
         policy = policy.fresh()
-        is_output = role == ASSISTANT
-        structured = genai_message({**message, "role": role}, policy, output=is_output)
-        attributes[GEN_AI_OUTPUT_MESSAGES if is_output else GEN_AI_INPUT_MESSAGES] = genai_message_json(structured)
+        structured = genai_message({**message, "role": role}, policy, output=role == ASSISTANT)
+        attributes[content_attributes(role)[0]] = genai_message_json(structured)
         if policy.truncated:
             attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,6 +19,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otel_lunary as lunary
 from otel_lunary import _health
+
+# CI is a loaded 2-core machine: Hypothesis must fail on the code, never on how fast the
+# machine generated inputs or ran one example. Every property test runs under this profile.
+settings.register_profile(
+    "otel-lunary",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("otel-lunary")
 from otel_lunary._fake_llm import FakeLLM
 from servers import OtlpSink
 

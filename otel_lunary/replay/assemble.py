@@ -27,9 +27,7 @@ from otel_lunary.attributes import (
     EVENT_NAME_GEN_AI_EVALUATION_RESULT,
     GEN_AI_CONVERSATION_ID,
     GEN_AI_EVALUATION_NAME,
-    GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
-    GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
@@ -47,6 +45,7 @@ from otel_lunary.attributes import (
     USER_ID,
     LunarySpanTypeValues,
 )
+from otel_lunary._content import content_attributes
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
 from otel_lunary.replay.content import json_object, load_json, parse_content
@@ -239,7 +238,7 @@ class Assembler:
                     value = attributes.get(LUNARY_MESSAGE_ROLE)
                     role = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
                     role = role if type(role) is str and role else str(role or "user")
-                    first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+                    first, second = content_attributes(role)
                     value = attributes[first] if first in attributes else attributes.get(second)
                     content = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
                     value = attributes.get(LUNARY_MESSAGE_ID)
@@ -451,7 +450,7 @@ class Assembler:
     def _message(self, trace_id: str, span_id: str, start_ns: int, a: dict[str, Any]) -> Message:
         role = a.get(LUNARY_MESSAGE_ROLE)
         role = self._intern(role if type(role) is str and role else str(role or "user"))
-        first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+        first, second = content_attributes(role)
         message_id = a.get(LUNARY_MESSAGE_ID)
         message = LazyMessage.of(
             message_id if type(message_id) is str and message_id else str(message_id or span_id),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from otel_lunary.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_TOOL_CALL_ID
+from otel_lunary._content import content_attributes
+from otel_lunary.attributes import GEN_AI_TOOL_CALL_ID
 from otel_lunary.replay.model import ToolCall
 
 
@@ -82,7 +83,7 @@ def message_content(attributes: dict[str, Any], role: str) -> tuple[str | None, 
 
     Content is None (not "") when it was not captured, so renderers can say so.
     """
-    first, second = (GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES) if role == "assistant" else (GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES)
+    first, second = content_attributes(role)
     return parse_content(attributes.get(first, attributes.get(second)), attributes.get(GEN_AI_TOOL_CALL_ID))
 
 
