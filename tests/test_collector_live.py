@@ -132,11 +132,11 @@ class TestJaeger:
 
 
 class TestTailSampling:
-    def test_bad_turns_kept_whole_rest_sampled(self, built: Binaries, jaeger: Jaeger, fake_llm: FakeLLM, tmp_path: Path) -> None:
-        """tail-sampling.yaml keeps thumbs-down and error turns whole, a share of the rest; late feedback is kept.
+    def test_bad_turns_kept_whole_rest_sampled_feedback_always(self, built: Binaries, jaeger: Jaeger, fake_llm: FakeLLM, tmp_path: Path) -> None:
+        """tail-sampling.yaml: thumbs-down (in the decision window) and error turns whole, a share of the rest, every feedback span.
 
-        Late feedback (after the turn's decision) is kept on its own: the turn's other
-        spans are there only when the baseline had kept the turn.
+        A thumbs down that comes after the turn's decision joins the turn when the
+        baseline had kept it, and arrives alone when the turn was dropped.
         """
         service = "chatbot-sampling"
         env = {
@@ -149,14 +149,14 @@ class TestTailSampling:
             with recording(collector.otlp_http, service) as rec:
                 client = fake_client(fake_llm.base_url)
                 thread = lunary.open_thread(tags=["sampling"])
-                down = [track_turn(rec, thread, client, f"question {i} that goes badly") for i in range(4)]
+                down = [track_turn(rec, thread, client, f"question {i} that goes badly") for i in range(8)]
                 for turn in down:
                     give_feedback(turn, {"thumb": "down"})
-                errors = [track_turn(rec, thread, client, f"question {i} the model fails", model="error") for i in range(2)]
+                errors = [track_turn(rec, thread, client, f"question {i} the model fails", model="error") for i in range(4)]
                 rest = [track_turn(rec, thread, client, f"ordinary question {i}") for i in range(20)]
                 for turn in rest[::2]:
                     give_feedback(turn, {"thumb": "up"})
-                late = [track_turn(rec, thread, client, f"question {i} rated later") for i in range(6)]
+                late = [track_turn(rec, thread, client, f"question {i} rated later") for i in range(8)]
                 # A turn tracked after the others is decided after them: once it is in
                 # Jaeger (errors are always kept), every earlier turn has been decided.
                 marker = track_turn(rec, thread, client, "marker: decided last", model="error")
@@ -171,21 +171,24 @@ class TestTailSampling:
 
         for turn in down + errors:
             assert arrived(turn) == _sent_span_ids(rec, turn.trace_id), turn.question
-        kept_rest = [t for t in rest if arrived(t)]
-        for turn in kept_rest:
-            assert arrived(turn) == _sent_span_ids(rec, turn.trace_id), "a sampled turn arrives whole"
-        assert 0 < len(kept_rest) < len(rest), f"{len(kept_rest)} of {len(rest)} ordinary turns kept"
+        kept_rest = 0
+        for turn in rest:
+            got, whole, feedback = arrived(turn), _sent_span_ids(rec, turn.trace_id), _feedback_span_ids(rec, turn.trace_id)
+            assert got in (whole, feedback), "a turn arrives whole, or only its feedback"
+            kept_rest += got == whole
+        assert 0 < kept_rest < len(rest), f"{kept_rest} of {len(rest)} ordinary turns kept"
         late_whole = late_alone = 0
         for turn in late:
-            feedback = _feedback_span_ids(rec, turn.trace_id)
-            got = arrived(turn)
-            assert feedback <= got, "late thumbs-down feedback is always kept"
-            if got == _sent_span_ids(rec, turn.trace_id):
-                late_whole += 1
-            else:
-                assert got == feedback, "a dropped turn's late feedback arrives alone"
-                late_alone += 1
-        print(f"tail sampling: ordinary turns kept {len(kept_rest)}/{len(rest)}; late thumbs-down: {late_whole} whole, {late_alone} feedback only")
+            got, whole, feedback = arrived(turn), _sent_span_ids(rec, turn.trace_id), _feedback_span_ids(rec, turn.trace_id)
+            assert got in (whole, feedback) and feedback, "late thumbs-down feedback is always kept"
+            late_whole += got == whole
+            late_alone += got == feedback
+        sent_spans = len(rec.spans())
+        kept_spans = sum(len(arrived(t)) for t in rec.turns)
+        print(
+            f"tail sampling: {kept_rest}/{len(rest)} ordinary turns kept whole; late thumbs-down: {late_whole} whole, "
+            f"{late_alone} feedback only; spans kept {kept_spans}/{sent_spans}"
+        )
 
 
 class TestRedaction:
