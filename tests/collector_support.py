@@ -424,3 +424,58 @@ def latest_feedback(turn: Turn) -> dict[str, Any]:
 
 def wait_for(fn: Any, *, timeout: float, what: str) -> Any:
     return poll_until(fn, timeout=timeout, interval=0.25, what=what)
+
+
+# ---------------------------------------------------------------- prometheus
+
+
+@dataclass
+class Prometheus(Process):
+    """A Prometheus server (Debian's package) scraping one target every second."""
+
+    url: str = ""
+
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The instant vector of ``promql``, as [{"metric": {...}, "value": [time, "number"]}]."""
+        status, body = _get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}), timeout=10)
+        answer = json.loads(body or b"{}")
+        assert status == 200 and answer.get("status") == "success", (status, body[:500])
+        return answer["data"]["result"]
+
+
+def prometheus_binary() -> Path:
+    """Debian's prometheus (installed by .ci/run); skip (fail under CI=true) when absent."""
+    found = shutil.which("prometheus")
+    if not found:
+        reason = "prometheus is not installed: apt-get install prometheus (.ci/run does)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Path(found)
+
+
+def start_prometheus(target: str, tmp_path: Path, startup_timeout: float = 60) -> Prometheus:
+    """Prometheus on a free port, its TSDB in ``tmp_path``, scraping ``target`` (host:port) each second."""
+    binary = prometheus_binary()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [{"job_name": "otelcol", "static_configs": [{"targets": [target]}]}],
+            }
+        )
+    )
+    port = free_port()
+    args = [str(binary), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={HOST}:{port}"]
+    process = _spawn(f"prometheus-{port}", args, {}, tmp_path / "prometheus.log")
+    prometheus = Prometheus(process.name, process.popen, process.log_path, url=f"http://{HOST}:{port}")
+    prometheus.wait_ready(lambda: _get(prometheus.url + "/-/ready")[0] == 200, timeout=startup_timeout)
+    return prometheus

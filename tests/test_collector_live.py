@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import otel_lunary as lunary
 from collector_support import (
+    REPO,
     Binaries,
     Jaeger,
     Recording,
@@ -40,6 +42,7 @@ from collector_support import (
     replay_json,
     start_collector,
     start_jaeger,
+    start_prometheus,
     track_turn,
     wait_for,
 )
@@ -368,6 +371,35 @@ def thumbs_down_rate_by(feedback: dict[tuple[str, ...], float], groups_of_conver
     return {group: down[group] / rated[group] for group in rated if rated[group]}
 
 
+def _documented_promql() -> tuple[str, str]:
+    """The two PromQL blocks of docs/export.md: thumbs-down rate per model, and for the tag "support"."""
+    blocks = re.findall(r"```promql\n(.*?)```", (REPO / "docs" / "export.md").read_text(), re.DOTALL)
+    per_model = [b for b in blocks if "by (gen_ai_request_model)" in b]
+    per_tag = [b for b in blocks if "lunary_thread_tags" in b]
+    assert len(per_model) == 1 and len(per_tag) == 1 and '\\"support\\"' in per_tag[0], blocks
+    return per_model[0], per_tag[0]
+
+
+def _documented_promql_rates(collector: Any, tmp_path: Path, conversations: list[Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """A real Prometheus scrapes the Collector; the documented queries' answers, per model and per tag."""
+    per_model, per_tag = _documented_promql()
+    tags = sorted({tag for _, tags, _, _ in conversations for tag in tags})
+    models = sorted({model for _, _, model, _ in conversations})
+    target = collector.metrics_url.split("//", 1)[1].split("/", 1)[0]
+    with start_prometheus(target, tmp_path / "prometheus") as prometheus:
+
+        def answered() -> tuple[dict[str, float], dict[str, float]] | None:
+            by_model = {r["metric"].get("gen_ai_request_model", ""): float(r["value"][1]) for r in prometheus.query(per_model)}
+            by_tag = {}
+            for tag in tags:
+                result = prometheus.query(per_tag.replace('\\"support\\"', f'\\"{tag}\\"'))
+                if result:
+                    by_tag[tag] = float(result[0]["value"][1])
+            return (by_model, by_tag) if set(by_model) == set(models) and set(by_tag) == set(tags) else None
+
+        return wait_for(answered, timeout=60, what="Prometheus answering the documented queries")
+
+
 class TestConversationMetrics:
     def test_prometheus_numbers_match_what_was_recorded(self, built: Binaries, fake_llm: FakeLLM, tmp_path: Path) -> None:
         """conversation-metrics.yaml: turns, messages, feedback by label, thumbs-down rate per model and tag, latency."""
@@ -398,6 +430,7 @@ class TestConversationMetrics:
                 return samples if counted >= len(lunary_spans) else None
 
             samples = wait_for(complete, timeout=30, what="every span counted on /metrics")
+            promql_rates = _documented_promql_rates(collector, tmp_path, conversations)
 
         spans_total = samples["lunary_spans_total"]
         turns = _sum(spans_total, ("gen_ai_conversation_id",), lunary_span_type="message", lunary_message_role="user")
@@ -443,6 +476,10 @@ class TestConversationMetrics:
         assert _sum(samples["lunary_genai_duration_milliseconds_count"], by) == {k: float(n) for k, n in expected_count.items()}
         for key, total in _sum(samples["lunary_genai_duration_milliseconds_sum"], by).items():
             assert math.isclose(total, expected_sum[key], rel_tol=1e-9, abs_tol=1e-6), key
+        assert promql_rates == (
+            {m: v.count("down") / len(v) for m, v in truth_model.items()},
+            {t: v.count("down") / len(v) for t, v in truth_tag.items()},
+        ), "the PromQL of docs/export.md, run by Prometheus"
         thumbs: Counter[str] = Counter()
         for (_, label), n in feedback.items():
             thumbs[label] += int(n)
