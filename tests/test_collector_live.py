@@ -362,8 +362,8 @@ def _sum(samples: list[tuple[dict[str, str], float]], by: tuple[str, ...], **mat
 
 def thumbs_down_rate_by(feedback: dict[tuple[str, ...], float], groups_of_conversation: dict[str, set[str]]) -> dict[str, float]:
     """The docs/export.md join: feedback per conversation, attributed to each group (model, tag) of that conversation."""
-    down: Counter[str] = Counter()
-    rated: Counter[str] = Counter()
+    down: dict[str, float] = defaultdict(float)
+    rated: dict[str, float] = defaultdict(float)
     for (conversation, label), count in feedback.items():
         for group in groups_of_conversation.get(conversation, ()):
             rated[group] += count if label in ("up", "down") else 0
@@ -404,87 +404,87 @@ class TestConversationMetrics:
     def test_prometheus_numbers_match_what_was_recorded(self, built: Binaries, fake_llm: FakeLLM, tmp_path: Path) -> None:
         """conversation-metrics.yaml: turns, messages, feedback by label, thumbs-down rate per model and tag, latency."""
         env = {"METRICS_FLUSH_INTERVAL": "1s"}
-        script = [  # (tags, model, [feedback per turn])
+        script: list[tuple[list[str], str, list[dict[str, Any] | None]]] = [  # (tags, model, feedback per turn)
             (["support"], "gpt-4o-mini", [{"thumb": "down"}, {"thumb": "up"}, None]),
             (["support", "vip"], "gpt-4o", [{"thumb": "up"}, {"thumb": "up"}]),
             (["sales"], "gpt-4o-mini", [{"thumb": "down"}, {"thumb": "down", "comment": "no"}, {"thumb": "up"}, None]),
         ]
         with start_collector(built.otelcol, "conversation-metrics.yaml", tmp_path, env) as collector:
-            conversations = []
+            conversations: list[tuple[str, list[str], str, list[Any]]] = []
             with recording(collector.otlp_http, "chatbot-metrics") as rec:
                 client = fake_client(fake_llm.base_url)
                 for tags, model, feedbacks in script:
                     thread = lunary.open_thread(tags=tags)
                     turns = []
-                    for index, feedback in enumerate(feedbacks):
+                    for index, rating in enumerate(feedbacks):
                         turn = track_turn(rec, thread, client, f"question {index}", model=model)
-                        if feedback:
-                            give_feedback(turn, feedback)
+                        if rating:
+                            give_feedback(turn, rating)
                         turns.append(turn)
                     conversations.append((thread.id, tags, model, turns))
-            lunary_spans = [s for s in rec.spans() if (s.attributes or {}).get("lunary.span.type")]
+            attributes = [(span, dict(span.attributes or {})) for span in rec.spans()]
+            lunary_spans = sum(1 for _, a in attributes if a.get("lunary.span.type"))
+            timed = [(span, a) for span, a in attributes if a.get("gen_ai.operation.name")]
+            given = sum(len(turn.feedback) for _, _, _, ts in conversations for turn in ts)
 
-            def complete() -> dict[str, Any] | None:
+            def complete() -> dict[str, list[tuple[dict[str, str], float]]] | None:
+                """Both connectors have flushed everything: spans, feedback events, timed operations."""
                 samples = _scrape(collector.metrics_url)
-                counted = sum(v for _, v in samples.get("lunary_spans_total", []))
-                return samples if counted >= len(lunary_spans) else None
+                totals = {name: sum(v for _, v in samples.get(name, [])) for name in ("lunary_spans_total", "lunary_feedback_total", "lunary_genai_duration_milliseconds_count")}
+                done = totals == {"lunary_spans_total": lunary_spans, "lunary_feedback_total": given, "lunary_genai_duration_milliseconds_count": len(timed)}
+                return samples if done else None
 
             samples = wait_for(complete, timeout=30, what="every span counted on /metrics")
             promql_rates = _documented_promql_rates(collector, tmp_path, conversations)
 
         spans_total = samples["lunary_spans_total"]
-        turns = _sum(spans_total, ("gen_ai_conversation_id",), lunary_span_type="message", lunary_message_role="user")
-        messages = _sum(spans_total, ("gen_ai_conversation_id",), lunary_span_type="message")
-        assert turns == {(cid,): float(len(ts)) for cid, _, _, ts in conversations}
-        assert messages == {(cid,): float(2 * len(ts)) for cid, _, _, ts in conversations}
+        turns_per_conversation = _sum(spans_total, ("gen_ai_conversation_id",), lunary_span_type="message", lunary_message_role="user")
+        messages_per_conversation = _sum(spans_total, ("gen_ai_conversation_id",), lunary_span_type="message")
+        assert turns_per_conversation == {(cid,): float(len(ts)) for cid, _, _, ts in conversations}
+        assert messages_per_conversation == {(cid,): float(2 * len(ts)) for cid, _, _, ts in conversations}
 
         feedback = _sum(samples["lunary_feedback_total"], ("gen_ai_conversation_id", "gen_ai_evaluation_score_label"), gen_ai_evaluation_name="thumb")
-        expected_feedback: Counter[tuple[str, str]] = Counter()
-        for cid, _, _, ts in conversations:
-            for turn in ts:
-                for given in turn.feedback:
-                    expected_feedback[(cid, given["thumb"])] += 1
-        assert feedback == {key: float(n) for key, n in expected_feedback.items()}
-
-        # Thumbs-down rate per model and per tag, joined on the conversation id as the documented PromQL does.
-        calls = _sum(samples["lunary_genai_calls_total"], ("gen_ai_conversation_id", "gen_ai_request_model"), gen_ai_operation_name="chat")
-        models: dict[str, set[str]] = defaultdict(set)
-        for (cid, model), _ in calls.items():
-            models[cid].add(model)
-        tag_labels = {labels["gen_ai_conversation_id"]: labels.get("lunary_thread_tags", "") for labels, _ in spans_total if labels.get("lunary_span_type") == "message"}
-        tags_of = {cid: set(json.loads(value)) for cid, value in tag_labels.items()}
+        expected_feedback: Counter[tuple[str, ...]] = Counter()
         truth_model: dict[str, list[str]] = defaultdict(list)
         truth_tag: dict[str, list[str]] = defaultdict(list)
-        for _, tags, model, ts in conversations:
+        for cid, tags, model, ts in conversations:
             for turn in ts:
-                for given in turn.feedback:
-                    truth_model[model].append(given["thumb"])
+                for thumb in (f["thumb"] for f in turn.feedback):
+                    expected_feedback[(cid, thumb)] += 1
+                    truth_model[model].append(thumb)
                     for tag in tags:
-                        truth_tag[tag].append(given["thumb"])
-        assert thumbs_down_rate_by(feedback, models) == {m: v.count("down") / len(v) for m, v in truth_model.items()}
-        assert thumbs_down_rate_by(feedback, tags_of) == {t: v.count("down") / len(v) for t, v in truth_tag.items()}
+                        truth_tag[tag].append(thumb)
+        assert feedback == {key: float(n) for key, n in expected_feedback.items()}
+        rate_by_model = {m: v.count("down") / len(v) for m, v in truth_model.items()}
+        rate_by_tag = {t: v.count("down") / len(v) for t, v in truth_tag.items()}
+
+        # The join on the conversation id that the documented PromQL does, done here on the scrape...
+        calls = _sum(samples["lunary_genai_calls_total"], ("gen_ai_conversation_id", "gen_ai_request_model"), gen_ai_operation_name="chat")
+        models: dict[str, set[str]] = defaultdict(set)
+        for cid, model in calls:
+            models[cid].add(model)
+        tags_of = {labels["gen_ai_conversation_id"]: set(json.loads(labels["lunary_thread_tags"])) for labels, _ in spans_total if labels.get("lunary_span_type") == "message"}
+        assert thumbs_down_rate_by(feedback, models) == rate_by_model
+        assert thumbs_down_rate_by(feedback, tags_of) == rate_by_tag
+        # ... and by a real Prometheus running the queries as docs/export.md writes them.
+        assert promql_rates == (rate_by_model, rate_by_tag), "the PromQL of docs/export.md, run by Prometheus"
 
         # Latency histogram of the LLM calls (and of turn spans, when the SDK records them).
-        timed = [s for s in rec.spans() if (s.attributes or {}).get("gen_ai.operation.name")]
-        expected_count: Counter[tuple[str, str]] = Counter()
-        expected_sum: dict[tuple[str, str], float] = defaultdict(float)
-        for span in timed:
-            key = (str(span.attributes["gen_ai.operation.name"]), str(span.attributes.get("gen_ai.request.model", "")))
+        expected_count: Counter[tuple[str, ...]] = Counter()
+        expected_sum: dict[tuple[str, ...], float] = defaultdict(float)
+        for span, a in timed:
+            key = (str(a["gen_ai.operation.name"]), str(a.get("gen_ai.request.model", "")))
             expected_count[key] += 1
-            expected_sum[key] += max(0, span.end_time - span.start_time) / 1e6
+            expected_sum[key] += max(0, (span.end_time or 0) - (span.start_time or 0)) / 1e6
         by = ("gen_ai_operation_name", "gen_ai_request_model")
         assert _sum(samples["lunary_genai_duration_milliseconds_count"], by) == {k: float(n) for k, n in expected_count.items()}
-        for key, total in _sum(samples["lunary_genai_duration_milliseconds_sum"], by).items():
-            assert math.isclose(total, expected_sum[key], rel_tol=1e-9, abs_tol=1e-6), key
-        assert promql_rates == (
-            {m: v.count("down") / len(v) for m, v in truth_model.items()},
-            {t: v.count("down") / len(v) for t, v in truth_tag.items()},
-        ), "the PromQL of docs/export.md, run by Prometheus"
-        thumbs: Counter[str] = Counter()
-        for (_, label), n in feedback.items():
-            thumbs[label] += int(n)
-        print(f"metrics: turns {sorted(turns.values())}, messages {sorted(messages.values())}, thumbs {dict(thumbs)}, "
-              f"down rate by model {thumbs_down_rate_by(feedback, models)}, by tag {thumbs_down_rate_by(feedback, tags_of)}")
+        for timed_key, total in _sum(samples["lunary_genai_duration_milliseconds_sum"], by).items():
+            assert math.isclose(total, expected_sum[timed_key], rel_tol=1e-9, abs_tol=1e-6), timed_key
+        thumbs = Counter(label for (_, label), n in feedback.items() for _ in range(int(n)))
+        print(
+            f"metrics: turns {sorted(turns_per_conversation.values())}, messages {sorted(messages_per_conversation.values())}, "
+            f"thumbs {dict(thumbs)}, down rate by model {rate_by_model}, by tag {rate_by_tag}"
+        )
 
 
 class TestPhoenix:
