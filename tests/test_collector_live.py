@@ -425,7 +425,7 @@ class TestConversationMetrics:
             attributes = [(span, dict(span.attributes or {})) for span in rec.spans()]
             lunary_spans = sum(1 for _, a in attributes if a.get("lunary.span.type"))
             timed = [(span, a) for span, a in attributes if a.get("gen_ai.operation.name")]
-            given = sum(len(turn.feedback) for _, _, _, ts in conversations for turn in ts)
+            given = sum(len(f) for _, _, _, ts in conversations for turn in ts for f in turn.feedback)  # one event per key
 
             def complete() -> dict[str, list[tuple[dict[str, str], float]]] | None:
                 """Both connectors have flushed everything: spans, feedback events, timed operations."""
