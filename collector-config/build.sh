@@ -39,6 +39,7 @@ if [ "${1:-}" = "--print" ]; then
   exit 0
 fi
 
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"   # Go's default install place
 export GOTOOLCHAIN=local                      # the machine's Go; never fetch another
 export GOFLAGS="${GOFLAGS:-} -trimpath -mod=readonly"
 export GOMAXPROCS="${GOMAXPROCS:-2}"
