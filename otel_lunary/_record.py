@@ -342,14 +342,13 @@ _EVENT = LunarySpanTypeValues.EVENT.value
 _TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role, output=role == ASSISTANT)) for role in ROLES}
 
 
-# Each role in every letter case ("User", "ASSISTANT"...) -> the role: one lookup on the
-# hot path instead of lower-casing a new string.
-_ROLE_SPELLINGS = {"".join(letters): role for role in ROLES for letters in itertools.product(*({c, c.upper()} for c in role))}
-
-
-def normalise_role(role: Any) -> str | None:
-    """Lunary's role in lower case, or None when it is not one of the four."""
-    return _ROLE_SPELLINGS.get(role) if isinstance(role, str) else None
+# Each role in every letter case ("User", "ASSISTANT"...) -> the role.
+_ROLE_SPELLINGS: dict[Any, str] = {
+    "".join(letters): role for role in ROLES for letters in itertools.product(*({c, c.upper()} for c in role))
+}
+# Lunary's role in lower case, or None when it is not one of the four (any letter case).
+# A dict lookup, not a function: track_message calls it first, on the hot path.
+normalise_role: Callable[[Any], str | None] = _ROLE_SPELLINGS.get
 
 
 def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
