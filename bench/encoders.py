@@ -11,13 +11,13 @@ Figures are spans per second, JSON text included (docs/export.md).
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import time
 from typing import Any
 
 import common
+from helpers.otlp import json_format_dict
 from spans import record_turns
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -25,22 +25,6 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from otel_lunary.export.otlp_json import request_to_dict
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
-
-
-def json_format_dict(request: Any) -> dict[str, Any]:
-    """The same OTLP JSON object via protobuf's ``MessageToDict`` plus the id fix-up."""
-    from google.protobuf.json_format import MessageToDict
-
-    out = MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in out.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                span.setdefault("status", {})
-                for holder in (span, *span.get("links", ())):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in holder:
-                            holder[key] = base64.b64decode(holder[key]).hex()
-    return out
 
 
 def main() -> None:
