@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from opentelemetry.trace import TracerProvider
+
 from otel_lunary.replay import Assembler, Conversation
 from otel_lunary.replay.command import _filters, _ProblemReport, _sources
 from otel_lunary.replay.reader import feed_sources
@@ -162,10 +164,12 @@ def _once(loop: asyncio.AbstractEventLoop, action: Callable[[], None]) -> Callab
     return handler
 
 
-def rerun(args: argparse.Namespace, out: TextIO, err: TextIO, *, client: Any = None) -> int:
-    """The command body, with streams (and optionally the client) passed in for tests.
+def rerun(args: argparse.Namespace, out: TextIO, err: TextIO, *, provider: TracerProvider | None = None) -> int:
+    """The command body, with streams passed in so tests and scripts can call it.
 
-    Recording uses otel-lunary as configured in this process (``lunary.configure``).
+    ``provider`` is the TracerProvider otel-lunary records with (what ``lunary.configure``
+    returned); None sets otel-lunary up from the environment, as any application's first
+    tracking call would.
     """
     try:
         settings = _settings(args)
@@ -179,19 +183,18 @@ def rerun(args: argparse.Namespace, out: TextIO, err: TextIO, *, client: Any = N
         return 1
     if not conversations:
         err.write("otel-lunary rerun: no conversation with an assistant reply matched\n")
-    if client is None:
-        try:
-            client = _client(args)
-        except ImportError:
-            err.write("otel-lunary rerun needs the openai package: pip install 'otel-lunary[openai]'\n")
-            return 2
-        except Exception as exc:  # noqa: BLE001 - openai.OpenAIError (no key) and friends: a usage problem
-            err.write(f"otel-lunary rerun: {exc}\n")
-            return 2
+    try:
+        client = _client(args)
+    except ImportError:
+        err.write("otel-lunary rerun needs the openai package: pip install 'otel-lunary[openai]'\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - openai.OpenAIError (no key) and friends: a usage problem
+        err.write(f"otel-lunary rerun: {exc}\n")
+        return 2
     if settings.record:
         import otel_lunary as lunary
 
-        if not install_links(lunary.configure()):
+        if not install_links(provider if provider is not None else lunary.configure()):
             err.write("otel-lunary rerun: the TracerProvider in use takes no span processor; the rerun is recorded without links to the originals\n")
     progress = RerunProgress(err, sum(len(split_turns(c)) for c in conversations), len(conversations))
     runner = Runner(client, settings, retries=args.retries, on_progress=progress)

@@ -57,7 +57,7 @@ def describe_error(exc: BaseException, retries: int | None = None) -> str:
     """One line saying what went wrong with a request, the way a person needs it to act."""
     import openai
 
-    retried = f" (after {retries} retries)" if retries else ""
+    retried = f" (after {retries} {'retry' if retries == 1 else 'retries'})" if retries else ""
     if isinstance(exc, openai.APITimeoutError):
         return f"request timed out{retried}"
     if isinstance(exc, openai.APIConnectionError):
