@@ -72,7 +72,7 @@ class TestComparison:
         assert 0 < first["similarity"] < 1 and thanks["similarity"] == 1
         assert first["new"]["latency_ms"] > 0 and first["recorded"]["latency_ms"] > 0
         assert report["summary"]["changed"] == 1 and report["summary"]["same"] == 2
-        assert "1 changed, 2 same, 0 errors" in err
+        assert "3 turns in 1 conversation: 1 changed, 2 same, 0 errors" in err
 
     def test_the_original_feedback_sits_beside_its_turn(self, recording: Recording, llm: FakeLLM) -> None:
         """The thumbs-down and comment of the recorded weather answer, and the thumbs-up of the last, are in the report."""

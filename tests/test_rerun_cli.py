@@ -71,7 +71,7 @@ class TestInterrupt:
         stopped = [c for c in report["conversations"] if c["interrupted"]]
         assert len(done) == 2 and all(c["turns"][0]["status"] == "same" for c in done)
         assert len(stopped) == 1 and stopped[0]["turns"] == []
-        assert "1 not run" in err and "interrupted" in err
+        assert "rerun: 2 turns in 3 conversations: 0 changed, 2 same, 0 errors; 1 not run; interrupted" in err
         recorded = {c.id: c for c in assemble_file(record_to)}
         for conversation in done:
             replies = [m.content for m in recorded[conversation["rerun_conversation_id"]].messages if m.role == "assistant"]
@@ -105,7 +105,7 @@ class TestProgress:
         out = process.communicate(timeout=60)[0]
         assert process.returncode == 0
         assert "rerun [" in seen.decode() and "3/3 turns · 3/3 conversations" in seen.decode()
-        assert "rerun [" not in out and out.rstrip().splitlines()[-1].startswith("rerun: 3 conversations")
+        assert "rerun [" not in out and out.rstrip().splitlines()[-1].startswith("rerun: 3 turns in 3 conversations: 0 changed, 3 same, 0 errors")
 
     def test_no_progress_bar_when_stderr_is_not_a_terminal(self, recording: Recording, llm: FakeLLM, tmp_path: Path) -> None:
         """Piped stderr (CI logs) gets no bar, only the report on stdout."""

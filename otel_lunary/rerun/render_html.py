@@ -12,7 +12,7 @@ from typing import TextIO
 
 from otel_lunary.replay.content import as_text
 from otel_lunary.replay.display import feedback_labels
-from otel_lunary.rerun.render_terminal import conversation_heading, reply_facts
+from otel_lunary.rerun.render_terminal import conversation_facts, reply_facts
 from otel_lunary.rerun.results import ConversationResult, Reply, RerunReport, TurnResult
 
 _CSS = """
@@ -24,7 +24,8 @@ header.page h1 { margin:0 0 4px; font-size:18px; }
 header.page p { margin:0; color:#d1d5db; font-size:14px; }
 main { max-width:1200px; margin:0 auto; padding:16px; }
 section.conversation { background:#fafafa; border:1px solid #e5e7eb; border-radius:12px; margin:16px 0 28px; padding:16px; }
-section.conversation h2 { margin:0 0 8px; font-size:15px; word-break:break-all; }
+section.conversation h2 { margin:0; font-size:15px; word-break:break-all; }
+section.conversation p.facts { margin:2px 0 8px; color:var(--muted); font-size:13px; }
 p.stopped { color:var(--error); margin:8px 0 0; }
 article.turn { border-top:1px solid #e5e7eb; padding:12px 0; }
 article.turn h3 { margin:0 0 6px; font-size:14px; display:flex; gap:10px; align-items:baseline; }
@@ -91,9 +92,10 @@ def _conversation_html(conversation: ConversationResult) -> str:
     if conversation.interrupted:
         notes.append(f'<p class="stopped">Interrupted: {not_run} of {conversation.total_turns} turns not run</p>')
     rerun = f' data-rerun-id="{escape(conversation.rerun_conversation_id)}"' if conversation.rerun_conversation_id else ""
+    facts = escape(" · ".join(conversation_facts(conversation)))
     return (
         f'<section class="conversation" data-conversation-id="{escape(conversation.conversation_id)}"{rerun}>'
-        f"<h2>{escape(conversation_heading(conversation).lstrip('═ '))}</h2>{turns}{''.join(notes)}</section>"
+        f'<h2>{escape(conversation.conversation_id)}</h2><p class="facts">{facts}</p>{turns}{"".join(notes)}</section>'
     )
 
 

@@ -53,20 +53,22 @@ def _turn_lines(turn: TurnResult, colour: bool) -> list[str]:
     return lines
 
 
-def conversation_heading(conversation: ConversationResult) -> str:
-    parts = [f"model {conversation.model or '?'}", f"{len(conversation.turns)}/{conversation.total_turns} turns"]
+def conversation_facts(conversation: ConversationResult) -> list[str]:
+    """Model, turns done, counts by status and the rerun's own thread id."""
+    facts = [f"model {conversation.model or '?'}", f"{len(conversation.turns)}/{conversation.total_turns} turns"]
     for status in STATUSES:
         if conversation.count(status):
-            parts.append(f"{conversation.count(status)} {status}")
+            facts.append(f"{conversation.count(status)} {status}")
     if conversation.rerun_conversation_id:
-        parts.append(f"recorded as {conversation.rerun_conversation_id}")
-    return f"══ {conversation.conversation_id}  " + " · ".join(parts)
+        facts.append(f"recorded as {conversation.rerun_conversation_id}")
+    return facts
 
 
 def render(report: RerunReport, out: TextIO) -> None:
     colour = use_colour(out)
     for conversation in report.conversations:
-        out.write(_paint(colour, "1", conversation_heading(conversation)) + "\n")
+        heading = f"══ {conversation.conversation_id}  " + " · ".join(conversation_facts(conversation))
+        out.write(_paint(colour, "1", heading) + "\n")
         for turn in conversation.turns:
             out.write("\n".join(_turn_lines(turn, colour)) + "\n")
         not_run = conversation.total_turns - len(conversation.turns)

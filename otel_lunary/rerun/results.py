@@ -165,15 +165,16 @@ class RerunReport:
 
     def summary(self) -> str:
         """The one line CI logs show: what was compared and what differed."""
-        parts = [
-            f"{len(self.conversations)} conversation{'s' if len(self.conversations) != 1 else ''}",
-            f"{self.turns} turn{'s' if self.turns != 1 else ''} rerun: {self.count('changed')} changed, {self.count('same')} same, {self.count('error')} errors",
-        ]
+        conversations = len(self.conversations)
+        line = (
+            f"rerun: {self.turns} turn{'s' if self.turns != 1 else ''} in {conversations} conversation{'s' if conversations != 1 else ''}: "
+            f"{self.count('changed')} changed, {self.count('same')} same, {self.count('error')} error{'s' if self.count('error') != 1 else ''}"
+        )
         if self.not_run_turns:
-            parts.append(f"{self.not_run_turns} not run")
+            line += f"; {self.not_run_turns} not run"
         if self.interrupted:
-            parts.append("interrupted")
-        return "rerun: " + "; ".join(parts) + f" ({self.elapsed_s:.1f} s)"
+            line += "; interrupted"
+        return line + f" ({self.elapsed_s:.1f} s)"
 
     def as_dict(self) -> dict[str, Any]:
         return {
