@@ -78,6 +78,26 @@ class TestInterrupt:
             assert replies == ["You're welcome, enjoy Paris!"]
 
 
+    def test_concurrency_bounds_the_requests_in_flight(self, recording: Recording, llm: FakeLLM, tmp_path: Path) -> None:
+        """--concurrency 2 with every request held: two are sent, the third conversation waits and is never asked."""
+        process = subprocess.Popen(
+            command(str(recording.path), "--tag", "quick", "--concurrency", "2", "--model", "stall-after-0", "--format", "json", "--no-record"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(llm, tmp_path / "r.jsonl"), cwd=tmp_path,
+        )
+        try:
+            poll_until(lambda: len(llm.requests) >= 2 or process.poll() is not None, timeout=60, what="two requests in flight")
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 130, err
+        assert len(llm.requests) == 2
+        report = json.loads(out)
+        assert [c["interrupted"] for c in report["conversations"]] == [True, True, True]
+
+
 class TestProgress:
     def test_progress_bar_is_drawn_on_a_terminal(self, recording: Recording, llm: FakeLLM, tmp_path: Path) -> None:
         """With stderr on a pseudo-terminal the bar counts turns and conversations; stdout keeps the report."""

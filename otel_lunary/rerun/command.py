@@ -228,16 +228,24 @@ def run(args: argparse.Namespace) -> int:
     import otel_lunary as lunary
 
     try:
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                status = rerun(args, out, sys.stderr)
-            if status in (0, 1, EXIT_INTERRUPTED):
-                sys.stderr.write(f"otel-lunary rerun: wrote {args.output}\n")
-            return status
-        try:
-            return rerun(args, sys.stdout, sys.stderr)
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
+        return _run_to(args)
+    except KeyboardInterrupt:  # while reading the sources, or a second Ctrl-C during the run
+        sys.stderr.write("otel-lunary rerun: interrupted\n")
+        return EXIT_INTERRUPTED
     finally:
         lunary.shutdown()
+
+
+def _run_to(args: argparse.Namespace) -> int:
+    """``rerun`` writing to ``-o FILE`` or stdout."""
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            status = rerun(args, out, sys.stderr)
+        if status in (0, 1, EXIT_INTERRUPTED):
+            sys.stderr.write(f"otel-lunary rerun: wrote {args.output}\n")
+        return status
+    try:
+        return rerun(args, sys.stdout, sys.stderr)
+    except BrokenPipeError:  # `otel-lunary rerun | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
