@@ -13,7 +13,7 @@ from typing import TextIO
 from otel_lunary.replay.content import as_text
 from otel_lunary.replay.display import feedback_labels
 from otel_lunary.rerun.render_terminal import conversation_facts, reply_facts
-from otel_lunary.rerun.results import ConversationResult, Reply, RerunReport, TurnResult
+from otel_lunary.rerun.results import ConversationResult, Reply, RerunReport, TurnResult, plural
 
 _CSS = """
 :root { --bg:#f4f5f7; --muted:#6b7280; --same:#15803d; --changed:#b45309; --error:#b91c1c; }
@@ -88,9 +88,9 @@ def _conversation_html(conversation: ConversationResult) -> str:
     notes = []
     not_run = conversation.total_turns - len(conversation.turns)
     if conversation.error is not None:
-        notes.append(f'<p class="stopped">Stopped: {escape(conversation.error)} ({not_run} turns not run)</p>')
+        notes.append(f'<p class="stopped">Stopped: {escape(conversation.error)} ({plural(not_run, "turn")} not run)</p>')
     if conversation.interrupted:
-        notes.append(f'<p class="stopped">Interrupted: {not_run} of {conversation.total_turns} turns not run</p>')
+        notes.append(f'<p class="stopped">Interrupted: {not_run} of {plural(conversation.total_turns, "turn")} not run</p>')
     rerun = f' data-rerun-id="{escape(conversation.rerun_conversation_id)}"' if conversation.rerun_conversation_id else ""
     facts = escape(" · ".join(conversation_facts(conversation)))
     return (

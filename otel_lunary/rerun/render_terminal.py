@@ -12,7 +12,7 @@ from typing import TextIO
 from otel_lunary.replay.content import as_text
 from otel_lunary.replay.display import feedback_labels, shorten
 from otel_lunary.replay.render_terminal import use_colour
-from otel_lunary.rerun.results import STATUSES, ConversationResult, Reply, RerunReport, TurnResult
+from otel_lunary.rerun.results import STATUSES, ConversationResult, Reply, RerunReport, TurnResult, plural
 
 WIDTH = 240
 _MARKS = {"same": ("=", "32"), "changed": ("≠", "33"), "error": ("✗", "31")}
@@ -73,10 +73,10 @@ def render(report: RerunReport, out: TextIO) -> None:
             out.write("\n".join(_turn_lines(turn, colour)) + "\n")
         not_run = conversation.total_turns - len(conversation.turns)
         if conversation.error is not None and conversation.turns and conversation.turns[-1].error is not None:
-            out.write("  " + _paint(colour, "31", f"stopped at turn {conversation.turns[-1].index}; {not_run} later turns not run") + "\n")
+            out.write("  " + _paint(colour, "31", f"stopped at turn {conversation.turns[-1].index}; {plural(not_run, 'later turn')} not run") + "\n")
         elif conversation.error is not None:
             out.write("  " + _paint(colour, "31", f"not run: {conversation.error}") + "\n")
         if conversation.interrupted:
-            out.write(f"  interrupted: {not_run} of {conversation.total_turns} turns not run\n")
+            out.write(f"  interrupted: {not_run} of {plural(conversation.total_turns, 'turn')} not run\n")
         out.write("\n")
     out.write(report.summary() + "\n")

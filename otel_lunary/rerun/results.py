@@ -57,6 +57,11 @@ class Reply:
         }
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 turn``, ``2 turns``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _normalised(text: str | None) -> str:
     return " ".join((text or "").split())
 
@@ -165,10 +170,9 @@ class RerunReport:
 
     def summary(self) -> str:
         """The one line CI logs show: what was compared and what differed."""
-        conversations = len(self.conversations)
         line = (
-            f"rerun: {self.turns} turn{'s' if self.turns != 1 else ''} in {conversations} conversation{'s' if conversations != 1 else ''}: "
-            f"{self.count('changed')} changed, {self.count('same')} same, {self.count('error')} error{'s' if self.count('error') != 1 else ''}"
+            f"rerun: {plural(self.turns, 'turn')} in {plural(len(self.conversations), 'conversation')}: "
+            f"{self.count('changed')} changed, {self.count('same')} same, {plural(self.count('error'), 'error')}"
         )
         if self.not_run_turns:
             line += f"; {self.not_run_turns} not run"
