@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from otel_lunary.replay import assemble_file
 from servers import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "rerun.md"
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +168,23 @@ class TestUsage:
         """A source that does not exist: nothing to rerun, exit 1."""
         done = subprocess.run(command(str(tmp_path / "nope.jsonl")), capture_output=True, text=True, env=environment(llm, tmp_path / "r.jsonl"), cwd=tmp_path, timeout=120, check=False)
         assert done.returncode == 1 and "nope.jsonl" in done.stderr
+
+
+def normalised(text: str) -> list[str]:
+    """Output lines with what differs between runs (ids, milliseconds, seconds) masked."""
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", text)
+    text = re.sub(r"\d+ ms", "<n> ms", text)
+    text = re.sub(r"\(\d+\.\d s\)", "(<t> s)", text)
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+class TestDocs:
+    def test_the_demo_rerun_in_the_docs_is_what_the_command_prints(self, llm: FakeLLM, tmp_path: Path) -> None:
+        """docs/rerun.md's first example, run for real on a fresh demo recording, prints the same lines."""
+        shown = DOCS.read_text(encoding="utf-8").split("$ otel-lunary rerun --model terse\n", 1)[1].split("```", 1)[0]
+        env = environment(llm, tmp_path / "demo" / "otel-lunary-traces.jsonl")
+        demo = subprocess.run([sys.executable, "-m", "otel_lunary", "demo", "--dir", "demo", "--no-replay"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+        assert demo.returncode == 0, demo.stderr
+        done = subprocess.run(command("--model", TERSE_MODEL), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert normalised(done.stdout) == normalised(shown)
