@@ -113,9 +113,12 @@ class Runner:
             try:
                 async with gate:
                     await self._conversation(conversation, result)
-                self._on_progress(result, None)
             except asyncio.CancelledError:
                 result.interrupted = True
+                return result
+            except Exception as exc:  # noqa: BLE001 - an unexpected reply shape: this conversation's error, not the run's
+                result.error = f"cannot rerun: {describe_error(exc)}"
+            self._on_progress(result, None)
             return result
 
         self._tasks = [asyncio.create_task(one(c, r)) for c, r in zip(conversations, results)]
