@@ -82,6 +82,7 @@ COUNT_KEYS = (
     "written",
     "removed",
     "superseded",
+    "retried",
     "dropped_queue_full",
     "dropped_not_ingested",
     "dropped_unreachable",
@@ -300,7 +301,8 @@ class PhoenixAnnotationSink:
 
     def counts(self) -> dict[str, int]:
         """What happened to submitted annotations so far: ``written``, ``removed``, ``superseded``
-        (replaced by a newer value before being sent) and ``dropped_*`` by reason."""
+        (replaced by a newer value before being sent), ``dropped_*`` by reason, and
+        ``retried``: attempts that Phoenix answered "not ingested yet" or did not answer."""
         with self._cond:
             return dict(self._counts)
 
@@ -442,6 +444,7 @@ class PhoenixAnnotationSink:
                 self._drop("dropped_unreachable", 1, f"Phoenix at {self.endpoint} did not take it for {self._wait_s:g}s ({answer.detail})")
             return
         job.attempts += 1
+        self._counts["retried"] += 1
         backoff = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
         job.next_attempt = now + backoff
         self._pending[key] = job
