@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +34,8 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 
 TargetKind = Literal["span", "trace"]
+
+ENV_API_KEY = "PHOENIX_API_KEY"
 
 _REST_PATH: dict[TargetKind, str] = {"span": "/v1/span_annotations", "trace": "/v1/trace_annotations"}
 _ID_FIELD: dict[TargetKind, str] = {"span": "span_id", "trace": "trace_id"}
@@ -59,6 +62,13 @@ class Outcome(enum.Enum):
 class Answer:
     outcome: Outcome
     detail: str = ""
+
+
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """``Authorization: Bearer <key>`` for ``api_key``, else ``PHOENIX_API_KEY`` (Phoenix's own client
+    variable); empty when neither is set (a Phoenix without authentication)."""
+    key = api_key if api_key is not None else (os.environ.get(ENV_API_KEY) or "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @contextmanager

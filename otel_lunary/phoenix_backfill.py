@@ -34,7 +34,7 @@ _AS_RECORDED = ContentPolicy(Settings(capture_content=True, max_content_length=s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Write recorded user feedback into Phoenix as annotations (on the turn's trace and the message span)."
-    parser.add_argument("--phoenix", dest="phoenix_target", required=True, metavar="URL", help="the Phoenix to annotate, e.g. http://localhost:6006; also the source when no SOURCE or --jaeger is given ($PHOENIX_API_KEY is sent when set)")
+    parser.add_argument("--phoenix", dest="phoenix_target", required=True, metavar="URL", help="the Phoenix to annotate, e.g. http://localhost:6006; also the source when no SOURCE or --jaeger is given ($PHOENIX_API_KEY is sent to it when set)")
     add_source_arguments(parser, phoenix=False, default="the Phoenix given by --phoenix (its --project)")
     add_filter_arguments(parser)
     parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS", help="how long to retry an annotation whose span Phoenix does not have (default: %(default)s)")
@@ -76,7 +76,8 @@ def annotate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sources = sources_of(args, default=PhoenixSource(target, args.project))
     report = ProblemReport(err, "annotate")
     conversations, spans_read = read_conversations(sources, filters, report)
-    if report.unreadable_sources == len(sources) and spans_read == 0:
+    if spans_read == 0 and report.count:  # e.g. Phoenix refused the read (401): not "nothing to do"
+        err.write("otel-lunary annotate: no span could be read; nothing written\n")
         return 1
     annotations, messages = conversation_annotations(conversations)
     sink = PhoenixAnnotationSink(target, max_queue=max(1, len(annotations)), ingestion_wait_s=args.wait)

@@ -42,7 +42,7 @@ from typing import Any
 
 from otel_lunary import _health
 from otel_lunary._export_settings import env_str, url_problem, warn_env
-from otel_lunary._phoenix_api import Answer, Outcome, PhoenixAnnotationsAPI, TargetKind
+from otel_lunary._phoenix_api import ENV_API_KEY, Answer, Outcome, PhoenixAnnotationsAPI, TargetKind, auth_headers
 from otel_lunary.attributes import (
     GEN_AI_EVALUATION_EXPLANATION,
     GEN_AI_EVALUATION_NAME,
@@ -64,7 +64,6 @@ __all__ = [
 logger = logging.getLogger("otel_lunary")
 
 ENV_ENDPOINT = "OTEL_LUNARY_PHOENIX_ANNOTATIONS"
-ENV_API_KEY = "PHOENIX_API_KEY"
 IDENTIFIER_PREFIX = "otel-lunary.feedback:"
 ANNOTATOR_KIND = "HUMAN"
 # Annotation names Phoenix refuses on this API ("note" is its notes feature); a feedback
@@ -262,10 +261,8 @@ class PhoenixAnnotationSink:
         for what, value in (("ingestion_wait_s", ingestion_wait_s), ("request_timeout_s", request_timeout_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{what} must be a number > 0, got {value!r}")
-        key = api_key if api_key is not None else env_str(ENV_API_KEY)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.endpoint = _base_url(endpoint)
-        self._api = PhoenixAnnotationsAPI(self.endpoint, headers=headers, timeout_s=float(request_timeout_s))
+        self._api = PhoenixAnnotationsAPI(self.endpoint, headers=auth_headers(api_key), timeout_s=float(request_timeout_s))
         self._max_queue = max_queue
         self._wait_s = float(ingestion_wait_s)
         self._cond = threading.Condition()

@@ -16,8 +16,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 
 import otel_lunary as lunary
 from otel_lunary.phoenix_feedback import ENV_API_KEY, PhoenixAnnotationSink
-from servers import PhoenixProcess, start_phoenix
-from test_phoenix_feedback_phoenix import ids, mirror_feedback, recording
+from servers import PhoenixProcess, poll_until, start_phoenix
+from test_phoenix_feedback_phoenix import annotate, ids, mirror_feedback, recording
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,14 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixProcess
     }
     with start_phoenix(tmp_path_factory.mktemp("phoenix-auth"), extra_env=settings) as server:
         yield server
+
+
+def spans_in(phoenix: PhoenixProcess, span_id: str) -> bool:
+    """Phoenix has the message span and its feedback span (the feedback's parent is the message)."""
+    request = urllib.request.Request(f"{phoenix.url}/v1/projects/default/spans?limit=1000", headers=AUTH)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        spans = json.load(response)["data"]
+    return any(span["context"]["span_id"] == span_id for span in spans) and any(span.get("parent_id") == span_id for span in spans)
 
 
 def span_annotations(phoenix: PhoenixProcess, span_id: str) -> list[dict[str, object]]:
@@ -64,3 +72,17 @@ class TestApiKey:
         assert (allowed.counts()["written"], allowed.counts()["removed"]) == (4, 2)
         _, span_id = ids(answer)
         assert [(row["name"], row["result"]) for row in span_annotations(phoenix, span_id)] == [("thumb", {"label": "up", "score": 1.0, "explanation": None})]
+
+    def test_backfill_reads_and_writes_with_the_key(self, phoenix: PhoenixProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``otel-lunary annotate`` with PHOENIX_API_KEY reads the spans from, and writes the annotations to, a Phoenix with auth on."""
+        with recording(OTLPSpanExporter(endpoint=phoenix.otlp_http_endpoint, headers=AUTH)):
+            thread = lunary.open_thread()
+            answer = thread.track_message({"role": "assistant", "content": "hi"})
+            assert answer
+            lunary.track_feedback(answer, {"rating": 4})
+        _, span_id = ids(answer)
+        monkeypatch.setenv(ENV_API_KEY, API_KEY)
+        poll_until(lambda: spans_in(phoenix, span_id), timeout=60, what="the spans in Phoenix")
+        result = annotate(phoenix, "--conversation", thread.id)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [(row["name"], row["result"]) for row in span_annotations(phoenix, span_id)] == [("rating", {"label": None, "score": 4.0, "explanation": None})]
