@@ -20,11 +20,11 @@ _counts: dict[str, int] = {}
 _last_logged: dict[tuple[str, str], float] = {}
 
 
-def report(kind: str, message: str, *args: object, exc_info: bool = False) -> None:
-    """Count one occurrence of ``kind``; log it unless the same message was logged very recently."""
+def report(kind: str, message: str, *args: object, exc_info: bool = False, n: int = 1) -> None:
+    """Count ``n`` occurrences of ``kind``; log it unless the same message was logged very recently."""
     now = time.monotonic()
     with _lock:
-        count = _counts.get(kind, 0) + 1
+        count = _counts.get(kind, 0) + n
         _counts[kind] = count
         last = _last_logged.get((kind, message))
         should_log = last is None or now - last >= LOG_INTERVAL_S

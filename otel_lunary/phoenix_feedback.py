@@ -272,6 +272,7 @@ class PhoenixAnnotationSink:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._counts = dict.fromkeys(COUNT_KEYS, 0)
+        self._unlogged: list[tuple[int, str]] = []  # drops to log once the lock is released
 
     # --- the application side: never blocks on the network, never raises ---------------
 
@@ -291,8 +292,10 @@ class PhoenixAnnotationSink:
                         self._drop("dropped_queue_full", 1, "the queue is full")
                         continue
                     self._pending[key] = _Job(annotation, next_attempt=now)
-                self._ensure_worker()
-                self._cond.notify_all()
+                if not self._closed:
+                    self._ensure_worker()
+                    self._cond.notify_all()
+            self._log_drops()
         except Exception:  # noqa: BLE001 - feedback must never break the application
             _health.report("internal_errors", "otel_lunary: queueing Phoenix annotations failed", exc_info=True)
 
@@ -339,6 +342,7 @@ class PhoenixAnnotationSink:
                     self._drop("dropped_shutdown", left, "shutdown came before Phoenix took them")
             self._cond.notify_all()
             thread = self._thread
+        self._log_drops()
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))  # else abandoned: a request ends by its own timeout
         return drained
@@ -352,9 +356,20 @@ class PhoenixAnnotationSink:
             self._thread.start()
 
     def _drop(self, reason: str, count: int, why: str) -> None:
-        """Count a loss (the lock is held) and log it, rate-limited."""
+        """Count a loss (the lock is held); ``_log_drops`` logs it after the lock is released."""
         self._counts[reason] += count
-        _health.report("phoenix_annotations_dropped", "otel_lunary: %d Phoenix annotation(s) dropped: %s", count, why)
+        self._unlogged.append((count, why))
+
+    def _log_drops(self) -> None:
+        """Log the losses counted so far (rate-limited), outside the lock: a slow log handler
+        must not hold up ``submit``."""
+        with self._cond:
+            unlogged, self._unlogged = self._unlogged, []
+        by_reason: dict[str, int] = {}
+        for count, why in unlogged:
+            by_reason[why] = by_reason.get(why, 0) + count
+        for why, count in by_reason.items():
+            _health.report("phoenix_annotations_dropped", "otel_lunary: %d Phoenix annotation(s) dropped: %s", count, why, n=count)
 
     def _take_due(self) -> list[_Job] | None:
         """The next batch to send (the lock is held), waiting for one; None when stopped."""
@@ -387,6 +402,7 @@ class PhoenixAnnotationSink:
                     for job, answer in results:
                         self._settle(job, answer)
                 self._cond.notify_all()
+            self._log_drops()
 
     def _send(self, batch: list[_Job]) -> list[tuple[_Job, Answer]]:
         now = time.monotonic()

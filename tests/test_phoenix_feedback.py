@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from otel_lunary import _health
 from otel_lunary._content import ContentPolicy
 from otel_lunary._settings import resolve_settings
 from otel_lunary.feedback import feedback_record
@@ -157,6 +158,7 @@ def distinct(count: int) -> list[Annotation]:
 class TestPhoenixDown:
     def test_silent_phoenix_never_blocks_submit_and_shutdown_is_bounded(self, silent_phoenix: str) -> None:
         """Against a Phoenix that never answers, submit returns at once and shutdown(1) returns in about 1 s, counting every loss."""
+        _health.reset()
         sink = PhoenixAnnotationSink(silent_phoenix, request_timeout_s=30)
         slowest = 0.0
         for annotation in distinct(500):
@@ -170,6 +172,7 @@ class TestPhoenixDown:
         counts = sink.counts()
         assert counts["dropped_shutdown"] == 500
         assert counts["written"] == 0
+        assert _health.counts()["phoenix_annotations_dropped"] == 500  # otel_lunary.stats() shows them
 
     def test_refused_connections_are_retried_then_counted(self) -> None:
         """With nothing listening, each annotation is retried for the wait, then dropped as unreachable."""
@@ -202,8 +205,6 @@ class TestPhoenixDown:
 
     def test_garbage_never_raises_into_the_app(self, silent_phoenix: str) -> None:
         """A bad submission is logged and counted, not raised."""
-        from otel_lunary import _health
-
         _health.reset()
         sink = PhoenixAnnotationSink(silent_phoenix)
         sink.submit([object()])  # type: ignore[list-item]
