@@ -58,6 +58,7 @@ __all__ = [
     "PhoenixAnnotationSink",
     "feedback_annotations",
     "identifier_for",
+    "resolve_endpoint",
     "sink_from_settings",
 ]
 
