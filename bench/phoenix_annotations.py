@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 import otel_lunary as lunary
-from otel_lunary import _index
+from otel_lunary import _state
 from otel_lunary.attributes import GEN_AI_EVALUATION_NAME, GEN_AI_EVALUATION_SCORE_LABEL, GEN_AI_EVALUATION_SCORE_VALUE
 from otel_lunary.phoenix_feedback import PhoenixAnnotationSink, feedback_annotations
 from servers import PhoenixProcess, poll_until, start_phoenix
@@ -64,7 +64,7 @@ def landing(phoenix_url: str, endpoint: str, rounds: int) -> dict[str, object]:
     for _ in range(rounds):
         sink = PhoenixAnnotationSink(phoenix_url)
         message_id = thread.track_message({"role": "assistant", "content": "hi"})
-        target = _index.resolve(message_id)
+        target = _state.resolve(message_id)
         assert target is not None
         start = time.monotonic()
         sink.submit(feedback_annotations(target.span_context.trace_id, target.span_context.span_id, THUMB_UP))

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from otel_lunary._content import ContentPolicy
 from otel_lunary._settings import Settings
-from otel_lunary.feedback import evaluation_attributes
+from otel_lunary._record import evaluation_attributes
 from otel_lunary.phoenix_feedback import Annotation, PhoenixAnnotationSink, feedback_annotations, resolve_endpoint
 from otel_lunary.replay.command import ProblemReport, add_filter_arguments, add_source_arguments, filters_of, read_conversations, sources_of
 from otel_lunary.replay.model import Conversation, Message

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_lunary import _health
-from otel_lunary._export_settings import env_str, url_problem, warn_env
+from otel_lunary._settings import env_str, url_problem, warn_env
 from otel_lunary._phoenix_api import ENV_API_KEY, Answer, Outcome, PhoenixAnnotationsAPI, TargetKind, auth_headers
 from otel_lunary.attributes import (
     GEN_AI_EVALUATION_EXPLANATION,
@@ -149,7 +149,7 @@ def feedback_annotations(
     """The annotations mirroring one feedback record on the message span ``span_id`` of trace ``trace_id``.
 
     ``evaluations`` are the attributes of the record's ``gen_ai.evaluation.result``
-    events (``feedback.feedback_record`` makes them), so the annotations say exactly
+    events (``_record.feedback_record`` makes them), so the annotations say exactly
     what the events say, redaction included. Ids are ints (a ``SpanContext``) or hex
     strings (replay); invalid ids give no annotations.
     """

@@ -17,7 +17,7 @@ import pytest
 from otel_lunary import _health
 from otel_lunary._content import ContentPolicy
 from otel_lunary._settings import resolve_settings
-from otel_lunary.feedback import feedback_record
+from otel_lunary._record import feedback_record
 from otel_lunary.phoenix_feedback import (
     ENV_ENDPOINT,
     Annotation,

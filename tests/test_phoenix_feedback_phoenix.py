@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 import otel_lunary as lunary
-from otel_lunary import _index, _runtime
-from otel_lunary.feedback import feedback_record
+from otel_lunary import _state
+from otel_lunary._record import feedback_record
 from otel_lunary.file_exporter import OtlpJsonFileExporter
 from otel_lunary.ids import parse_message_id
 from otel_lunary.phoenix_feedback import IDENTIFIER_PREFIX, PhoenixAnnotationSink, feedback_annotations
@@ -62,9 +62,9 @@ def recording(*exporters: SpanExporter, hold_until_flushed: bool = False) -> Ite
 def mirror_feedback(sink: PhoenixAnnotationSink, message_id: str, feedback: Mapping[str, Any]) -> None:
     """``track_feedback`` with the Phoenix sink on: the feedback span, then its annotations."""
     lunary.track_feedback(message_id, feedback)
-    target = _index.resolve(message_id)
+    target = _state.resolve(message_id)
     assert target is not None
-    _, events = feedback_record(feedback, _runtime.get().policy.fresh())
+    _, events = feedback_record(feedback, _state.get().policy.fresh())
     context = target.span_context
     sink.submit(feedback_annotations(context.trace_id, context.span_id, [a for _, a in events], message_id=message_id))
 

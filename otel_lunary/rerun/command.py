@@ -21,9 +21,8 @@ from typing import Any, TextIO
 
 from opentelemetry.trace import TracerProvider
 
-from otel_lunary.replay import Assembler, Conversation
-from otel_lunary.replay.command import _filters, _ProblemReport, _sources
-from otel_lunary.replay.reader import feed_sources
+from otel_lunary.replay import Conversation
+from otel_lunary.replay.command import ProblemReport, filters_of, read_conversations, sources_of
 from otel_lunary.rerun import render_html, render_json, render_terminal
 from otel_lunary.rerun.progress import RerunProgress
 from otel_lunary.rerun.recording import install_links, is_rerun
@@ -111,16 +110,10 @@ def _settings(args: argparse.Namespace) -> RerunSettings:
 
 def select(args: argparse.Namespace, err: TextIO) -> list[Conversation] | None:
     """The conversations to rerun, oldest first; None when no source could be read."""
-    filters = _filters(args)
-    sources = _sources(args)
-    report = _ProblemReport(err)
-    assembler = Assembler(conversation_ids=filters.conversations)
-    feed_sources(sources, assembler, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns)
-    conversations = list(filters.apply(assembler.finish()))
-    for problem in assembler.problems:
-        report(problem)
-    report.close()
-    if report.unreadable_sources == len(sources) and assembler.spans_read == 0:
+    sources = sources_of(args)
+    report = ProblemReport(err, "rerun")
+    conversations, spans_read = read_conversations(sources, filters_of(args), report)
+    if report.unreadable_sources == len(sources) and spans_read == 0:
         return None
     if not args.include_reruns:
         named = set(args.conversation)
