@@ -15,7 +15,7 @@ from fixtures.replay.sdk_conversation import Tracked, record
 from helpers.replay import assert_replays, only
 from otel_lunary.export.file import OtlpJsonFileExporter
 from otel_lunary.export.otlp_json import encode_line
-from otel_lunary.replay import Conversation, assemble_file
+from otel_lunary.replay import assemble_file
 
 
 def sdk_to_file(path: Path) -> Tracked:
