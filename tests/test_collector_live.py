@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import otel_lunary as lunary
-from collector_support import (
+from helpers.collector import (
     REPO,
     Binaries,
     Jaeger,
@@ -47,7 +47,7 @@ from collector_support import (
     wait_for,
 )
 from otel_lunary._fake_llm import FakeLLM
-from servers import OtlpSink
+from helpers.servers import OtlpSink
 
 pytestmark = pytest.mark.slow
 
@@ -341,7 +341,7 @@ class TestFileArchive:
 
 def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Prometheus samples by sample name: [(labels, value)]."""
-    from collector_support import _get
+    from helpers.collector import _get
 
     status, body = _get(url)
     assert status == 200, status
@@ -490,7 +490,7 @@ class TestConversationMetrics:
 class TestPhoenix:
     def test_conversation_through_collector_to_phoenix(self, built: Binaries, fake_llm: FakeLLM, tmp_path: Path) -> None:
         """phoenix.yaml: the Collector files spans under the project it names; Phoenix shows the session; replay rebuilds it."""
-        from servers import start_phoenix
+        from helpers.servers import start_phoenix
 
         project = "lunary-through-collector"
         with start_phoenix(tmp_path) as phoenix:

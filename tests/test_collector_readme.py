@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from collector_support import REPO, binaries
+from helpers.collector import REPO, binaries
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from helpers.otlp import json_format_dict
 from otel_lunary import attributes as a
-from otel_lunary import export, otlp_json
-from otel_lunary.file_exporter import DEFAULT_PATH, OtlpJsonFileExporter, rotated_paths
+from otel_lunary import export
+from otel_lunary.export import otlp_json
+from otel_lunary.export.file import DEFAULT_PATH, OtlpJsonFileExporter, rotated_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,7 +124,7 @@ class TestRoundTrip:
         memory = InMemorySpanExporter()
         spans = record_conversation(memory)  # type: ignore[arg-type]
         request = encode_spans(spans)
-        assert otlp_json.request_to_dict(request) == otlp_json.request_to_dict_json_format(request)
+        assert otlp_json.request_to_dict(request) == json_format_dict(request)
 
     def test_file_is_the_default_when_nothing_is_configured(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """With no exporter setting at all, spans land in ./otel-lunary-traces.jsonl."""
@@ -174,7 +176,7 @@ class TestRotation:
             import sys
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-            from otel_lunary.file_exporter import OtlpJsonFileExporter
+            from otel_lunary.export.file import OtlpJsonFileExporter
             provider = TracerProvider()
             provider.add_span_processor(SimpleSpanProcessor(OtlpJsonFileExporter({str(path)!r}, max_bytes=65536, backups=100)))
             for i in range(300):

@@ -44,9 +44,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_lunary as lunary
-from servers import free_port, poll_until
+from helpers.servers import free_port, poll_until
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector-config"
 BUILD_SCRIPT = CONFIG_DIR / "build.sh"
 JAEGER_CONFIG = CONFIG_DIR / "jaeger" / "jaeger-v2.yaml"
