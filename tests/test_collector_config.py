@@ -222,6 +222,7 @@ class TestRedaction:
     CONTENT = (
         "gen_ai.input.messages",
         "gen_ai.output.messages",
+        "lunary.message.content",
         "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.result",
         "gen_ai.evaluation.explanation",
