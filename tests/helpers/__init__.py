@@ -1,6 +1,7 @@
 """What several test modules share, and no tests: real servers (``servers``), a running
 bridge and the structural view of spans (``bridge``), the replay command and the checks
-of a replayed conversation (``replay``). Test modules import from here, never from each
+of a replayed conversation (``replay``), the Collector and Jaeger built from source
+(``collector``). Test modules import from here, never from each
 other."""
 
 from pathlib import Path
