@@ -113,14 +113,6 @@ class TestJaeger:
                 assert jaeger_span_tags(span).get(CONVERSATION_ID) == conversation_id, span["operationName"]
         assert jaeger.search(rec.service, {CONVERSATION_ID: "no-such-conversation"}) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "otel_lunary/replay/jaeger.py sends query.search_depth, which Jaeger v1.76's /api/v3/traces does not "
-            "read (it reads query.num_traces and answers HTTP 500 'search depth must be greater than 0'), and "
-            "Jaeger's HTTP gateway ignores query.attributes; replay must filter by conversation itself"
-        ),
-    )
     def test_replay_rebuilds_the_conversation_from_jaeger(self, jaeger: Jaeger, jaeger_conversation: tuple[Recording, str]) -> None:
         """`otel-lunary replay --jaeger URL --jaeger-service S -c ID` gives back the messages, ids and latest feedback."""
         rec, conversation_id = jaeger_conversation

@@ -124,10 +124,6 @@ def test_block_runs_and_jaeger_has_the_conversation(block_run: BlockRun) -> None
     assert "feedback" in names and any(name.startswith("chat ") for name in names), names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otel_lunary/replay/jaeger.py sends query.search_depth, which Jaeger v1.76's /api/v3/traces does not read (HTTP 500)",
-)
 def test_block_replay_lists_the_conversation(block_run: BlockRun) -> None:
     """The block's last command, `otel-lunary replay --jaeger ... --list`, lists the chatbot's conversation."""
     assert block_run.conversation_id and block_run.conversation_id in block_run.replay_output, block_run.replay_output[-2000:]
