@@ -18,6 +18,7 @@ from typing import Any
 
 from otel_lunary.bridge.config import BridgeConfig
 from otel_lunary.bridge.ingest import Ingestor
+from otel_lunary.bridge.wire import BodyError, parse_body
 
 logger = logging.getLogger("otel_lunary.bridge")
 
@@ -167,13 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            parsed = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as problem:
-            self._fail(400, f"body is not JSON: {str(problem)[:200]}")
-            return
-        events = parsed.get("events") if isinstance(parsed, dict) else None
-        if not isinstance(events, list):
-            self._fail(400, 'body must be an object {"events": [...]}')
+            events = parse_body(body)
+        except BodyError as problem:
+            self._fail(400, str(problem))
             return
         if len(events) > config.max_events:
             self._fail(413, f"{len(events)} events is over the {config.max_events}-event limit")
