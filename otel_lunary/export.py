@@ -52,6 +52,7 @@ from otel_lunary._lifecycle import flush, shutdown
 
 __all__ = [
     "ExportOptions",
+    "build_exporters",
     "build_tracer_provider",
     "drop_counts",
     "dropped_spans",
@@ -296,6 +297,12 @@ def _resource(service_name: str | None, extra: Mapping[str, str] | None) -> Reso
             raise ValueError(f"service_name must be a non-empty string, got {service_name!r}")
         attributes[SERVICE_NAME] = service_name
     return Resource.create(attributes)
+
+
+def build_exporters(options: ExportOptions) -> list[SpanExporter]:
+    """The exporters ``build_tracer_provider`` puts behind its processors, for a caller that
+    queues, retries and counts spans itself (the bridge's outbox)."""
+    return [_make_exporter(name, options) for name in resolve_exporters(options)]
 
 
 def build_tracer_provider(options: ExportOptions) -> TracerProvider:

@@ -17,7 +17,7 @@ import pytest
 from otel_lunary import export
 from otel_lunary._settings import resolve_settings
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
-from otel_lunary.bridge import Bridge, export_provider_factory, resolve_config
+from otel_lunary.bridge import Bridge, resolve_config
 from servers import OtlpSink, poll_until, start_rotel
 
 INGEST = "/v1/runs/ingest"
@@ -55,7 +55,7 @@ def test_a_value_outside_otlp_range_costs_no_other_event(tmp_path: Path, sink: O
     with start_rotel(tmp_path / "rotel", export_endpoint=sink.endpoint) as rotel:
         config = resolve_config(keys=f"{GOOD_KEY}=shop,{BAD_KEY}=shop", port=0, state_path=str(tmp_path / "state.sqlite"))
         options = export.ExportOptions(exporter="otlp", endpoint=rotel.http_endpoint)
-        bridge = Bridge(config, export_provider_factory(options), settings=resolve_settings(capture_content=True)).start()
+        bridge = Bridge(config, export_options=options, settings=resolve_settings(capture_content=True)).start()
         try:
             answer = post(bridge.url, BAD_KEY, b'{"events": [' + hostile.encode() + b"]}")
             assert answer.status_code == 200, answer.text

@@ -151,7 +151,6 @@ def test_each_key_is_its_own_project(bridge):
     spans = poll_until(lambda: len(bridge.spans()) == 2 and bridge.spans(), timeout=20, what="two spans")
     projects = {span.attributes[LUNARY_MESSAGE_ID]: span.resource.attributes[LUNARY_PROJECT] for span in spans}
     assert projects == {"p-demo": "demo", "p-other": "other"}
-    assert set(bridge.providers) == {"demo", "other"}
 
 
 def test_duplicates_are_recorded_once(bridge):
@@ -160,6 +159,7 @@ def test_duplicates_are_recorded_once(bridge):
     end = {"event": "end", "type": "tool", "runId": "run-dup", "timestamp": 1795924374500, "output": "y"}
     for _ in range(2):
         assert all(r["success"] for r in post(bridge, {"events": [chat("dup-1"), start, end]}).json()["results"])
+    assert bridge.bridge.flush(20)
     spans = bridge.spans()
     assert sorted(span.name for span in spans) == ["execute_tool lookup", "message user"]
 

@@ -44,7 +44,7 @@ from otel_lunary.attributes import (
     SPAN_NAME_LUNARY_FEEDBACK,
 )
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
-from otel_lunary.bridge.store import OpenRun, StateStore
+from otel_lunary.bridge.store import OpenRun, StateStore, StoreFailure
 from otel_lunary.bridge.wire import Event, EventError, parse_event
 from otel_lunary.feedback import feedback_attributes, feedback_record
 from otel_lunary.monitor import PROVIDER, inference_span_name, input_messages_attributes, request_attributes
@@ -126,13 +126,17 @@ class Ingestor:
                 except EventError as problem:
                     result.update(success=False, error=str(problem))
                     self.counts["rejected"] += 1
+                except StoreFailure:
+                    raise  # the state file, not the event: the whole request fails and is retried
                 except Exception as problem:  # noqa: BLE001 - one event must not sink the batch
                     logger.warning("otel-lunary bridge: could not process an event", exc_info=True)
                     result.update(success=False, error=f"internal error: {type(problem).__name__}")
                     self.counts["rejected"] += 1
                 results.append(result)
-        finally:
-            self.store.commit()
+        except BaseException:
+            self.store.rollback()  # no state and no spans of this request
+            raise
+        self.store.commit()
         return results
 
     def _one(self, project: Project, app_key: str, event: Event) -> None:
@@ -347,7 +351,9 @@ class Ingestor:
                 if opened is not None:
                     self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
                     closed += 1
-        finally:
-            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.store.commit()
         self.counts["unfinished"] += closed
         return closed
