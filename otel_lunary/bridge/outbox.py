@@ -16,20 +16,19 @@ deleted only once every exporter reported success. So:
 
 A span that no exporter accepts on its own while others go through (one that a
 collector's encoder refuses) is dropped and counted, so it cannot hold the queue. When
-several processes share one state file, one of them delivers at a time (a lease row).
+several processes share one state file, one of them delivers at a time (an ``flock``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -43,7 +42,6 @@ from otel_lunary.bridge.store import StateStore, connect
 logger = logging.getLogger("otel_lunary.bridge")
 
 BATCH = 512
-LEASE_S = 30.0
 IDLE_POLL_S = 1.0
 MAX_BACKOFF_S = 30.0
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -151,7 +149,8 @@ class Delivery(threading.Thread):
         self.scope = scope
         self._db = connect(path, busy_timeout_s)
         self._db_lock = threading.Lock()
-        self._owner = uuid.uuid4().hex
+        self._lock_path = path + "-delivery.lock"
+        self._lock_file: IO[bytes] | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drain_deadline = math.inf
@@ -176,11 +175,10 @@ class Delivery(threading.Thread):
         if self.is_alive():
             self.join(drain_s + 5.0)
         with self._db_lock:
-            try:
-                self._db.execute("DELETE FROM lease WHERE name='delivery' AND owner=?", (self._owner,))
-            except sqlite3.Error:
-                pass
             self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
         for exporter in self.exporters:
             try:
                 exporter.shutdown()
@@ -217,11 +215,9 @@ class Delivery(threading.Thread):
 
     def _round(self) -> bool | None:
         """None: nothing to do; True: delivered something; False: could not, back off."""
-        if not self._lease():
-            return None
         with self._db_lock:
             rows = self._db.execute("SELECT seq, project, span FROM outbox ORDER BY seq LIMIT ?", (BATCH,)).fetchall()
-        if not rows:
+        if not rows or not self._lease():
             return None
         spans: list[tuple[int, ReadableSpan]] = []
         unreadable: list[int] = []
@@ -288,17 +284,18 @@ class Delivery(threading.Thread):
             self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)  # noqa: S608 - only placeholders
 
     def _lease(self) -> bool:
-        """Hold (or take over an expired) delivery lease, so one process of several delivers."""
-        now = time.time()
-        with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT owner, until FROM lease WHERE name='delivery'").fetchone()
-                mine = row is None or row[0] == self._owner or row[1] < now
-                if mine:
-                    self._db.execute("INSERT OR REPLACE INTO lease (name, owner, until) VALUES ('delivery', ?, ?)", (self._owner, now + LEASE_S))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return mine
+        """Hold the delivery lock, so one process of several sharing the file delivers.
+
+        An ``flock`` on a file beside the state: the kernel releases it when its holder dies,
+        even by ``kill -9``, so a restarted bridge delivers at once. (SQLite files must be on
+        a local disk anyway, where flock works.)"""
+        if self._lock_file is not None:
+            return True
+        handle = open(self._lock_path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True

@@ -65,11 +65,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     project TEXT NOT NULL,
     span TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS lease (
-    name TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    until REAL NOT NULL
-);
 """
 
 # What a store operation raises when the file cannot be used right now or at all.
