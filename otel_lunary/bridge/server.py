@@ -252,29 +252,27 @@ class BridgeApp:
         return b"".join(chunks)
 
 
-class _DeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus a deadline for each request's headers: a connection that
-    has not sent a whole request head within ``HEADER_TIMEOUT_S`` of opening (or of its
-    previous answer) is closed, so slow or idle sockets cannot pile up."""
+class _HeadDeadline:
+    """A deadline for each request's head, mixed into uvicorn's HTTP protocols: a connection
+    that has not sent a whole request head within ``HEADER_TIMEOUT_S`` of opening (or of its
+    previous answer) is closed, so slow or idle sockets cannot pile up. (uvicorn's own
+    keep-alive timeout is reset by any byte, so a trickling client defeats it.)"""
 
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
     _head_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)
-
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
-        self._arm()  # first: a pipelined request handled below disarms it again
-        super().on_response_complete()
+        self._arm()  # first: a pipelined request handled by super() disarms it again
+        super().on_response_complete()  # type: ignore[misc]
 
     def _arm(self) -> None:
         self._disarm()
@@ -289,6 +287,28 @@ class _DeadlineH11Protocol(H11Protocol):
         self._head_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _H11Protocol(_HeadDeadline, H11Protocol):
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()
+
+
+def _protocol() -> type[asyncio.Protocol]:
+    """httptools' C parser when it is installed (``uvicorn[standard]``), else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return _H11Protocol
+
+    class _HttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self._disarm()
+
+    return _HttpToolsProtocol
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -314,7 +334,7 @@ class HttpServer:
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 app,
-                http=_DeadlineH11Protocol,
+                http=_protocol(),
                 lifespan="off",
                 log_config=None,
                 log_level="warning",

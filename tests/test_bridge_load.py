@@ -1,0 +1,74 @@
+"""A busy day and a hostile crowd against the real ``otel-lunary bridge`` command.
+
+What a user relies on: no client's request is reset when many arrive at once (the
+Python Lunary SDK drops a batch whose request fails), memory stays bounded when large
+bodies arrive in parallel, slow or idle sockets neither cost a thread each nor stay
+open, and a request cannot carry two Content-Lengths. The figures themselves are
+reported by bench/bridge_bench.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from bridge_load import KEY, bridge_command, closed_by_server, large_body, many_clients, open_slow_sockets, peak_rss_during, small_body
+from otel_lunary.bridge.server import HEADER_TIMEOUT_S
+
+pytestmark = pytest.mark.usefixtures("clean_otel_env")
+
+
+def test_32_clients_at_once_get_no_connection_reset(tmp_path: Path) -> None:
+    """32 clients x 40 requests, a new connection each, all start together: every request is answered 200."""
+    with bridge_command(tmp_path) as bridge:
+        result = many_clients(bridge, clients=32, requests=40)
+        assert dict(result.errors) == {}
+        assert dict(result.statuses) == {200: 32 * 40}
+        assert bridge.health()["events"] == 32 * 40 * 5
+
+
+def test_parallel_large_bodies_keep_memory_bounded(tmp_path: Path) -> None:
+    """40 parallel 5 MB posts are all answered, and the bridge's memory grows by far less than 40 bodies (a few in flight at a time)."""
+    with bridge_command(tmp_path) as bridge:
+        body = large_body(5 * 2**20 - 4096)
+        before = bridge.rss_mb()
+        outcome: dict = {}
+        work = threading.Thread(target=lambda: outcome.setdefault("result", many_clients(bridge, clients=40, requests=1, bodies=[body], timeout=300)))
+        peak = peak_rss_during(bridge, work)
+        result = outcome["result"]
+        assert dict(result.errors) == {} and dict(result.statuses) == {200: 40}
+        # 40 bodies held at once would be 200 MB raw (the old server peaked at 791 MB);
+        # BODIES_IN_FLIGHT (4) raw bodies plus one parsed is about 40 MB.
+        assert peak - before < 40 * 5 / 2, f"RSS grew from {before:.0f} to {peak:.0f} MiB"
+
+
+def test_slow_sockets_cost_no_thread_and_are_closed(tmp_path: Path) -> None:
+    """400 connections that send half a request head: no thread each, a real client is still served, and the server closes them after the head deadline."""
+    with bridge_command(tmp_path) as bridge:
+        threads = bridge.threads()
+        sockets = open_slow_sockets(bridge, 400)
+        try:
+            served = many_clients(bridge, clients=1, requests=5)
+            assert dict(served.statuses) == {200: 5} and dict(served.errors) == {}
+            assert bridge.threads() <= threads + 2  # the ingest worker may have started; nothing per socket
+            assert closed_by_server(sockets, timeout_s=HEADER_TIMEOUT_S + 20) == 400
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+@pytest.mark.parametrize("second_length", ["5", "500"], ids=["same value", "other value"])
+def test_two_content_lengths_are_refused(tmp_path: Path, second_length: str) -> None:
+    """A request with two Content-Length headers (a request-smuggling vector behind a proxy) is a 400, never ingested."""
+    with bridge_command(tmp_path) as bridge:
+        body = small_body(1)
+        head = (f"POST /v1/runs/ingest HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nContent-Length: {len(body) if second_length == '5' else second_length}\r\n\r\n")
+        with socket.create_connection(bridge.host_port, timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert bridge.health()["events"] == 0
