@@ -35,7 +35,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_lunary import export
-from otel_lunary._runtime import INSTRUMENTATION_NAME, VERSION
+from otel_lunary._state import INSTRUMENTATION_NAME
+from otel_lunary._version import __version__
 from otel_lunary._settings import Settings
 from otel_lunary.attributes import LUNARY_PROJECT
 from otel_lunary.bridge.config import BridgeConfig, resolve_config
@@ -83,7 +84,7 @@ class Bridge:
                 config.state_path,
                 chosen,
                 self.project_resource,
-                InstrumentationScope(INSTRUMENTATION_NAME, VERSION),
+                InstrumentationScope(INSTRUMENTATION_NAME, __version__),
                 busy_timeout_s=config.state_busy_timeout_s,
             )
             self.store.on_commit.append(self.delivery.wake)

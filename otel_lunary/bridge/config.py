@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from otel_lunary._export_settings import env_str, resolve_float, resolve_int, warn_env
+from otel_lunary._settings import env_str, resolve_float, resolve_int, warn_env
 
 ENV_KEYS = "OTEL_LUNARY_BRIDGE_KEYS"
 ENV_HOST = "OTEL_LUNARY_BRIDGE_HOST"
