@@ -154,6 +154,7 @@ def test_disk_full_rolls_back_and_the_retry_records_once(small_disk: Path) -> No
         assert bridge.bridge.flush(20)
         ids = message_ids(bridge)
         assert sorted(ids) == sorted(["before-full"] + [event["runId"] for event in batch])
+        assert httpx.get(bridge.url + "/healthz", timeout=10).json()["events"] == 1 + len(batch)  # the refused attempt is not counted
     finally:
         bridge.close()
 
@@ -211,3 +212,25 @@ def test_kill_9_after_200_and_a_resend_lose_nothing_and_duplicate_nothing(tmp_pa
         second.stop()
         sink.stop()
     assert second.process.returncode == 0
+
+
+def test_collector_down_spans_wait_on_disk_up_to_the_bound(tmp_path: Path) -> None:
+    """With the collector down, acknowledged spans wait in the outbox; at --max-pending new requests get 503 + Retry-After instead of a promise the bridge cannot keep."""
+    from otel_lunary import export
+    from otel_lunary.bridge import Bridge, resolve_config
+
+    config = resolve_config(keys=f"{APP_KEY}=demo", port=0, state_path=str(tmp_path / "state.sqlite"), max_pending=10)
+    options = export.ExportOptions(exporter="otlp", endpoint=f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    bridge = Bridge(config, export_options=options).start()
+    try:
+        accepted = post(bridge.url, [chat(f"waiting-{i}") for i in range(10)])
+        assert accepted.status_code == 200
+        refused = post(bridge.url, [chat("one-too-many")])
+        assert refused.status_code == 503 and "waiting for the exporter" in refused.json()["error"]
+        assert int(refused.headers["retry-after"]) >= 1
+        health = httpx.get(bridge.url + "/healthz", timeout=10).json()
+        assert health["pending"] == 10 and health["events"] == 10
+        poll_until(lambda: httpx.get(bridge.url + "/healthz", timeout=10).json().get("export_error"), timeout=30, what="the export failure in /healthz")
+    finally:
+        bridge.close(timeout_s=0.5)
+    assert sqlite3.connect(tmp_path / "state.sqlite").execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 10  # kept for the next start

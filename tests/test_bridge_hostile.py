@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from otel_lunary import export
 from otel_lunary._settings import resolve_settings
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
@@ -73,3 +76,33 @@ def test_a_value_outside_otlp_range_costs_no_other_event(tmp_path: Path, sink: O
             poll_until(lambda: arrived() == wanted, timeout=30, what=f"the 50 good events (got {len(arrived())})")
         finally:
             bridge.close()
+
+
+class RefusesOneName(InMemorySpanExporter):
+    """An exporter (a collector, in effect) that refuses every batch holding a span of one name."""
+
+    def __init__(self, refused_name: str) -> None:
+        super().__init__()
+        self.refused_name = refused_name
+
+    def export(self, spans):  # type: ignore[no-untyped-def]
+        if any(span.name == self.refused_name for span in spans):
+            return SpanExportResult.FAILURE
+        return super().export(spans)
+
+
+def test_a_span_the_exporter_refuses_alone_does_not_hold_the_others(tmp_path: Path) -> None:
+    """A span the destination refuses on its own is dropped and counted; the 50 spans around it are delivered."""
+    exporter = RefusesOneName("event poison")
+    config = resolve_config(keys=f"{GOOD_KEY}=shop", port=0, state_path=str(tmp_path / "state.sqlite"))
+    bridge = Bridge(config, [exporter], settings=resolve_settings(capture_content=True)).start()
+    try:
+        good = [chat(f"good-{i}") for i in range(50)]
+        poison = {"event": "custom-event", "type": "thread", "name": "poison", "runId": "p-1", "parentRunId": "thread-h", "timestamp": 1795924374366}
+        assert all(r["success"] for r in post(bridge.url, GOOD_KEY, {"events": [*good[:25], poison, *good[25:]]}).json()["results"])
+        assert bridge.flush(30)
+        delivered = {span.attributes[LUNARY_MESSAGE_ID] for span in exporter.get_finished_spans() if LUNARY_MESSAGE_ID in span.attributes}
+        assert delivered == {event["runId"] for event in good}
+        assert httpx.get(bridge.url + "/healthz", timeout=10).json()["undeliverable"] == 1
+    finally:
+        bridge.close()

@@ -116,13 +116,16 @@ def resolve_config(
     if not key_map:
         raise ValueError(f"no app keys: pass --keys key=project,... or set {ENV_KEYS}")
     origins = cors_origins if cors_origins is not None else env_str(ENV_CORS)
+    state = state_path or env_str(ENV_STATE) or _DEFAULTS.state_path
+    if state == ":memory:" or state.startswith("file::memory:"):
+        raise ValueError("the bridge state must be a file: its outbox is read back by a second connection, and a restart must find it")
     default = _DEFAULTS
     return BridgeConfig(
         keys=key_map,
         host=host or env_str(ENV_HOST) or default.host,
         port=resolve_int(port, ENV_PORT, default.port, 0, "port"),
         cors_origins=parse_origins(origins) if origins else default.cors_origins,
-        state_path=state_path or env_str(ENV_STATE) or default.state_path,
+        state_path=state,
         state_ttl_s=resolve_float(state_ttl_s, ENV_STATE_TTL, default.state_ttl_s, 1.0, "state TTL") or default.state_ttl_s,
         state_max_rows=resolve_int(state_max_rows, ENV_STATE_MAX_ROWS, default.state_max_rows, 100, "state max rows"),
         run_timeout_s=resolve_float(run_timeout_s, ENV_RUN_TIMEOUT, default.run_timeout_s, 0.01, "run timeout") or default.run_timeout_s,

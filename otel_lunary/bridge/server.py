@@ -59,6 +59,8 @@ GRACEFUL_S = 10
 # (still sending) gets the answer rather than a reset connection; larger ones are cut.
 DISCARD_LIMIT = 8 * 1024 * 1024
 RETRY_AFTER_S = 2
+# The /healthz counters one request moves (maintenance moves "unfinished" on its own).
+_REQUEST_COUNTS = ("events", "rejected", "duplicates")
 
 
 class Refused(Exception):
@@ -99,11 +101,13 @@ class Ingestion:
             raise Refused(400, str(problem)) from None
         if len(events) > self.config.max_events:
             raise Refused(413, f"{len(events)} events is over the {self.config.max_events}-event limit")
+        counted = {name: self.ingestor.counts[name] for name in _REQUEST_COUNTS}
         try:
             if self.backlog is not None and self.backlog() >= self.config.max_pending:
                 raise Refused(503, f"{self.config.max_pending} spans are waiting for the exporter; retry later", retry_after=RETRY_AFTER_S * 5)
             results = self.ingestor.ingest(project, key, events)
         except sqlite3.Error as problem:
+            self.ingestor.counts.update(counted)  # rolled back: nothing of it was recorded
             self.store_error = store_problem(problem)
             logger.warning("otel-lunary bridge: request not recorded: %s", self.store_error)
             raise Refused(503, self.store_error, retry_after=RETRY_AFTER_S) from None
