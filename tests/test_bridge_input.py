@@ -99,6 +99,7 @@ EVENT_CASES = [
     ("chat without thread", {**chat("x7"), "parentRunId": None}, "parentRunId is required"),
     ("feedback not an object", {"event": "feedback", "runId": "x8", "feedback": "great"}, "a feedback event needs feedback"),
     ("unknown run type", {"event": "start", "type": "retriever", "runId": "x9"}, "unsupported run type 'retriever'"),
+    ("metadata nested 100 deep", {**chat("x11"), "metadata": json.loads("[" * 100 + "]" * 100)}, "deeper than 64 levels"),
     ("custom-event without name", {"event": "custom-event", "type": "thread", "runId": "x10", "parentRunId": THREAD}, "a custom-event needs name"),
 ]
 

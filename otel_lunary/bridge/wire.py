@@ -28,6 +28,10 @@ MAX_ID_LENGTH = 512
 # the whole export batch it sits in, so such a time is refused at the door.
 MAX_TIME_NS = 2**63 - 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Objects and lists nested deeper than this inside one event are refused: no SDK sends
+# them, and as JSON attribute values they would crash the readers (replay, collectors'
+# JSON parsers) that recurse into them.
+MAX_DEPTH = 64
 # Request parameters the span carries as integer attributes (OTLP int64).
 _INTEGER_PARAMS = ("max_tokens", "max_completion_tokens")
 
@@ -127,10 +131,27 @@ def _check_integer_params(params: Any) -> None:
                 raise EventError(f"params.{key} {value!r:.64} is outside the 64-bit integer range OTLP carries")
 
 
+def _too_deep(value: Any, room: int) -> bool:
+    """True if ``value`` nests more than ``room`` more levels (stops as soon as it does, so
+    the recursion never goes past ``MAX_DEPTH``)."""
+    if room <= 0:
+        return True
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and _too_deep(child, room - 1):
+            return True
+    return False
+
+
+def _check_depth(raw: Mapping[str, Any]) -> None:
+    if _too_deep(raw, MAX_DEPTH):
+        raise EventError(f"the event nests objects or lists deeper than {MAX_DEPTH} levels")
+
+
 def parse_event(raw: Any) -> Event:
     """Validate the envelope and what each kind needs; raises ``EventError``."""
     if not isinstance(raw, Mapping):
         raise EventError(f"each event must be an object, got {type(raw).__name__}")
+    _check_depth(raw)
     kind = raw.get("event")
     if not isinstance(kind, str):
         raise EventError("event (the event kind) is required and must be a string")
