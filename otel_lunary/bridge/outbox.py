@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -72,8 +72,7 @@ def encode_span(span: ReadableSpan) -> str:
     """The span as one JSON text; anything OTLP could not encode is made representable
     (the wire checks refuse such input first; this is the last line, so one span can
     never fail the export of a batch)."""
-    context, parent = span.context, span.parent
-    assert context is not None  # noqa: S101 - an ended SDK span always has one
+    context, parent = cast(SpanContext, span.context), span.parent  # an ended SDK span always has one
     record = [
         span.name,
         f"{context.trace_id:032x}",
