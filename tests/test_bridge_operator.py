@@ -95,3 +95,13 @@ def test_an_unusable_state_file_is_one_clear_line(tmp_path: Path, where: str, re
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"cannot use the state file {state}" in done.stderr
+
+
+def test_without_the_bridge_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
+    """`otel-lunary bridge` where uvicorn is not installed exits 2 naming the extra, not with a traceback."""
+    script = "import sys; sys.modules['uvicorn'] = None; from otel_lunary.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script, "bridge", "--keys", f"{APP_KEY}=demo"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "pip install 'otel-lunary[bridge]'" in done.stderr and "Traceback" not in done.stderr
