@@ -41,7 +41,7 @@ def test_parallel_large_bodies_keep_memory_bounded(tmp_path: Path) -> None:
         result = outcome["result"]
         assert dict(result.errors) == {} and dict(result.statuses) == {200: 40}
         # 40 bodies held at once would be 200 MB raw (the old server peaked at 791 MB);
-        # BODIES_IN_FLIGHT (4) raw bodies plus one parsed is about 40 MB.
+        # LARGE_BODIES_IN_FLIGHT (4) raw bodies plus one parsed is about 40 MB.
         assert peak - before < 40 * 5 / 2, f"RSS grew from {before:.0f} to {peak:.0f} MiB"
 
 
@@ -72,3 +72,19 @@ def test_two_content_lengths_are_refused(tmp_path: Path, second_length: str) -> 
             answer = sock.recv(65536)
         assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
         assert bridge.health()["events"] == 0
+
+
+def test_clients_trickling_large_bodies_do_not_hold_up_small_ones(tmp_path: Path) -> None:
+    """Eight connections declare 5 MB bodies and send a few bytes (holding the large-body budget); an SDK-sized batch is still answered at once."""
+    with bridge_command(tmp_path) as bridge:
+        head = (f"POST /v1/runs/ingest HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {5 * 2**20 - 4096}\r\n\r\n").encode()
+        stalled = [socket.create_connection(bridge.host_port, timeout=10) for _ in range(8)]
+        try:
+            for sock in stalled:
+                sock.sendall(head + b'{"events": [')
+            served = many_clients(bridge, clients=4, requests=5, timeout=10)  # the body deadline is 30 s: a wait behind them fails here
+            assert dict(served.errors) == {} and dict(served.statuses) == {200: 20}
+        finally:
+            for sock in stalled:
+                sock.close()

@@ -8,10 +8,12 @@ the bridge faces the internet (browser app keys are public) and the standard lib
   (``--max-connections``: above it requests get 503), a deadline for a request's headers
   (``HEADER_TIMEOUT_S``, so idle or slow sockets are closed) and for its body
   (``BODY_TIMEOUT_S``: 408), keep-alive between requests (``KEEP_ALIVE_S``);
-- memory: at most ``BODIES_IN_FLIGHT`` bodies are read at once; the others wait unread in
-  their sockets (uvicorn stops reading a connection whose body is not consumed). Bodies
-  are parsed and ingested one at a time, on one worker thread, so the event loop keeps
-  accepting and answering while a batch is processed;
+- memory: bodies over ``SMALL_BODY`` share a budget of ``LARGE_BODIES_IN_FLIGHT`` times
+  ``--max-body`` bytes; the others wait unread in their sockets (uvicorn stops reading a
+  connection whose body is not consumed). Small bodies (what the SDKs send) do not wait
+  for it, so clients trickling large bodies cannot hold them up. Bodies are parsed and
+  ingested one at a time, on one worker thread, so the event loop keeps accepting and
+  answering while a batch is processed;
 - a declared body over ``--max-body`` is refused before it is read (413); chunked
   bodies get 411; conflicting ``Content-Length`` headers are a 400 (h11).
 
@@ -25,6 +27,7 @@ recorded, so a retry is safe. Anything unexpected answers 500 at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import socket
@@ -53,7 +56,8 @@ BACKLOG = 2048
 KEEP_ALIVE_S = 10.0
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
-BODIES_IN_FLIGHT = 4
+SMALL_BODY = 64 * 1024
+LARGE_BODIES_IN_FLIGHT = 4
 GRACEFUL_S = 10
 # A refused body up to this size is read and dropped before answering, so the client
 # (still sending) gets the answer rather than a reset connection; larger ones are cut.
@@ -115,6 +119,47 @@ class Ingestion:
         return results
 
 
+class ByteBudget:
+    """Bytes of request bodies allowed in memory at once; ``take`` waits, in arrival order,
+    until they fit (one body alone always fits). Used on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def take(self, amount: int) -> None:
+        if amount <= 0:
+            return
+        if not self._waiting and self._fits(amount):
+            self.used += amount
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((amount, granted))
+        try:
+            await granted
+        except BaseException:
+            if granted.done() and not granted.cancelled():
+                self.give(amount)  # granted just as the waiter went away: hand it back
+            elif (amount, granted) in self._waiting:
+                self._waiting.remove((amount, granted))
+            raise
+
+    def give(self, amount: int) -> None:
+        if amount <= 0:
+            return
+        self.used -= amount
+        while self._waiting and self._fits(self._waiting[0][0]):
+            wanted, granted = self._waiting.popleft()
+            if granted.done():  # its request went away meanwhile
+                continue
+            self.used += wanted
+            granted.set_result(None)
+
+    def _fits(self, amount: int) -> bool:
+        return self.used + amount <= self.limit or self.used == 0
+
+
 class BridgeApp:
     """The ASGI application: routes, auth, CORS, body limits, then ``Ingestion`` on a worker thread."""
 
@@ -123,7 +168,7 @@ class BridgeApp:
         self.ingestion = ingestion
         self.health = health
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel-lunary-bridge-ingest")
-        self._bodies: asyncio.Semaphore | None = None
+        self.large_bodies = ByteBudget(LARGE_BODIES_IN_FLIGHT * config.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,7 +198,7 @@ class BridgeApp:
 
     async def _refuse(self, request: Request, refused: Refused) -> Response:
         close = request.method == "POST" and not getattr(request.state, "body_read", False)
-        if close:
+        if close and not getattr(request.state, "abandoned", False):
             await self._discard(request)
         headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
         return self._json(request, refused.status, {"error": str(refused)}, close=close, headers=headers)
@@ -224,13 +269,15 @@ class BridgeApp:
             raise Refused(411, "Content-Length required")
         if length > config.max_body_bytes:
             raise Refused(413, f"body of {length} bytes is over the {config.max_body_bytes}-byte limit")
-        if self._bodies is None:
-            self._bodies = asyncio.Semaphore(BODIES_IN_FLIGHT)
-        async with self._bodies:
+        share = length if length > SMALL_BODY else 0
+        await self.large_bodies.take(share)
+        try:
             body = await self._read(request, length)
             request.state.body_read = True
             loop = asyncio.get_running_loop()
             results = await loop.run_in_executor(self.worker, self.ingestion, project, key, body)
+        finally:
+            self.large_bodies.give(share)
         return self._json(request, 200, {"results": results})
 
     async def _read(self, request: Request, length: int) -> bytes:
@@ -249,9 +296,10 @@ class BridgeApp:
         try:
             await asyncio.wait_for(read(), BODY_TIMEOUT_S)
         except asyncio.TimeoutError:
+            request.state.abandoned = True  # answer and close; waiting for the rest is what the deadline refuses
             raise Refused(408, f"body not received within {BODY_TIMEOUT_S:.0f} s") from None
         except ClientDisconnect:
-            request.state.body_read = True
+            request.state.abandoned = True
             raise Refused(400, "client went away before sending its body") from None
         return b"".join(chunks)
 
