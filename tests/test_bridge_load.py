@@ -88,3 +88,29 @@ def test_clients_trickling_large_bodies_do_not_hold_up_small_ones(tmp_path: Path
         finally:
             for sock in stalled:
                 sock.close()
+
+
+def test_sigterm_lets_a_request_under_way_finish(tmp_path: Path) -> None:
+    """SIGTERM while a client is half-way through its body: that request is still answered 200 and recorded, then the bridge exits 0."""
+    import signal
+
+    with bridge_command(tmp_path) as bridge:
+        body = small_body(3)
+        head = (f"POST /v1/runs/ingest HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        with socket.create_connection(bridge.host_port, timeout=20) as sock:
+            sock.sendall(head + body[:10])
+            assert bridge.health()["events"] == 0  # the request is under way, not yet ingested
+            bridge.process.send_signal(signal.SIGTERM)
+            sock.sendall(body[10:])
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert answer.count(b'"success": true') == 3
+        assert bridge.process.wait(timeout=30) == 0
+        spans = (tmp_path / "spans.jsonl").read_text()
+        assert spans.count('"message user"') + spans.count('"message assistant"') == 3
