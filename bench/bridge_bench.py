@@ -6,7 +6,7 @@ exporter in a temporary directory). This process posts ``/v1/runs/ingest`` reque
 event, assistant message, feedback on the reply, as 5 turns), one request at a time on a
 keep-alive connection, and times each request, then waits until the outbox is empty
 (every span written by the exporter: ``exported_events_per_s``). Then three loads from
-tests/bridge_load.py, each on a fresh bridge: 32 clients x 40 requests at once (a new
+tests/helpers/bridge_load.py, each on a fresh bridge: 32 clients x 40 requests at once (a new
 connection each, as the Python SDK), 40 parallel 5 MB posts (peak RSS), 400 sockets that
 send half a request head (threads, and whether the server closes them).
 
@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import common
-import bridge_load
+from helpers import bridge_load
 from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
 
 KEY = "pk-bench"

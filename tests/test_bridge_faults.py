@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
-from servers import OtlpSink, free_port, poll_until
-from test_bridge_support import APP_KEY, REPO, RunningBridge
+from helpers.servers import OtlpSink, free_port, poll_until
+from helpers import REPO
+from helpers.bridge import APP_KEY, RunningBridge
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}

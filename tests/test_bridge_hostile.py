@@ -21,7 +21,7 @@ from otel_lunary import export
 from otel_lunary._settings import resolve_settings
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
 from otel_lunary.bridge import Bridge, resolve_config
-from servers import OtlpSink, poll_until, start_rotel
+from helpers.servers import OtlpSink, poll_until, start_rotel
 
 INGEST = "/v1/runs/ingest"
 GOOD_KEY, BAD_KEY = "pk-good", "pk-bad"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_load import KEY, bridge_command, closed_by_server, large_body, many_clients, open_slow_sockets, peak_rss_during, small_body
+from helpers.bridge_load import KEY, bridge_command, closed_by_server, large_body, many_clients, open_slow_sockets, peak_rss_during, small_body
 from otel_lunary.bridge.server import HEADER_TIMEOUT_S
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from otel_lunary.attributes import ERROR_TYPE
-from servers import poll_until
-from test_bridge_support import APP_KEY, REPO, RunningBridge
+from helpers.servers import poll_until
+from helpers import REPO
+from helpers.bridge import APP_KEY, RunningBridge
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}

@@ -1,5 +1,6 @@
 """What several test modules share, and no tests: real servers (``servers``), a running
-bridge and the structural view of spans (``bridge``), the replay command and the checks
+bridge and the structural view of spans (``bridge``), load against a bridge process
+(``bridge_load``), the replay command and the checks
 of a replayed conversation (``replay``). Test modules import from here, never from each
 other."""
 

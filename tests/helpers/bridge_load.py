@@ -25,7 +25,8 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 KEY = "pk-load"
 INGEST = "/v1/runs/ingest"
 
