@@ -16,7 +16,8 @@ the SDK's encoder fails a whole batch or drops data because of one value:
 
 Everything else the SDK's encoder drops, this drops too, and says so on the
 ``otel_lunary.export`` logger: an integer attribute outside int64 (OTLP ``intValue``), a
-value of an unsupported type, nesting deeper than Python's recursion allows.
+value of an unsupported type, a value nested deeper than protobuf decoders accept
+(``MAX_DEPTH``; the SDK's encoder writes the first few levels past it, or fails the batch).
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ from opentelemetry.sdk.trace import ReadableSpan
 _logger = logging.getLogger("otel_lunary.export")
 
 MAX_FIXED64 = 2**64 - 1
+
+# Protobuf decoders refuse messages nested deeper than 100 levels (the default of upb,
+# the Python and C++ runtimes), counted from the ExportTraceServiceRequest. An attribute
+# value nested deeper than what is left at its place is dropped, so every request parses:
+# the SDK's encoder drops the deepest ones too, but writes requests that no decoder takes
+# or fails the whole batch for the few levels just under its own limit.
+MAX_DEPTH = 100
+# Message levels above an attribute's AnyValue: request, resource spans, (scope spans,)
+# resource/scope/span, (event/link,) key-value.
+ROOM = {"resource": MAX_DEPTH - 4, "scope": MAX_DEPTH - 5, "span": MAX_DEPTH - 5, "event": MAX_DEPTH - 6, "link": MAX_DEPTH - 6}
+NESTED_TOO_DEEP = f"nested deeper than OTLP decoders accept ({MAX_DEPTH} message levels)"
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 

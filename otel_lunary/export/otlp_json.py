@@ -36,6 +36,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
+    NESTED_TOO_DEEP,
+    ROOM,
     INT64_MIN,
     as_sequence,
     clamp_time,
@@ -76,9 +78,10 @@ def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 class _AttributeFragments:
     """``{"key":...,"value":...}`` fragments; recurring string values kept whole."""
 
-    __slots__ = ("heads", "whole")
+    __slots__ = ("room", "heads", "whole")
 
-    def __init__(self) -> None:
+    def __init__(self, room: int) -> None:
+        self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
         self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
         self.whole: dict[tuple[str, str], str] = {}
 
@@ -107,7 +110,7 @@ class _AttributeFragments:
                 append(found)
                 continue
             try:
-                append('{"key":' + _quote(key) + ',"value":' + _any_value(value) + "}")
+                append('{"key":' + _quote(key) + ',"value":' + _any_value(value, self.room) + "}")
             except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
                 log_dropped_value(key, value, str(error) or type(error).__name__)
         return ",".join(out)
@@ -121,8 +124,11 @@ def _double(value: float) -> str:
     return '"Infinity"' if value > 0 else '"-Infinity"'
 
 
-def _any_value(value: Any) -> str:
-    """An ``AnyValue`` object, with the SDK encoder's type order."""
+def _any_value(value: Any, room: int) -> str:
+    """An ``AnyValue`` object with at most ``room`` message levels, with the SDK encoder's
+    type order."""
+    if room < 1:
+        raise ValueError(NESTED_TOO_DEEP)
     if value is None:
         return "{}"
     if isinstance(value, bool):
@@ -139,22 +145,22 @@ def _any_value(value: Any) -> str:
         return '{"bytesValue":"' + base64.b64encode(value).decode("ascii") + '"}'
     items = as_sequence(value)
     if items is not None:
-        return '{"arrayValue":{"values":[' + ",".join([_any_value(item) for item in items]) + "]}}"
+        return '{"arrayValue":{"values":[' + ",".join([_any_value(item, room - 2) for item in items]) + "]}}"
     if isinstance(value, Mapping):
-        entries = ['{"key":' + _quote(str(k)) + ',"value":' + _any_value(v) + "}" for k, v in value.items()]
+        entries = ['{"key":' + _quote(str(k)) + ',"value":' + _any_value(v, room - 3) + "}" for k, v in value.items()]
         return '{"kvlistValue":{"values":[' + ",".join(entries) + "]}}"
     raise TypeError(f"invalid type {type(value).__name__}")
 
 
-def _attributes_member(attributes: Mapping[str, Any] | None) -> str:
+def _attributes_member(attributes: Mapping[str, Any] | None, room: int) -> str:
     """``,"attributes":[...]`` of a rarely encoded object (resource, scope, event, link)."""
     if not attributes:
         return ""
-    text = _AttributeFragments().text(attributes)
+    text = _AttributeFragments(room).text(attributes)
     return ',"attributes":[' + text + "]" if text else ""
 
 
-_span_attributes = _AttributeFragments()
+_span_attributes = _AttributeFragments(ROOM["span"])
 
 
 # --- spans -------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ _span_attributes = _AttributeFragments()
 
 def _event(event: Any) -> str:
     out = '{"timeUnixNano":"%d","name":%s' % (clamp_time(event.timestamp or 0), _quote(event.name or ""))
-    out += _attributes_member(event.attributes)
+    out += _attributes_member(event.attributes, ROOM["event"])
     count = event.dropped_attributes
     if count:
         out += ',"droppedAttributesCount":%d' % count
@@ -172,7 +178,7 @@ def _event(event: Any) -> str:
 def _link(link: Any) -> str:
     context = link.context
     out = '{"traceId":"%032x","spanId":"%016x"' % (context.trace_id, context.span_id)
-    out += _attributes_member(link.attributes)
+    out += _attributes_member(link.attributes, ROOM["link"])
     count = link.dropped_attributes
     if count:
         out += ',"droppedAttributesCount":%d' % count
@@ -189,6 +195,7 @@ def _status(status: Any) -> str:
 
 
 def _span(span: ReadableSpan) -> str:
+    context: Any
     if reads_fields_directly(type(span)):
         context, parent, name, kind = span._context, span._parent, span._name, span._kind
         start, end, attributes, events = span._start_time, span._end_time, span._attributes, span._events
@@ -239,7 +246,7 @@ def _scope(scope: Any) -> str:
         members.append('"name":' + _quote(scope.name))
     if scope.version:
         members.append('"version":' + _quote(scope.version))
-    attributes = _attributes_member(scope.attributes)
+    attributes = _attributes_member(scope.attributes, ROOM["scope"])
     if attributes:
         members.append(attributes[1:])
     return "{" + ",".join(members) + "}"
@@ -255,7 +262,7 @@ def _request(spans: Sequence[ReadableSpan]) -> str:
             if schema_url:
                 text += ',"schemaUrl":' + _quote(schema_url)
             scope_texts.append(text + "}")
-        text = '{"resource":{' + _attributes_member(resource.attributes)[1:] + '},"scopeSpans":[' + ",".join(scope_texts) + "]"
+        text = '{"resource":{' + _attributes_member(resource.attributes, ROOM["resource"])[1:] + '},"scopeSpans":[' + ",".join(scope_texts) + "]"
         if resource.schema_url:
             text += ',"schemaUrl":' + _quote(resource.schema_url)
         resource_texts.append(text + "}")

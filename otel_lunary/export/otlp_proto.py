@@ -30,6 +30,8 @@ from opentelemetry.trace import SpanKind
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
+    NESTED_TOO_DEEP,
+    ROOM,
     INT64_MIN,
     MAX_FIXED64,
     as_sequence,
@@ -120,10 +122,11 @@ def _utf8(text: str) -> bytes:
 class _AttributeFields:
     """Encoded ``KeyValue`` fields under one tag; recurring string values kept whole."""
 
-    __slots__ = ("tag", "keys", "whole", "headers")
+    __slots__ = ("tag", "room", "keys", "whole", "headers")
 
-    def __init__(self, tag: bytes) -> None:
+    def __init__(self, tag: bytes, room: int) -> None:
         self.tag = tag
+        self.room = room  # message levels left for the AnyValue (see MAX_DEPTH)
         self.keys: dict[str, bytes] = {}  # key -> KeyValue.key field
         self.whole: dict[tuple[str, str], bytes] = {}  # (key, short str value) -> whole field
         self.headers: dict[tuple[str, int], bytes] = {}  # (key, value bytes) -> field up to the value
@@ -184,13 +187,16 @@ class _AttributeFields:
     def _put_other(self, out: list[bytes], key: Any, value: Any) -> None:
         try:
             key_field = self.key_field(key) if type(key) is str else _field(_KEY, _utf8(key))
-            out.append(_field(self.tag, key_field + _field(_VALUE, _any_value(value))))
+            out.append(_field(self.tag, key_field + _field(_VALUE, _any_value(value, self.room))))
         except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
             log_dropped_value(key, value, str(error) or type(error).__name__)
 
 
-def _any_value(value: Any) -> bytes:
-    """The body of an ``AnyValue``, with the SDK encoder's type order."""
+def _any_value(value: Any, room: int) -> bytes:
+    """The body of an ``AnyValue`` with at most ``room`` message levels, with the SDK
+    encoder's type order."""
+    if room < 1:
+        raise ValueError(NESTED_TOO_DEEP)
     if value is None:
         return b""
     if isinstance(value, bool):
@@ -207,39 +213,39 @@ def _any_value(value: Any) -> bytes:
         return _field(_BYTES, value)
     items = as_sequence(value)
     if items is not None:
-        return _field(_ARRAY, b"".join([_field(_LIST_ITEM, _any_value(item)) for item in items]))
+        return _field(_ARRAY, b"".join([_field(_LIST_ITEM, _any_value(item, room - 2)) for item in items]))
     if isinstance(value, Mapping):
-        entries = [_field(_LIST_ITEM, _key_value(str(k), v)) for k, v in value.items()]
+        entries = [_field(_LIST_ITEM, _key_value(str(k), v, room - 3)) for k, v in value.items()]
         return _field(_KVLIST, b"".join(entries))
     raise TypeError(f"invalid type {type(value).__name__}")
 
 
-def _key_value(key: str, value: Any) -> bytes:
-    return (_field(_KEY, _utf8(key)) if key else b"") + _field(_VALUE, _any_value(value))
+def _key_value(key: str, value: Any, room: int) -> bytes:
+    return (_field(_KEY, _utf8(key)) if key else b"") + _field(_VALUE, _any_value(value, room))
 
 
-def _attributes_body(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+def _attributes_body(tag: bytes, attributes: Mapping[str, Any] | None, room: int) -> bytes:
     """Attribute fields of a rarely encoded message (resource, scope, event, link), uncached."""
     if not attributes:
         return b""
     out: list[bytes] = []
-    _AttributeFields(tag).put(out, attributes)
+    _AttributeFields(tag, room).put(out, attributes)
     return b"".join(out)
 
 
-_span_attributes = _AttributeFields(_SPAN_ATTRIBUTE)
+_span_attributes = _AttributeFields(_SPAN_ATTRIBUTE, ROOM["span"])
 
 
 # --- spans -------------------------------------------------------------------------------
 
 
 def _event(event: Any) -> bytes:
-    timestamp = event.timestamp
-    parts = [_EVENT_TIME + _pack_fixed64(clamp_time(timestamp))] if timestamp else []
+    timestamp = clamp_time(event.timestamp or 0)
+    parts = [_EVENT_TIME + _pack_fixed64(timestamp)] if timestamp else []
     name = event.name
     if name:
         parts.append(_field(_EVENT_NAME, _utf8(name)))
-    parts.append(_attributes_body(_EVENT_ATTRIBUTE, event.attributes))
+    parts.append(_attributes_body(_EVENT_ATTRIBUTE, event.attributes, ROOM["event"]))
     count = event.dropped_attributes
     if count:
         parts.append(_EVENT_DROPPED + _varint(count))
@@ -253,7 +259,7 @@ def _link(link: Any) -> bytes:
         context.trace_id.to_bytes(16, "big"),
         b"\x12\x08",
         context.span_id.to_bytes(8, "big"),
-        _attributes_body(_LINK_ATTRIBUTE, link.attributes),
+        _attributes_body(_LINK_ATTRIBUTE, link.attributes, ROOM["link"]),
     ]
     count = link.dropped_attributes
     if count:
@@ -288,6 +294,7 @@ def _times(start: int | None, end: int | None) -> bytes:
 
 def _span(span: ReadableSpan, out: list[bytes]) -> None:
     """Append the ``ScopeSpans.spans`` field of ``span`` to ``out``."""
+    context: Any
     if reads_fields_directly(type(span)):
         context, parent, name, kind = span._context, span._parent, span._name, span._kind
         start, end, attributes, events = span._start_time, span._end_time, span._attributes, span._events
@@ -344,7 +351,7 @@ def _scope(scope: Any) -> bytes:
         parts.append(_field(_SCOPE_NAME, _utf8(scope.name)))
     if scope.version:
         parts.append(_field(_SCOPE_VERSION, _utf8(scope.version)))
-    parts.append(_attributes_body(_SCOPE_ATTRIBUTE, scope.attributes))
+    parts.append(_attributes_body(_SCOPE_ATTRIBUTE, scope.attributes, ROOM["scope"]))
     return _field(_SCOPE, b"".join(parts))
 
 
@@ -352,7 +359,7 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialised ``ExportTraceServiceRequest`` holding ``spans``."""
     request: list[bytes] = []
     for resource, scopes in group(spans):
-        resource_parts = [_field(_RESOURCE, _attributes_body(_RESOURCE_ATTRIBUTE, resource.attributes))]
+        resource_parts = [_field(_RESOURCE, _attributes_body(_RESOURCE_ATTRIBUTE, resource.attributes, ROOM["resource"]))]
         for scope, members in scopes:
             scope_parts = [_scope(scope)]
             for span in members:
