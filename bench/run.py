@@ -85,9 +85,20 @@ def table(results: dict[str, Any]) -> list[str]:
         add(f"   RSS MiB at start {out['rss_mb']['start']:.0f}; after {rss}; peak {out['peak_rss_mb']:.0f}")
     exp = results.get("export")
     if exp:
-        add(f"3. Export throughput, batches of {exp['batch']} real spans (rotel-agent blackhole on 127.0.0.1; file = OTLP JSON Lines)")
+        enc = exp.get("encoders")
+        if enc:
+            proto, js = enc["protobuf"], enc["json"]
+            add(f"3. Encoding, spans/s on the same batches of {exp['batch']} real spans (every text distinct); "
+                "output equal to the SDK encoder's (tests/test_otlp_encoding.py)")
+            add(f"   protobuf   SDK encode_spans+SerializeToString {proto['sdk']['spans_per_s']:>9,.0f}   otel-lunary "
+                f"{proto['otel_lunary']['spans_per_s']:>9,.0f}   {proto['otel_lunary']['spans_per_s'] / proto['sdk']['spans_per_s']:.2f}x")
+            add(f"   OTLP JSON  previous (SDK + walker) {js['walker']['spans_per_s']:>9,.0f}   MessageToJson "
+                f"{js['message_to_json']['spans_per_s']:>9,.0f}   otel-lunary {js['otel_lunary']['spans_per_s']:>9,.0f}   "
+                f"{js['otel_lunary']['spans_per_s'] / js['walker']['spans_per_s']:.2f}x / "
+                f"{js['otel_lunary']['spans_per_s'] / js['message_to_json']['spans_per_s']:.2f}x")
+        add(f"   Export, batches of {exp['batch']} (rotel-agent blackhole on 127.0.0.1; file = OTLP JSON Lines to a temporary file)")
         for name, row in exp["results"].items():
-            add(f"   {name:10} {row['spans_per_s']:>9,.0f} spans/s; encoding alone {row['encode_spans_per_s']:>9,.0f} spans/s = "
+            add(f"   {name:16} {row['spans_per_s']:>9,.0f} spans/s; encoding alone {row['encode_spans_per_s']:>9,.0f} spans/s = "
                 f"{row['encode_share'] * 100:.0f}% of export time")
     rep = results.get("replay")
     if rep:
