@@ -32,10 +32,13 @@ from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C escaper
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
+    MAX_FIXED64,
     NESTED_TOO_DEEP,
     ROOM,
     INT64_MIN,
@@ -55,6 +58,10 @@ _quote: Any = encode_basestring  # str -> its JSON string literal, non-ASCII kep
 _CACHE_MAX_VALUE_CHARS = 256
 _CACHE_MAX_ENTRIES = 4096
 _BOOL_VALUES = {True: '{"boolValue":true}', False: '{"boolValue":false}'}
+# name, start, end of a span, by kind (the OTLP enum is the SDK's value + 1)
+_KIND = {
+    kind: ',"name":%%s,"kind":%d,"startTimeUnixNano":"%%d","endTimeUnixNano":"%%d"' % (kind.value + 1) for kind in SpanKind
+}
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> bytes:
@@ -76,14 +83,16 @@ def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 class _AttributeFragments:
-    """``{"key":...,"value":...}`` fragments; recurring string values kept whole."""
+    """``{"key":...,"value":...}`` fragments; recurring string values (and short tuples of
+    strings) kept whole, keyed by (key, value): str and tuple never compare equal, unlike
+    1, True and 1.0, which are not kept."""
 
     __slots__ = ("room", "heads", "whole")
 
     def __init__(self, room: int) -> None:
         self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
         self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
-        self.whole: dict[tuple[str, str], str] = {}
+        self.whole: dict[tuple[str, Any], str] = {}
 
     def head(self, key: str) -> str:
         found = self.heads.get(key)
@@ -99,7 +108,8 @@ class _AttributeFragments:
         append = out.append
         whole = self.whole
         for key, value in attributes.items():
-            if type(value) is str and type(key) is str:
+            kind = type(value)
+            if kind is str and type(key) is str:
                 found = whole.get((key, value))
                 if found is None:
                     found = self.head(key) + _quote(value) + "}}"
@@ -108,12 +118,29 @@ class _AttributeFragments:
                             whole.clear()
                         whole[(key, value)] = found
                 append(found)
-                continue
-            try:
-                append('{"key":' + _quote(key) + ',"value":' + _any_value(value, self.room) + "}")
-            except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
-                log_dropped_value(key, value, str(error) or type(error).__name__)
+            elif kind is tuple and type(key) is str and 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                # thread tags: a few strings, the same on every span of a thread
+                found = whole.get((key, value))
+                if found is None:
+                    found = self._other(key, value)
+                    if found is None:
+                        continue
+                    if len(whole) >= _CACHE_MAX_ENTRIES:
+                        whole.clear()
+                    whole[(key, value)] = found
+                append(found)
+            else:
+                found = self._other(key, value)
+                if found is not None:
+                    append(found)
         return ",".join(out)
+
+    def _other(self, key: Any, value: Any) -> str | None:
+        try:
+            return '{"key":' + _quote(key) + ',"value":' + _any_value(value, self.room) + "}"
+        except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
+            log_dropped_value(key, value, str(error) or type(error).__name__)
+            return None
 
 
 def _double(value: float) -> str:
@@ -161,6 +188,7 @@ def _attributes_member(attributes: Mapping[str, Any] | None, room: int) -> str:
 
 
 _span_attributes = _AttributeFragments(ROOM["span"])
+_event_attributes = _AttributeFragments(ROOM["event"])
 
 
 # --- spans -------------------------------------------------------------------------------
@@ -168,7 +196,11 @@ _span_attributes = _AttributeFragments(ROOM["span"])
 
 def _event(event: Any) -> str:
     out = '{"timeUnixNano":"%d","name":%s' % (clamp_time(event.timestamp or 0), _quote(event.name or ""))
-    out += _attributes_member(event.attributes, ROOM["event"])
+    attributes = event.attributes
+    if attributes:
+        text = _event_attributes.text(attributes._dict if type(attributes) is BoundedAttributes else attributes)
+        if text:
+            out += ',"attributes":[' + text + "]"
     count = event.dropped_attributes
     if count:
         out += ',"droppedAttributesCount":%d' % count
@@ -204,25 +236,29 @@ def _span(span: ReadableSpan) -> str:
         context, parent, name, kind = span.context, span.parent, span.name, span.kind
         start, end, attributes, events = span.start_time, span.end_time, span.attributes, span.events
         links, status = span.links, span.status
-    out = '{"traceId":"%032x","spanId":"%016x"' % (context.trace_id, context.span_id)
-    trace_state = context.trace_state
+    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
+        trace_id, span_id, _, _, trace_state, _ = context
+    else:
+        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    out = '{"traceId":"%032x","spanId":"%016x"' % (trace_id, span_id)
     if trace_state:
         out += ',"traceState":' + _quote(trace_state_text(trace_state))
     if parent is not None:
         out += ',"parentSpanId":"%016x","flags":%d' % (parent.span_id, 768 if parent.is_remote else 256)
     else:
         out += ',"flags":256'
-    out += ',"name":%s,"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"' % (
-        _quote(name or ""),
-        kind.value + 1,
-        clamp_time(start or 0),
-        clamp_time(end or 0),
-    )
+    if not (start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64):
+        start, end = clamp_time(start or 0), clamp_time(end or 0)
+    out += _KIND[kind] % (_quote(name or ""), start, end)
     if attributes:
-        text = _span_attributes.text(attributes)
+        if type(attributes) is BoundedAttributes:
+            text = _span_attributes.text(attributes._dict)
+            count = attributes.dropped
+        else:
+            text = _span_attributes.text(attributes)
+            count = dropped(attributes)
         if text:
             out += ',"attributes":[' + text + "]"
-        count = dropped(attributes)
         if count:
             out += ',"droppedAttributesCount":%d' % count
     if events:
@@ -235,6 +271,8 @@ def _span(span: ReadableSpan) -> str:
         count = dropped(links)
         if count:
             out += ',"droppedLinksCount":%d' % count
+    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+        return out + ',"status":{}}'
     return out + _status(status)
 
 

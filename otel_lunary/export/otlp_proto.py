@@ -25,8 +25,9 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
@@ -120,16 +121,19 @@ def _utf8(text: str) -> bytes:
 
 
 class _AttributeFields:
-    """Encoded ``KeyValue`` fields under one tag; recurring string values kept whole."""
+    """Encoded ``KeyValue`` fields under one tag; recurring string values (and short
+    tuples of strings) kept whole, keyed by (key, value): str and tuple never compare
+    equal, unlike 1, True and 1.0, which are not kept."""
 
-    __slots__ = ("tag", "room", "keys", "whole", "headers")
+    __slots__ = ("tag", "room", "keys", "whole", "headers", "doubles")
 
     def __init__(self, tag: bytes, room: int) -> None:
         self.tag = tag
         self.room = room  # message levels left for the AnyValue (see MAX_DEPTH)
         self.keys: dict[str, bytes] = {}  # key -> KeyValue.key field
-        self.whole: dict[tuple[str, str], bytes] = {}  # (key, short str value) -> whole field
+        self.whole: dict[tuple[str, Any], bytes] = {}  # (key, short str value or tuple of str) -> whole field
         self.headers: dict[tuple[str, int], bytes] = {}  # (key, value bytes) -> field up to the value
+        self.doubles: dict[str, bytes] = {}  # key -> a double's field up to its 8 bytes
 
     def key_field(self, key: str) -> bytes:
         found = self.keys.get(key)
@@ -154,12 +158,24 @@ class _AttributeFields:
             self.headers[(key, size)] = found
         return found
 
+    def double_header(self, key: str) -> bytes:
+        """Everything of a double attribute's field before its 8 bytes."""
+        found = self.doubles.get(key)
+        if found is None:
+            key_field = self.key_field(key)
+            found = self.tag + _varint(len(key_field) + 11) + key_field + _VALUE + b"\x09" + _DOUBLE
+            if len(self.doubles) >= _CACHE_MAX_ENTRIES:
+                self.doubles.clear()
+            self.doubles[key] = found
+        return found
+
     def put(self, out: list[bytes], attributes: Mapping[str, Any]) -> None:
         """Append the fields of ``attributes`` to ``out``."""
         append = out.append
         whole = self.whole
         for key, value in attributes.items():
-            if type(value) is str:
+            kind = type(value)
+            if kind is str and type(key) is str:
                 found = whole.get((key, value))
                 if found is not None:
                     append(found)
@@ -168,9 +184,6 @@ class _AttributeFields:
                     encoded = value.encode()
                 except UnicodeEncodeError:
                     encoded = clean_text(value).encode()
-                if type(key) is not str:
-                    self._put_other(out, key, value)
-                    continue
                 header = self.string_header(key, len(encoded))
                 if len(value) <= _CACHE_MAX_VALUE_CHARS:
                     found = header + encoded
@@ -181,15 +194,31 @@ class _AttributeFields:
                 else:
                     append(header)
                     append(encoded)
+            elif kind is float and type(key) is str:
+                append(self.double_header(key) + _pack_double(value))
+            elif kind is tuple and type(key) is str and 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                # thread tags: a few strings, the same on every span of a thread
+                found = whole.get((key, value))
+                if found is None:
+                    found = self._other_field(key, value)
+                    if found is None:
+                        continue
+                    if len(whole) >= _CACHE_MAX_ENTRIES:
+                        whole.clear()
+                    whole[(key, value)] = found
+                append(found)
             else:
-                self._put_other(out, key, value)
+                found = self._other_field(key, value)
+                if found is not None:
+                    append(found)
 
-    def _put_other(self, out: list[bytes], key: Any, value: Any) -> None:
+    def _other_field(self, key: Any, value: Any) -> bytes | None:
         try:
             key_field = self.key_field(key) if type(key) is str else _field(_KEY, _utf8(key))
-            out.append(_field(self.tag, key_field + _field(_VALUE, _any_value(value, self.room))))
+            return _field(self.tag, key_field + _field(_VALUE, _any_value(value, self.room)))
         except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
             log_dropped_value(key, value, str(error) or type(error).__name__)
+            return None
 
 
 def _any_value(value: Any, room: int) -> bytes:
@@ -234,6 +263,7 @@ def _attributes_body(tag: bytes, attributes: Mapping[str, Any] | None, room: int
 
 
 _span_attributes = _AttributeFields(_SPAN_ATTRIBUTE, ROOM["span"])
+_event_attributes = _AttributeFields(_EVENT_ATTRIBUTE, ROOM["event"])
 
 
 # --- spans -------------------------------------------------------------------------------
@@ -245,7 +275,9 @@ def _event(event: Any) -> bytes:
     name = event.name
     if name:
         parts.append(_field(_EVENT_NAME, _utf8(name)))
-    parts.append(_attributes_body(_EVENT_ATTRIBUTE, event.attributes, ROOM["event"]))
+    attributes = event.attributes
+    if attributes:
+        _event_attributes.put(parts, attributes._dict if type(attributes) is BoundedAttributes else attributes)
     count = event.dropped_attributes
     if count:
         parts.append(_EVENT_DROPPED + _varint(count))
@@ -303,9 +335,12 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         context, parent, name, kind = span.context, span.parent, span.name, span.kind
         start, end, attributes, events = span.start_time, span.end_time, span.attributes, span.events
         links, status = span.links, span.status
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
+    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
+        trace_id, span_id, _, _, trace_state, _ = context
+    else:
+        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     append = parts.append
-    trace_state = context.trace_state
     if trace_state:
         append(_field(_SPAN_TRACE_STATE, _utf8(trace_state_text(trace_state))))
     if parent is not None:
@@ -317,10 +352,17 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         append(_varint(len(encoded)))
         append(encoded)
     append(_KIND[kind])
-    append(_times(start, end))
+    if start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64:
+        append(_pack_times(_START_TAG, start, _END_TAG, end))
+    else:
+        append(_times(start, end))
     if attributes:
-        _span_attributes.put(parts, attributes)
-        count = dropped(attributes)
+        if type(attributes) is BoundedAttributes:
+            _span_attributes.put(parts, attributes._dict)
+            count = attributes.dropped
+        else:
+            _span_attributes.put(parts, attributes)
+            count = dropped(attributes)
         if count:
             append(_SPAN_DROPPED_ATTRIBUTES + _varint(count))
     if events:
@@ -335,7 +377,10 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         count = dropped(links)
         if count:
             append(_SPAN_DROPPED_LINKS + _varint(count))
-    append(_status(status))
+    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+        append(_EMPTY_STATUS)
+    else:
+        append(_status(status))
     append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     body = b"".join(parts)
     out.append(_SPAN)
