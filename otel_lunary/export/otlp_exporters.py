@@ -117,7 +117,7 @@ def _make_grpc_class() -> type:
                 _EXPORT_PATH, request_serializer=_request_bytes, response_deserializer=ExportTraceServiceResponse.FromString
             )
 
-    class OtlpGrpcSpanExporter(StockGrpcExporter):  # type: ignore[misc, valid-type]
+    class OtlpGrpcSpanExporter(StockGrpcExporter):
         """The SDK's OTLP/gRPC span exporter, encoding with ``otlp_proto``."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -29,7 +29,7 @@ import base64
 import json
 import math
 from collections.abc import Mapping, Sequence
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C escaper
+from json.encoder import encode_basestring  # the C escaper (ensure_ascii=False)
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes

@@ -243,7 +243,7 @@ def _otlp_exporter(options: ExportOptions) -> SpanExporter:
         from otel_lunary.export.otlp_exporters import grpc_span_exporter
 
         grpc_compression = {None: None, "gzip": GrpcCompression.Gzip, "none": GrpcCompression.NoCompression}
-        return grpc_span_exporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])  # type: ignore[no-any-return]
+        return grpc_span_exporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
     from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter
