@@ -83,51 +83,64 @@ def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 class _AttributeFragments:
-    """``{"key":...,"value":...}`` fragments; recurring string values (and short tuples of
-    strings) kept whole, keyed by (key, value): str and tuple never compare equal, unlike
-    1, True and 1.0, which are not kept."""
+    """``{"key":...,"value":...}`` fragments, by key: the start of a string value's fragment,
+    and the whole fragment of recurring values.
 
-    __slots__ = ("room", "heads", "whole")
+    The value caches are keyed by the value alone (str, or a tuple of str: the two never
+    compare equal, unlike 1, True and 1.0, which are not kept), so they hold only strings
+    and tuples: no lookup allocates, and the garbage collector has nothing to walk.
+    """
+
+    __slots__ = ("room", "heads", "values")
 
     def __init__(self, room: int) -> None:
         self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
         self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
-        self.whole: dict[tuple[str, Any], str] = {}
+        self.values: dict[str, dict[Any, str]] = {}  # key -> value -> whole fragment
 
-    def head(self, key: str) -> str:
-        found = self.heads.get(key)
-        if found is None:
-            if len(self.heads) >= _CACHE_MAX_ENTRIES:
-                self.heads.clear()
-            found = self.heads[key] = '{"key":' + _quote(key) + ',"value":{"stringValue":'
+    def _key(self, key: str) -> dict[Any, str]:
+        if len(self.values) >= _CACHE_MAX_ENTRIES:
+            self.values.clear()
+            self.heads.clear()
+        self.heads[key] = '{"key":' + _quote(key) + ',"value":{"stringValue":'
+        found: dict[Any, str] = {}
+        self.values[key] = found
         return found
 
     def text(self, attributes: Mapping[str, Any]) -> str:
         """The JSON array of ``attributes``, without brackets."""
         out: list[str] = []
         append = out.append
-        whole = self.whole
+        by_key = self.values
         for key, value in attributes.items():
             kind = type(value)
-            if kind is str and type(key) is str:
-                found = whole.get((key, value))
+            if type(key) is not str or (kind is not str and kind is not tuple):
+                found = self._other(key, value)
+                if found is not None:
+                    append(found)
+                continue
+            values = by_key.get(key)
+            if values is None:
+                values = self._key(key)
+            if kind is str:
+                found = values.get(value)
                 if found is None:
-                    found = self.head(key) + _quote(value) + "}}"
+                    found = self.heads[key] + _quote(value) + "}}"
                     if len(value) <= _CACHE_MAX_VALUE_CHARS:
-                        if len(whole) >= _CACHE_MAX_ENTRIES:
-                            whole.clear()
-                        whole[(key, value)] = found
+                        if len(values) >= _CACHE_MAX_ENTRIES:
+                            values.clear()
+                        values[value] = found
                 append(found)
-            elif kind is tuple and type(key) is str and 0 < len(value) <= 8 and all(type(item) is str for item in value):
-                # thread tags: a few strings, the same on every span of a thread
-                found = whole.get((key, value))
+            elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                # a tuple of strings: thread tags, the same on every span of a thread
+                found = values.get(value)
                 if found is None:
                     found = self._other(key, value)
                     if found is None:
                         continue
-                    if len(whole) >= _CACHE_MAX_ENTRIES:
-                        whole.clear()
-                    whole[(key, value)] = found
+                    if len(values) >= _CACHE_MAX_ENTRIES:
+                        values.clear()
+                    values[value] = found
                 append(found)
             else:
                 found = self._other(key, value)

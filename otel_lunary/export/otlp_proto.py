@@ -93,6 +93,7 @@ _BOOL_VALUES = {True: _BOOL + b"\x01", False: _BOOL + b"\x00"}
 
 _CACHE_MAX_VALUE_CHARS = 256  # ids, tags, roles, types; content and message ids are longer or unique
 _CACHE_MAX_ENTRIES = 4096
+_CACHED_KINDS = frozenset((str, float, tuple))
 
 
 def _varint(n: int) -> bytes:
@@ -120,63 +121,75 @@ def _utf8(text: str) -> bytes:
 # --- attributes ------------------------------------------------------------------------
 
 
-class _AttributeFields:
-    """Encoded ``KeyValue`` fields under one tag; recurring string values (and short
-    tuples of strings) kept whole, keyed by (key, value): str and tuple never compare
-    equal, unlike 1, True and 1.0, which are not kept."""
+class _KeyFields:
+    """What is known of one attribute key under one tag: its encoded key, the whole field
+    of its recurring values, the start of a field for each size of string value.
 
-    __slots__ = ("tag", "room", "keys", "whole", "headers", "doubles")
+    The caches are keyed by the value alone (str, or a tuple of str: the two never compare
+    equal, unlike 1, True and 1.0, which are not kept), so they hold only strings, tuples
+    and bytes: no lookup allocates, and the garbage collector has nothing to walk.
+    """
+
+    __slots__ = ("tag", "key_field", "values", "headers", "double")
+
+    def __init__(self, tag: bytes, key: str) -> None:
+        self.tag = tag
+        self.key_field = _field(_KEY, _utf8(key)) if key else b""
+        self.values: dict[Any, bytes] = {}  # short str value, or tuple of str -> whole field
+        self.headers: dict[int, bytes] = {}  # UTF-8 size of a str value -> field up to the value
+        # a double's field up to its 8 bytes: key, value (9 bytes: tag + fixed64)
+        self.double = tag + _varint(len(self.key_field) + 11) + self.key_field + _VALUE + b"\x09" + _DOUBLE
+
+    def string_header(self, size: int) -> bytes:
+        """Everything of a string attribute's field before its ``size`` bytes of UTF-8."""
+        length = _varint(size)
+        any_value = 1 + len(length) + size
+        any_length = _varint(any_value)
+        key_value = len(self.key_field) + 1 + len(any_length) + any_value
+        found = self.tag + _varint(key_value) + self.key_field + _VALUE + any_length + _STRING + length
+        if len(self.headers) >= _CACHE_MAX_ENTRIES:
+            self.headers.clear()
+        self.headers[size] = found
+        return found
+
+    def keep(self, value: Any, field: bytes) -> None:
+        if len(self.values) >= _CACHE_MAX_ENTRIES:
+            self.values.clear()
+        self.values[value] = field
+
+
+class _AttributeFields:
+    """Encoded ``KeyValue`` fields under one tag (span, event...), by key (``_KeyFields``)."""
+
+    __slots__ = ("tag", "room", "by_key")
 
     def __init__(self, tag: bytes, room: int) -> None:
         self.tag = tag
         self.room = room  # message levels left for the AnyValue (see MAX_DEPTH)
-        self.keys: dict[str, bytes] = {}  # key -> KeyValue.key field
-        self.whole: dict[tuple[str, Any], bytes] = {}  # (key, short str value or tuple of str) -> whole field
-        self.headers: dict[tuple[str, int], bytes] = {}  # (key, value bytes) -> field up to the value
-        self.doubles: dict[str, bytes] = {}  # key -> a double's field up to its 8 bytes
+        self.by_key: dict[str, _KeyFields] = {}
 
-    def key_field(self, key: str) -> bytes:
-        found = self.keys.get(key)
+    def key(self, key: str) -> _KeyFields:
+        found = self.by_key.get(key)
         if found is None:
-            if len(self.keys) >= _CACHE_MAX_ENTRIES:
-                self.keys.clear()
-            found = self.keys[key] = _field(_KEY, _utf8(key)) if key else b""
-        return found
-
-    def string_header(self, key: str, size: int) -> bytes:
-        """Everything of a string attribute's field before its ``size`` bytes of UTF-8."""
-        found = self.headers.get((key, size))
-        if found is None:
-            key_field = self.key_field(key)
-            length = _varint(size)
-            any_value = 1 + len(length) + size
-            any_length = _varint(any_value)
-            key_value = len(key_field) + 1 + len(any_length) + any_value
-            found = self.tag + _varint(key_value) + key_field + _VALUE + any_length + _STRING + length
-            if len(self.headers) >= _CACHE_MAX_ENTRIES:
-                self.headers.clear()
-            self.headers[(key, size)] = found
-        return found
-
-    def double_header(self, key: str) -> bytes:
-        """Everything of a double attribute's field before its 8 bytes."""
-        found = self.doubles.get(key)
-        if found is None:
-            key_field = self.key_field(key)
-            found = self.tag + _varint(len(key_field) + 11) + key_field + _VALUE + b"\x09" + _DOUBLE
-            if len(self.doubles) >= _CACHE_MAX_ENTRIES:
-                self.doubles.clear()
-            self.doubles[key] = found
+            if len(self.by_key) >= _CACHE_MAX_ENTRIES:
+                self.by_key.clear()
+            found = self.by_key[key] = _KeyFields(self.tag, key)
         return found
 
     def put(self, out: list[bytes], attributes: Mapping[str, Any]) -> None:
         """Append the fields of ``attributes`` to ``out``."""
         append = out.append
-        whole = self.whole
+        by_key = self.by_key
         for key, value in attributes.items():
             kind = type(value)
-            if kind is str and type(key) is str:
-                found = whole.get((key, value))
+            if type(key) is not str or kind not in _CACHED_KINDS:
+                found = self._other_field(key, value)
+                if found is not None:
+                    append(found)
+                continue
+            entry = by_key.get(key) or self.key(key)
+            if kind is str:
+                found = entry.values.get(value)
                 if found is not None:
                     append(found)
                     continue
@@ -184,28 +197,24 @@ class _AttributeFields:
                     encoded = value.encode()
                 except UnicodeEncodeError:
                     encoded = clean_text(value).encode()
-                header = self.string_header(key, len(encoded))
+                header = entry.headers.get(len(encoded)) or entry.string_header(len(encoded))
                 if len(value) <= _CACHE_MAX_VALUE_CHARS:
                     found = header + encoded
-                    if len(whole) >= _CACHE_MAX_ENTRIES:
-                        whole.clear()
-                    whole[(key, value)] = found
+                    entry.keep(value, found)
                     append(found)
                 else:
                     append(header)
                     append(encoded)
-            elif kind is float and type(key) is str:
-                append(self.double_header(key) + _pack_double(value))
-            elif kind is tuple and type(key) is str and 0 < len(value) <= 8 and all(type(item) is str for item in value):
-                # thread tags: a few strings, the same on every span of a thread
-                found = whole.get((key, value))
+            elif kind is float:
+                append(entry.double + _pack_double(value))
+            elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                # a tuple of strings: thread tags, the same on every span of a thread
+                found = entry.values.get(value)
                 if found is None:
                     found = self._other_field(key, value)
                     if found is None:
                         continue
-                    if len(whole) >= _CACHE_MAX_ENTRIES:
-                        whole.clear()
-                    whole[(key, value)] = found
+                    entry.keep(value, found)
                 append(found)
             else:
                 found = self._other_field(key, value)
@@ -214,7 +223,7 @@ class _AttributeFields:
 
     def _other_field(self, key: Any, value: Any) -> bytes | None:
         try:
-            key_field = self.key_field(key) if type(key) is str else _field(_KEY, _utf8(key))
+            key_field = self.key(key).key_field if type(key) is str else _field(_KEY, _utf8(key))
             return _field(self.tag, key_field + _field(_VALUE, _any_value(value, self.room)))
         except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
             log_dropped_value(key, value, str(error) or type(error).__name__)
