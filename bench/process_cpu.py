@@ -86,6 +86,9 @@ def run_child(variant: str, messages: int, url: str, work: Path) -> tuple[float,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LUNARY_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.ROOT), env.get("PYTHONPATH")]))
     env["OTEL_LUNARY_EXIT_TIMEOUT"] = "300"  # exit sends everything, as lunary's exit does
+    # N messages in about a second overflow the default queue (2048): let it hold them all,
+    # as Lunary's unbounded list does, so both deliver (and pay for) every message
+    env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(2048, messages + 1000))
     if name in ("otel", "otlp_http", "otlp_http (SDK encoder)"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     elif name == "lunary":

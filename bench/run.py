@@ -24,16 +24,18 @@ from typing import Any
 
 import common
 
-SECTIONS = ("overhead", "lunary", "outage", "export", "replay", "bridge")
+SECTIONS = ("overhead", "lunary", "process", "outage", "export", "replay", "bridge", "startup")
 SCRIPTS = {
     "overhead": "overhead.py",
     "lunary": "lunary_sdk.py",
+    "process": "process_cpu.py",
+    "startup": "startup.py",
     "outage": "outage.py",
     "export": "export_rotel.py",
     "replay": "replay_bench.py",
     "bridge": "bridge_bench.py",
 }
-TIMEOUTS = {"overhead": 900, "lunary": 900, "outage": 1800, "export": 900, "replay": 3600, "bridge": 900}
+TIMEOUTS = {"overhead": 900, "lunary": 900, "process": 1800, "startup": 600, "outage": 1800, "export": 900, "replay": 3600, "bridge": 900}
 
 
 def machine() -> dict[str, Any]:
@@ -76,6 +78,17 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"{fmt_range(row['ratio'], 2):>17} {lunary_cell:>19}")
     elif sdk:
         add("1. lunary SDK (calling-thread CPU µs): " + ", ".join(f"{k} {v['cpu_us']['median']:.1f}" for k, v in sdk["rows"].items()))
+    proc = results.get("process")
+    if proc:
+        add(f"2b. Whole-process CPU per tracked message, µs: fresh children tracking {proc['messages']:,} chat messages and exiting, "
+            f"minus a set-up-only child; median (min-max) of {proc['repeats']} interleaved repeats")
+        add(f"   {'exporter':26} {'otel-lunary':>19} {'lunary SDK':>19} {'ratio':>17} {'delivered':>10}")
+        lunary_row = proc["rows"]["lunary"]
+        for name, row in proc["rows"].items():
+            if name == "lunary":
+                continue
+            add(f"   {name:26} {fmt_range(row['cpu_us_per_message']):>19} {fmt_range(lunary_row['cpu_us_per_message']):>19} "
+                f"{fmt_range(row['ratio_to_lunary'], 2):>17} {row['delivered_min']:>10,}")
     out = results.get("outage")
     if out:
         rss = ", ".join(f"{int(k):,}: {v:.0f}" for k, v in out["rss_mb"].items() if k != "start")
