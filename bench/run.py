@@ -127,6 +127,15 @@ def table(results: dict[str, Any]) -> list[str]:
         else:
             add(f"5. Bridge, one process: {bridge['events_per_s']:,.0f} events/s; request of {bridge['events_per_request']} events "
                 f"p50 {bridge['p50_ms']:.1f} ms, p99 {bridge['p99_ms']:.1f} ms, max {bridge['max_ms']:.1f} ms")
+    start = results.get("startup")
+    if start:
+        add(f"6. Start-up, fresh interpreters, median (min-max) of {start['repeats']} interleaved runs; import ms = python -X importtime "
+            "(cumulative, the statement's own imports)")
+        reference = start["imports"]["reference: sdk.trace + OTLP/HTTP exporter"]["importtime_ms"]["median"]
+        for name, row in start["imports"].items():
+            add(f"   {name:45} {fmt_range(row['importtime_ms']):>22} ms  = {row['importtime_ms']['median'] / reference:.2f}x the reference")
+        for name, row in start["commands"].items():
+            add(f"   {name:45} {fmt_range(row['wall_ms']):>22} ms wall, whole process")
     return rows
 
 
