@@ -18,7 +18,8 @@ Choosing the exporter(s) (the first rule that applies wins):
 6. otherwise the embedded default, ``file`` (``otel_lunary.export.file``).
 
 OTLP uses the SDK's own exporters (gRPC or HTTP/protobuf) behind the SDK's
-``BatchSpanProcessor``; they read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
+``BatchSpanProcessor``, with otel-lunary's faster encoder in place of theirs
+(``otel_lunary.export.otlp_exporters``); they read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
 ``_COMPRESSION``, ``_TIMEOUT`` (seconds, as the Python SDK reads it), ``_CERTIFICATE``...
 themselves; the processor reads ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE``,
 ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, ``OTEL_BSP_EXPORT_TIMEOUT``; the resource reads
@@ -238,12 +239,14 @@ def _otlp_exporter(options: ExportOptions) -> SpanExporter:
     timeout = _resolve_timeout(options.timeout_s)
     if protocol == "grpc":
         from grpc import Compression as GrpcCompression
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        from otel_lunary.export.otlp_exporters import grpc_span_exporter
 
         grpc_compression = {None: None, "gzip": GrpcCompression.Gzip, "none": GrpcCompression.NoCompression}
-        return GrpcExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])
+        return grpc_span_exporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter
 
     http_compression = {
         None: None,
@@ -251,7 +254,7 @@ def _otlp_exporter(options: ExportOptions) -> SpanExporter:
         "deflate": HttpCompression.Deflate,
         "none": HttpCompression.NoCompression,
     }
-    return HttpExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=http_compression[compression])
+    return OtlpHttpSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=http_compression[compression])
 
 
 def _make_exporter(name: str, options: ExportOptions) -> SpanExporter:
