@@ -30,7 +30,7 @@ import otel_lunary as lunary
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
 from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter, grpc_span_exporter
-from servers import OtlpSink, free_port, poll_until
+from helpers.servers import OtlpSink, free_port, poll_until
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
 
