@@ -1,7 +1,7 @@
 """One LLM span per call, whatever else instruments the OpenAI client.
 
 The other instrumentations are the real packages (openai-v2, OpenInference's OpenAI and
-LangChain instrumentations), recording into the same in-memory provider as otel-lunary.
+LangChain instrumentations, OpenLLMetry's OpenAI instrumentation), recording into the same in-memory provider as otel-lunary.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import openai
 import pytest
 from openinference.instrumentation.langchain import LangChainInstrumentor
 from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceOpenAI
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryOpenAI
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -32,6 +33,7 @@ from otel_lunary.attributes import (
 INSTRUMENTATIONS = {
     "openai-v2": (OpenAIV2, "opentelemetry-instrumentation-openai-v2"),
     "openinference": (OpenInferenceOpenAI, "openinference-instrumentation-openai"),
+    "openllmetry": (OpenLLMetryOpenAI, "opentelemetry-instrumentation-openai (OpenLLMetry)"),
 }
 MESSAGES = [{"role": "user", "content": "Plan a trip to Paris"}]
 
