@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,9 @@ def recipe_env(llm: FakeLLM, **extra: str) -> dict[str, str]:
     return env
 
 
-def write_recipe(recipe: Recipe, directory: Path, sink: OtlpSink) -> Path:
+def write_recipe(recipe: Recipe, directory: Path, sink: OtlpSink, edit: Callable[[str], str] = lambda text: text) -> Path:
     for name, text in recipe.files.items():
-        (directory / name).write_text(text)
+        (directory / name).write_text(edit(text))
     assert DOC_ENDPOINT in recipe.script, "the recipe exports to the documented endpoint"
     script = directory / "run.sh"
     script.write_text("set -e\n" + recipe.script.replace(DOC_ENDPOINT, sink.endpoint))
@@ -133,8 +134,8 @@ def test_opentelemetry_instrument_recipe(tmp_path, sink, llm):
 class Server:
     """The FastAPI recipe's shell block, run in its own process group."""
 
-    def __init__(self, tmp_path: Path, sink: OtlpSink, llm: FakeLLM, **env: str) -> None:
-        script = write_recipe(RECIPES["fastapi"], tmp_path, sink)
+    def __init__(self, tmp_path: Path, sink: OtlpSink, llm: FakeLLM, edit: Callable[[str], str] = lambda text: text, **env: str) -> None:
+        script = write_recipe(RECIPES["fastapi"], tmp_path, sink, edit)
         self.port = free_port()
         self.process = subprocess.Popen(
             ["bash", str(script)],
@@ -200,8 +201,8 @@ class Server:
 def server_factory(tmp_path, sink, llm):
     started: list[Server] = []
 
-    def start(**env: str) -> Server:
-        server = Server(tmp_path, sink, llm, **env)
+    def start(edit: Callable[[str], str] = lambda text: text, **env: str) -> Server:
+        server = Server(tmp_path, sink, llm, edit, **env)
         started.append(server)
         return server
 
@@ -284,3 +285,16 @@ def test_fastapi_worker_stopped_by_sigterm_loses_nothing(server_factory, sink):
     assert {s.attributes[GEN_AI_CONVERSATION_ID] for s in spans.named("POST /chat")} == threads
     assert len(spans.named("message user")) == len(spans.named("message assistant")) == len(spans.llm()) == 6
     assert {s.attributes[LUNARY_FEEDBACK_MESSAGE_ID] for s in spans.named(SPAN_NAME_LUNARY_FEEDBACK)} >= {c["answer_id"] for c in chats}
+
+
+LIFESPAN_FLUSH = "    lunary.shutdown()\n    provider.shutdown()\n"
+
+
+@pytest.mark.slow
+def test_without_the_lifespan_flush_a_sigterm_loses_the_queue(server_factory, sink):
+    """Why the recipe flushes in the lifespan: a worker's exit hooks never run, its queue is lost."""
+    assert LIFESPAN_FLUSH in RECIPES["fastapi"].files["app.py"]
+    server = server_factory(edit=lambda text: text.replace(LIFESPAN_FLUSH, "    pass\n"), OTEL_BSP_SCHEDULE_DELAY="600000")
+    server.post("/chat", {"message": "Plan a trip to Paris"})
+    server.sigterm()
+    assert sink.count() == 0
