@@ -8,48 +8,21 @@ the FastAPI instrumentation, a websocket message handler):
   wins: a span that served two threads keeps the first id);
 - where a turn starts: by default a user message is the root of a new trace with a span
   link to the current span, so a long-lived span (a websocket connection) cannot
-  swallow every turn; ``turn_parent="current_span"`` (``OTEL_LUNARY_TURN_PARENT``) keeps
+  swallow every turn; ``turn_parent="current_span"`` (``OTEL_LUNARY_TURN_PARENT``, read by ``_settings``) keeps
   each turn under the current span, for applications where one request is one turn.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import Literal, cast
-
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext
 
+from otel_lunary._settings import TurnParent
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
 
-_logger = logging.getLogger("otel_lunary")
-
-TurnParent = Literal["new_trace", "current_span"]
-TURN_PARENTS: tuple[TurnParent, ...] = ("new_trace", "current_span")
-TURN_PARENT_ENV = "OTEL_LUNARY_TURN_PARENT"
-DEFAULT_TURN_PARENT: TurnParent = "new_trace"
-
 # A context with no span in it: a span started there is the root of a new trace.
 _NEW_TRACE = Context()
-
-
-def resolve_turn_parent(explicit: str | None) -> TurnParent:
-    """``configure(turn_parent=...)`` > ``OTEL_LUNARY_TURN_PARENT`` > ``new_trace``; a wrong argument raises."""
-    if explicit is not None:
-        value = str(explicit).strip().lower()
-        if value not in TURN_PARENTS:
-            raise ValueError(f"turn_parent must be one of {', '.join(TURN_PARENTS)}, not {explicit!r}")
-        return cast(TurnParent, value)
-    raw = os.environ.get(TURN_PARENT_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_TURN_PARENT
-    value = raw.strip().lower()
-    if value not in TURN_PARENTS:
-        _logger.warning("otel_lunary: ignoring %s=%r (expected %s); using %s", TURN_PARENT_ENV, raw, "/".join(TURN_PARENTS), DEFAULT_TURN_PARENT)
-        return DEFAULT_TURN_PARENT
-    return cast(TurnParent, value)
 
 
 def mark_conversation(span: Span, conversation_id: str, dialects: frozenset[str]) -> None:

@@ -10,7 +10,7 @@ instrumentation can be switched on or off after ``monitor()``):
 - an LLM span of another instrumentation around the call (LangChain's ``ChatOpenAI``
   span from openinference-instrumentation-langchain around a monitored client).
 
-``OTEL_LUNARY_MONITOR_SPANS`` (or ``monitor(client, spans=...)``) decides what monitor
+``OTEL_LUNARY_MONITOR_SPANS`` (or ``monitor(client, spans=...)``, read by ``_settings``) decides what monitor
 does about it: ``auto`` defers to the other recorder, ``always`` records anyway,
 ``never`` never records a span of its own.
 """
@@ -18,12 +18,12 @@ does about it: ``auto`` defers to the other recorder, ``always`` records anyway,
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from typing import Any, Literal, cast
+from typing import Any, NamedTuple
 
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import Span, get_current_span
 
+from otel_lunary._settings import MONITOR_SPANS_ENV
 from otel_lunary.attributes import (
     GEN_AI_OPERATION_NAME,
     OPENINFERENCE_SPAN_KIND,
@@ -32,11 +32,6 @@ from otel_lunary.attributes import (
 )
 
 _logger = logging.getLogger("otel_lunary")
-
-MonitorSpans = Literal["auto", "always", "never"]
-MONITOR_SPANS: tuple[MonitorSpans, ...] = ("auto", "always", "never")
-MONITOR_SPANS_ENV = "OTEL_LUNARY_MONITOR_SPANS"
-DEFAULT_MONITOR_SPANS: MonitorSpans = "auto"
 
 # Package of a wrapper's module -> the instrumentation that installs it.
 _KNOWN_WRAPPERS = (
@@ -52,23 +47,6 @@ _LLM = OpeninferenceSpanKindValues.LLM.value
 
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
-
-
-def resolve_monitor_spans(explicit: str | None) -> MonitorSpans:
-    """``monitor(spans=...)`` > ``OTEL_LUNARY_MONITOR_SPANS`` > ``auto``; a wrong argument raises."""
-    if explicit is not None:
-        value = str(explicit).strip().lower()
-        if value not in MONITOR_SPANS:
-            raise ValueError(f"spans must be one of {', '.join(MONITOR_SPANS)}, not {explicit!r}")
-        return cast(MonitorSpans, value)
-    raw = os.environ.get(MONITOR_SPANS_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_MONITOR_SPANS
-    value = raw.strip().lower()
-    if value not in MONITOR_SPANS:
-        _logger.warning("otel_lunary: ignoring %s=%r (expected %s); using %s", MONITOR_SPANS_ENV, raw, "/".join(MONITOR_SPANS), DEFAULT_MONITOR_SPANS)
-        return DEFAULT_MONITOR_SPANS
-    return cast(MonitorSpans, value)
 
 
 def _wrapper_packages(function: Any) -> list[str]:
@@ -95,8 +73,12 @@ def instrumentations_of(completions: Any) -> list[str]:
     return _wrapper_packages(getattr(type(completions), "create", None)) + _wrapper_packages(getattr(type(client), "request", None))
 
 
-def enclosing_llm_span() -> str | None:
-    """The instrumentation scope of another instrumentation's LLM span the call runs in, if any."""
+class OtherRecorder(NamedTuple):
+    name: str  # for the log line
+    enclosing: Span | None  # the other LLM span the call runs in, when that is how it is recorded
+
+
+def _enclosing_llm_span() -> OtherRecorder | None:
     span = get_current_span()
     if not span.is_recording():
         return None
@@ -104,15 +86,15 @@ def enclosing_llm_span() -> str | None:
     if attributes.get(GEN_AI_OPERATION_NAME) != _CHAT and attributes.get(OPENINFERENCE_SPAN_KIND) != _LLM:
         return None
     scope = getattr(getattr(span, "instrumentation_scope", None), "name", None) or "another instrumentation"
-    return None if scope == _INSTRUMENTATION_SCOPE else str(scope)
+    return None if scope == _INSTRUMENTATION_SCOPE else OtherRecorder(f"an enclosing LLM span ({scope})", span)
 
 
-def other_recorder(completions: Any) -> str | None:
-    """What else records this call (a name for the log), or None."""
+def other_recorder(completions: Any) -> OtherRecorder | None:
+    """What else records this call of ``client.chat.completions``, or None."""
     found = instrumentations_of(completions)
     if found:
-        return ", ".join(dict.fromkeys(found))
-    return enclosing_llm_span()
+        return OtherRecorder(", ".join(dict.fromkeys(found)), None)
+    return _enclosing_llm_span()
 
 
 def warn_deferring_once(recorder: str) -> None:

@@ -1,20 +1,24 @@
 """One LLM span per call, whatever else instruments the OpenAI client.
 
 The other instrumentations are the real packages (openai-v2, OpenInference's OpenAI and
-LangChain instrumentations, OpenLLMetry's OpenAI instrumentation), recording into the same in-memory provider as otel-lunary.
+LangChain instrumentations, OpenLLMetry's OpenAI instrumentation), recording into the same
+in-memory provider as otel-lunary. OpenLLMetry's runs in a fresh interpreter: its
+``uninstrument()`` (0.62) leaves its wrappers on ``Completions.create``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import openai
 import pytest
 from openinference.instrumentation.langchain import LangChainInstrumentor
 from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceOpenAI
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryOpenAI
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -33,7 +37,6 @@ from otel_lunary.attributes import (
 INSTRUMENTATIONS = {
     "openai-v2": (OpenAIV2, "opentelemetry-instrumentation-openai-v2"),
     "openinference": (OpenInferenceOpenAI, "openinference-instrumentation-openai"),
-    "openllmetry": (OpenLLMetryOpenAI, "opentelemetry-instrumentation-openai (OpenLLMetry)"),
 }
 MESSAGES = [{"role": "user", "content": "Plan a trip to Paris"}]
 
@@ -170,19 +173,75 @@ class TestLangChain:
         client = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test"), **options)
         return ChatOpenAI(model="gpt-4o-mini", api_key="test", base_url=llm.base_url, client=client.chat.completions, root_client=client)
 
-    def test_monitored_client_inside_langchain_gives_one_llm_span(self, recorded, llm, langchain):
-        """LangChain's ChatOpenAI span is the call's LLM span; it nests under the message with the conversation."""
+    def test_monitored_client_inside_langchain_with_spans_never_gives_one_llm_span(self, recorded, llm, langchain):
+        """LangChain's ChatOpenAI span does not become the current span, so monitor cannot see
+        it: spans="never" on a client given to LangChain leaves LangChain's the only LLM span."""
         thread = lunary.open_thread()
         msg_id = thread.track_message({"role": "user", "content": "Plan a trip to Paris"})
         with lunary.parent(msg_id):
-            self.chat_model(llm).invoke("Plan a trip to Paris")
+            self.chat_model(llm, spans="never").invoke("Plan a trip to Paris")
         (span,) = llm_spans(recorded)
         assert span.instrumentation_scope.name.startswith("openinference.instrumentation.langchain")
         assert span.attributes[GEN_AI_CONVERSATION_ID] == thread.id
         assert recorded.one("message user").context.span_id in recorded.ancestors(span)
 
-    def test_always_gives_two(self, recorded, llm, langchain):
-        msg_id = lunary.open_thread().track_message({"role": "user", "content": "hi"})
-        with lunary.parent(msg_id):
-            self.chat_model(llm, spans="always").invoke("hi")
-        assert len(llm_spans(recorded)) == 2
+
+class TestEnclosingLlmSpan:
+    def test_call_inside_another_llm_span_defers_to_it(self, recorded, llm):
+        """A monitored call made inside another instrumentation's current LLM span adds to that span."""
+        tracer = recorded.provider.get_tracer("framework-llm-instrumentation")
+        client = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test"))
+        with tracer.start_as_current_span("chat gpt-4o-mini", attributes={GEN_AI_OPERATION_NAME: "chat"}):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, user_id="u9")
+        (span,) = llm_spans(recorded)
+        assert span.instrumentation_scope.name == "framework-llm-instrumentation"
+        assert span.attributes[USER_ID] == "u9"
+
+
+OPENLLMETRY = """
+import asyncio, json, openai
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import otel_lunary as lunary
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+lunary.configure(tracer_provider=provider)
+OpenAIInstrumentor().instrument(tracer_provider=provider)
+base_url = __import__("os").environ["FAKE_LLM"]
+client = lunary.monitor(openai.OpenAI(base_url=base_url, api_key="test"))
+async_client = lunary.monitor(openai.AsyncOpenAI(base_url=base_url, api_key="test"))
+thread = lunary.open_thread("conv-openllmetry")
+msg_id = thread.track_message({"role": "user", "content": "Plan a trip to Paris"})
+kwargs = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "Plan a trip"}], parent=msg_id, user_id="u1")
+client.chat.completions.create(**kwargs)
+for _ in client.chat.completions.create(stream=True, **kwargs):
+    pass
+asyncio.run(async_client.chat.completions.create(**kwargs))
+print(json.dumps([
+    {"name": s.name, "scope": s.instrumentation_scope.name, "parent": s.parent.span_id if s.parent else None,
+     "span_id": s.context.span_id, "attributes": dict(s.attributes)}
+    for s in exporter.get_finished_spans()
+]))
+"""
+
+
+def test_openllmetry_one_llm_span_per_call(llm, tmp_path):
+    """OpenLLMetry's opentelemetry-instrumentation-openai: its span is each call's only LLM span."""
+    import json
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, "FAKE_LLM": llm.base_url, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", OPENLLMETRY], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    spans = json.loads(done.stdout.strip().splitlines()[-1])
+    (message,) = [s for s in spans if s["name"] == "message user"]
+    calls = [s for s in spans if s["attributes"].get(GEN_AI_OPERATION_NAME) == "chat"]
+    assert len(calls) == 3 and all(s["scope"].startswith("opentelemetry.instrumentation.openai") for s in calls)
+    for span in calls:
+        assert span["parent"] == message["span_id"]
+        assert span["attributes"][GEN_AI_CONVERSATION_ID] == "conv-openllmetry"
+        assert span["attributes"][USER_ID] == "u1"
+    assert "already recorded by opentelemetry-instrumentation-openai (OpenLLMetry)" in done.stderr
