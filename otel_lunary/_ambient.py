@@ -8,8 +8,8 @@ the FastAPI instrumentation, a websocket message handler):
   wins: a span that served two threads keeps the first id);
 - where a turn starts: by default a user message is the root of a new trace with a span
   link to the current span, so a long-lived span (a websocket connection) cannot
-  swallow every turn; ``turn_parent="current_span"`` (``OTEL_LUNARY_TURN_PARENT``, read by ``_settings``) keeps
-  each turn under the current span, for applications where one request is one turn.
+  swallow every turn; ``turn_parent="current_span"`` (``OTEL_LUNARY_TURN_PARENT``, read by
+  ``_settings``) keeps each turn under the current span, for applications where one request is one turn.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext
 
 from otel_lunary._settings import TurnParent
+from otel_lunary._state import NEW_TRACE
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
-
-# A context with no span in it: a span started there is the root of a new trace.
-_NEW_TRACE = Context()
 
 
 def mark_conversation(span: Span, conversation_id: str, dialects: frozenset[str]) -> None:
@@ -45,4 +43,4 @@ def turn_start(mode: TurnParent, ambient: SpanContext) -> tuple[Context | None, 
     """
     if mode == "current_span":
         return None, None
-    return _NEW_TRACE, [Link(ambient)] if ambient.is_valid else None
+    return NEW_TRACE, [Link(ambient)] if ambient.is_valid else None
