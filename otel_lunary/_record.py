@@ -330,8 +330,9 @@ class Handover:
                 attributes.update(translate(dialects, attributes))
             self._attributes = attributes
 
-    @contextmanager
-    def active(self) -> Iterator[None]:
+    def enter(self) -> _state.ContextStack:
+        """Enter the call's context (parent, conversation, attributes for the other span);
+        the caller exits the returned stack when the call is over."""
         stack = _state.ContextStack()
         attributes = self._attributes
         if attributes is not None:
@@ -344,10 +345,7 @@ class Handover:
                     self._enclosing.set_attributes(attributes)
             elif attributes:
                 stack.push(_state.pending_call, [attributes])
-        try:
-            yield
-        finally:
-            stack.exit()
+        return stack
 
 
 # --- who and what: options every producer accepts the same way --------------------------------

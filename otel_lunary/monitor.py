@@ -22,9 +22,10 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from otel_lunary import _record
+from otel_lunary import _record, _state
 from otel_lunary._health import never_raises
 from otel_lunary._other_recorders import other_recorder, warn_deferring_once
 from otel_lunary._record import NO_FINISH_REASON, Handover, Operation
@@ -250,6 +251,85 @@ def _completed(operation: Operation, response: Any, streaming: bool, stream_type
     return response
 
 
+class _HandedOverStream:
+    """A stream that another instrumentation records and that left its span attached as
+    the current context until the stream ends (util-genai does): the call's own context
+    is left after theirs, at the end of the stream, so the two are detached in order and
+    neither leaks into the application's context."""
+
+    def __init__(self, stream: Any, stack: _state.ContextStack) -> None:
+        self._stream = stream
+        self._stack: _state.ContextStack | None = stack
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _leave(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.exit()
+
+    def __del__(self) -> None:
+        self._leave()
+
+
+class _HandedOverSyncStream(_HandedOverStream):
+    def __iter__(self) -> _HandedOverSyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._stream)
+        except BaseException:
+            self._leave()
+            raise
+
+    def __enter__(self) -> _HandedOverSyncStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._leave()
+
+
+class _HandedOverAsyncStream(_HandedOverStream):
+    def __aiter__(self) -> _HandedOverAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._stream.__anext__()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aenter__(self) -> _HandedOverAsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        try:
+            await self._stream.close()
+        finally:
+            self._leave()
+
+
+def _handed_over(stack: _state.ContextStack, entered: Any, response: Any, streaming: bool, stream_type: type[_HandedOverStream]) -> Any:
+    """End a handed-over call's context now, or, for a stream whose recorder attached its
+    own context on top of ours and keeps it until the stream ends, at the stream's end."""
+    if streaming and otel_context.get_current() is not entered:
+        return stream_type(response, stack)
+    stack.exit()
+    return response
+
+
 class _Calls:
     """What a wrapped ``create`` needs, sync or async: the real ``create`` to call, the
     server, and whether to record a span of its own."""
@@ -286,14 +366,19 @@ class _Calls:
 def _wrap_sync(calls: _Calls, original: Any) -> Any:
     @functools.wraps(original)
     def create(*args: Any, **kwargs: Any) -> Any:
-        requested_at = time.monotonic()
         options = _split(kwargs)
         handover = calls.handover(options)
         if handover is not None:
-            with handover.active():
-                return calls.original()(*args, **kwargs)
+            stack, entered = handover.enter(), otel_context.get_current()
+            try:
+                response = calls.original()(*args, **kwargs)
+            except BaseException:
+                stack.exit()
+                raise
+            return _handed_over(stack, entered, response, bool(kwargs.get("stream")), _HandedOverSyncStream)
         operation = _start(kwargs, calls.server, options)
         with operation.running():
+            requested_at = time.monotonic()  # the request is issued now, inside the span
             response = calls.original()(*args, **kwargs)
         return _completed(operation, response, bool(kwargs.get("stream")), SyncStream, requested_at)
 
@@ -304,14 +389,19 @@ def _wrap_sync(calls: _Calls, original: Any) -> Any:
 def _wrap_async(calls: _Calls, original: Any) -> Any:
     @functools.wraps(original)
     async def create(*args: Any, **kwargs: Any) -> Any:
-        requested_at = time.monotonic()
         options = _split(kwargs)
         handover = calls.handover(options)
         if handover is not None:
-            with handover.active():
-                return await calls.original()(*args, **kwargs)
+            stack, entered = handover.enter(), otel_context.get_current()
+            try:
+                response = await calls.original()(*args, **kwargs)
+            except BaseException:
+                stack.exit()
+                raise
+            return _handed_over(stack, entered, response, bool(kwargs.get("stream")), _HandedOverAsyncStream)
         operation = _start(kwargs, calls.server, options)
         with operation.running():
+            requested_at = time.monotonic()  # the request is issued now, inside the span
             response = await calls.original()(*args, **kwargs)
         return _completed(operation, response, bool(kwargs.get("stream")), AsyncStream, requested_at)
 

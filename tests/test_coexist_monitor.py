@@ -20,6 +20,7 @@ import pytest
 from openinference.instrumentation.langchain import LangChainInstrumentor
 from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceOpenAI
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_lunary as lunary
@@ -98,6 +99,7 @@ class TestDefersToAnotherInstrumentation:
         assert span.attributes[USER_ID] == "u1"
         assert "trip" in span.attributes[LUNARY_TAGS]
         assert len(llm.requests) == 1
+        assert not trace.get_current_span().get_span_context().is_valid, "no span left current after the call"
 
     def test_warns_once_naming_the_instrumentation(self, recorded, llm, instrumentation, caplog):
         instrument, package = instrumentation
