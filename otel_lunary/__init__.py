@@ -32,7 +32,7 @@ from typing import Any
 
 from otel_lunary import _health, _state
 from otel_lunary._state import configure, flush, shutdown
-from otel_lunary._version import __version__
+from otel_lunary._version import __version__ as __version__
 from otel_lunary.agents import agent, chain, tool, wrap_agent, wrap_tool
 from otel_lunary.context import identify, parent, tags
 from otel_lunary.feedback import track_feedback
@@ -66,7 +66,6 @@ def config(**lunary_cloud_settings: object) -> None:
 
 __all__ = [
     "Thread",
-    "__version__",
     "agent",
     "chain",
     "config",

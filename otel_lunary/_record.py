@@ -20,6 +20,7 @@ the rules live once:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -395,17 +396,17 @@ ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
-# A message with only these keys and text content is the common case: it skips the
-# lookups of the optional keys and the generic content path (same attributes).
-_PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
 # Per role, for a text message: the content attribute and the JSON around the text.
 _TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role)) for role in ROLES}
 
 
-def normalise_role(role: Any) -> str | None:
-    """Lunary's role in lower case, or None when it is not one of the four."""
-    role = role.lower() if isinstance(role, str) else role
-    return role if role in ROLES else None
+# Each role in every letter case ("User", "ASSISTANT"...) -> the role.
+_ROLE_SPELLINGS: dict[Any, str] = {
+    "".join(letters): role for role in ROLES for letters in itertools.product(*({c, c.upper()} for c in role))
+}
+# Lunary's role in lower case, or None when it is not one of the four (any letter case).
+# A dict lookup, not a function: track_message calls it first, on the hot path.
+normalise_role: Callable[[Any], str | None] = _ROLE_SPELLINGS.get
 
 
 def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
@@ -442,14 +443,15 @@ def message(
     Returns the span context and the message id: ``message["id"]`` when given, else the
     span's traceparent.
 
-    A plain ``{"role", "content": str}`` message is most of the traffic: its content JSON
-    is written around the text directly (the same characters ``genai_message`` gives).
+    A plain ``{"role", "content": str}`` dict is most of the traffic: it skips the lookups
+    of the optional keys, and its content JSON is written around the text directly (the
+    same characters ``genai_message`` gives).
     """
     attributes = role_base.copy()
     if user_id is not None or user_props is not None:
         with_user(attributes, user_id, user_props)
     policy = runtime.policy
-    if type(message) is dict and role != TOOL_ROLE and message.keys() <= _PLAIN_MESSAGE_KEYS and isinstance(content := message.get("content"), str):
+    if type(message) is dict and len(message) == 2 and role != TOOL_ROLE and "role" in message and isinstance(content := message.get("content"), str):
         if policy.capture:
             key, head, tail = _TEXT_SHAPES[role]
             if len(content) <= policy.untouched_up_to:  # the policy would return it as is
@@ -516,8 +518,8 @@ NOT_CAPTURED = "[content not captured]"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
 
 
-def _evaluation(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
-    """The ``gen_ai.evaluation.result`` attributes for one feedback key."""
+def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """The ``gen_ai.evaluation.result`` attributes for one feedback key (None: a removal)."""
     attributes: dict[str, Any] = {GEN_AI_EVALUATION_NAME: key}
     if value is None:
         attributes[LUNARY_FEEDBACK_REMOVED] = True
@@ -536,6 +538,23 @@ def _evaluation(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
     return attributes
 
 
+def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The raw feedback as it may leave the process (content keys redacted or withheld) and
+    one ``gen_ai.evaluation.result`` event per key: what a feedback span carries, and what
+    the Phoenix annotations are made from."""
+    raw: dict[str, Any] = {}
+    events = []
+    for key, value in values.items():
+        name = key if isinstance(key, str) else str(key)
+        evaluation = evaluation_attributes(name, value, policy)
+        if name in FEEDBACK_CONTENT_KEYS and value is not None:
+            raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
+        else:
+            raw[name] = value
+        events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, evaluation))
+    return raw, events
+
+
 def feedback(
     runtime: Runtime,
     message_id: str,
@@ -547,16 +566,7 @@ def feedback(
     """Record a feedback span (conventions: span.lunary.feedback): the raw feedback as JSON
     (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key."""
     policy = runtime.policy.fresh()
-    raw: dict[str, Any] = {}
-    events = []
-    for key, value in values.items():
-        name = key if isinstance(key, str) else str(key)
-        evaluation = _evaluation(name, value, policy)
-        if name in FEEDBACK_CONTENT_KEYS and value is not None:
-            raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
-        else:
-            raw[name] = value
-        events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, evaluation))
+    raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
         LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
         LUNARY_FEEDBACK_MESSAGE_ID: message_id,

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_lunary._adoption import HoldingProcessor
-from servers import poll_until
+from helpers.servers import poll_until
 
 
 def own_provider(hold_s: float = 60.0, max_held: int = 100) -> tuple[TracerProvider, HoldingProcessor, InMemorySpanExporter]:

@@ -24,7 +24,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_lunary as lunary
-from conftest import Recorded
 from otel_lunary import _other_recorders
 from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import (
@@ -42,7 +41,7 @@ INSTRUMENTATIONS = {
 MESSAGES = [{"role": "user", "content": "Plan a trip to Paris"}]
 
 
-def llm_spans(recorded: Recorded) -> list[ReadableSpan]:
+def llm_spans(recorded) -> list[ReadableSpan]:
     return [span for span in recorded.all() if span.attributes.get(GEN_AI_OPERATION_NAME) == "chat" or span.attributes.get(OPENINFERENCE_SPAN_KIND) == "LLM"]
 
 
@@ -51,7 +50,7 @@ def ours(span: ReadableSpan) -> bool:
 
 
 @pytest.fixture(params=sorted(INSTRUMENTATIONS))
-def instrumentation(request: pytest.FixtureRequest, recorded: Recorded) -> Iterator[tuple[Callable[[], None], str]]:
+def instrumentation(request: pytest.FixtureRequest, recorded) -> Iterator[tuple[Callable[[], None], str]]:
     """(instrument, package name): the test decides when to switch it on."""
     instrumentor_class, package = INSTRUMENTATIONS[request.param]
     instrumentor = instrumentor_class()

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coexist_support import ROOT, Spans
+from helpers.coexist import ROOT, Spans
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_MESSAGE_ID
-from servers import OtlpSink
+from helpers.servers import OtlpSink
 
 # Tracking first (at import), the application's provider second; openai-v2 instrumented
 # before either, as `opentelemetry-instrument`-less apps often do.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from coexist_support import ROOT, Recipe, Spans, message_trace_and_span, recipes
+from helpers.coexist import ROOT, Recipe, Spans, message_trace_and_span, recipes
 from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
@@ -29,7 +29,7 @@ from otel_lunary.attributes import (
     LUNARY_MESSAGE_ID,
     SPAN_NAME_LUNARY_FEEDBACK,
 )
-from servers import OtlpSink, free_port, poll_until
+from helpers.servers import OtlpSink, free_port, poll_until
 
 RECIPES = recipes()
 DOC_ENDPOINT = "http://localhost:4318"

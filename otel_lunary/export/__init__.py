@@ -15,6 +15,7 @@ from __future__ import annotations
 from otel_lunary.export.processor import drop_counts, dropped_spans, flush, shutdown
 from otel_lunary.export.provider import (
     ExportOptions,
+    build_exporters,
     build_provisional_provider,
     build_tracer_provider,
     resolve_exporters,
@@ -23,6 +24,7 @@ from otel_lunary.export.provider import (
 
 __all__ = [
     "ExportOptions",
+    "build_exporters",
     "build_provisional_provider",
     "build_tracer_provider",
     "drop_counts",

@@ -15,10 +15,12 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from helpers import REPO
+
 from otel_lunary.attributes import GEN_AI_OPERATION_NAME, GenAiOperationNameValues
 
-ROOT = Path(__file__).resolve().parent.parent
-INTEGRATIONS = ROOT / "docs" / "integrations.md"
+ROOT = REPO
+INTEGRATIONS = REPO / "docs" / "integrations.md"
 # OpenInference's span kind attribute: read from other instrumentations' spans only.
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 CHAT = GenAiOperationNameValues.CHAT.value
