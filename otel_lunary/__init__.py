@@ -17,6 +17,10 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
   (default true, see conventions/README.md); ``false``/``NO_CONTENT`` keeps it in-process.
 - ``OTEL_LUNARY_MAX_CONTENT_LENGTH``: longest text kept per piece of content (32768).
 - ``OTEL_LUNARY_DIALECTS``: extra attributes for ``openinference`` and/or ``langfuse``.
+- ``OTEL_LUNARY_MONITOR_SPANS``: ``auto`` (default: ``monitor`` records no LLM span when
+  another instrumentation records the call), ``always``, ``never``.
+- ``OTEL_LUNARY_TURN_PARENT``: ``new_trace`` (default: each turn is its own trace, linked to
+  the request span) or ``current_span`` (each turn nests under the request span).
 - ``OTEL_LUNARY_EXPORTER``, ``OTEL_LUNARY_FILE_PATH`` and the standard ``OTEL_EXPORTER_OTLP_*``,
   ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``: where spans go when
   otel-lunary sets up the TracerProvider itself (see docs/export.md).
@@ -92,16 +96,21 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def stats() -> dict[str, int]:
+def stats() -> dict[str, Any]:
     """What tracking calls dropped or altered so far, by kind (never raises).
 
     ``invalid_arguments``, ``internal_errors``, ``unknown_parent``, ``feedback_unlinked``,
-    ``content_truncated``, ``redaction_failures`` and ``spans_dropped`` (queue overflow).
+    ``content_truncated``, ``redaction_failures``; ``spans_dropped``: spans lost by
+    otel-lunary's own provider (queue full, failed export, shutdown deadline), or None when
+    otel-lunary records into the application's provider, whose losses it cannot see;
+    ``spans_dropped_scope``: ``otel_lunary`` or ``application``, which of the two.
     """
-    from otel_lunary import _health
+    from otel_lunary import _health, _state
 
-    counts = _health.counts()
-    counts["spans_dropped"] = _health.drops.total()
+    counts: dict[str, Any] = dict(_health.counts())
+    scope = _state.drop_scope()
+    counts["spans_dropped"] = None if scope == "application" else _health.drops.total()
+    counts["spans_dropped_scope"] = scope
     return counts
 
 

@@ -41,6 +41,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from otel_lunary._adoption import HoldingProcessor
 from otel_lunary._settings import env_str, resolve_float, split_names, url_problem, warn_env
 from otel_lunary.export.processor import LunaryBatchSpanProcessor, register
 
@@ -284,15 +285,31 @@ def build_exporters(options: ExportOptions) -> list[SpanExporter]:
     return [_make_exporter(name, options) for name in resolve_exporters(options)]
 
 
-def build_tracer_provider(options: ExportOptions) -> TracerProvider:
-    """A TracerProvider exporting where ``options`` and the ``OTEL_*`` env say."""
+def _provider(options: ExportOptions) -> tuple[TracerProvider, list[LunaryBatchSpanProcessor]]:
+    """The provider and its processors, not yet added to it; flushed and shut down by ``processor``."""
     names = resolve_exporters(options)
     exit_timeout = resolve_float(options.exit_timeout_s, ENV_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_S, 0.0, "exit_timeout_s")
     exporters = [_make_exporter(name, options) for name in names]  # raises before anything starts
     provider = TracerProvider(resource=_resource(options.service_name, options.resource_attributes), shutdown_on_exit=False)
     processors = [LunaryBatchSpanProcessor(exporter) for exporter in exporters]
-    for processor in processors:
-        provider.add_span_processor(processor)
     register(provider, processors, exit_timeout if exit_timeout is not None else DEFAULT_EXIT_TIMEOUT_S)
     _logger.debug("otel-lunary exporting to %s", ", ".join(names) or "nowhere")
+    return provider, processors
+
+
+def build_tracer_provider(options: ExportOptions) -> TracerProvider:
+    """A TracerProvider exporting where ``options`` and the ``OTEL_*`` env say."""
+    provider, processors = _provider(options)
+    for processor in processors:
+        provider.add_span_processor(processor)
     return provider
+
+
+def build_provisional_provider(options: ExportOptions) -> tuple[TracerProvider, HoldingProcessor]:
+    """``build_tracer_provider``, for recording until the application sets its own provider:
+    finished spans are held a few seconds in the returned processor, which can hand them
+    over to the application's provider (``otel_lunary._adoption``)."""
+    provider, processors = _provider(options)
+    holding = HoldingProcessor(processors)
+    provider.add_span_processor(holding)
+    return provider, holding
