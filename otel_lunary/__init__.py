@@ -16,6 +16,9 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
 - ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``: record message text
   (default true, see conventions/README.md); ``false``/``NO_CONTENT`` keeps it in-process.
 - ``OTEL_LUNARY_MAX_CONTENT_LENGTH``: longest text kept per piece of content (32768).
+- ``OTEL_LUNARY_MAX_NAME_LENGTH`` (256), ``OTEL_LUNARY_MAX_TAGS`` (64),
+  ``OTEL_LUNARY_MAX_METADATA_LENGTH`` (8192): bounds on names and ids, tags, and metadata
+  or user props JSON (see docs/security.md).
 - ``OTEL_LUNARY_DIALECTS``: extra attributes for ``openinference`` and/or ``langfuse``.
 - ``OTEL_LUNARY_EXPORTER``, ``OTEL_LUNARY_FILE_PATH`` and the standard ``OTEL_EXPORTER_OTLP_*``,
   ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``: where spans go when
@@ -38,7 +41,8 @@ def stats() -> dict[str, int]:
     """What tracking calls dropped or altered so far, by kind (never raises).
 
     ``invalid_arguments``, ``internal_errors``, ``unknown_parent``, ``feedback_unlinked``,
-    ``content_truncated``, ``redaction_failures`` and ``spans_dropped`` (queue overflow).
+    ``content_truncated``, ``values_truncated`` (a name, id, tag list or metadata over its
+    limit), ``redaction_failures`` and ``spans_dropped`` (queue overflow).
     """
     counts = _health.counts()
     counts["spans_dropped"] = _health.drops.total()

@@ -31,7 +31,7 @@ from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
-from otel_lunary import _health, _state
+from otel_lunary import _bounds, _health, _state
 from otel_lunary._content import (
     ContentPolicy,
     content_attributes,
@@ -219,9 +219,9 @@ class Operation:
             parent_context = _state.context_of(target.span_context) if target is not None else None
             self._explicit = target is not None
             conversation = (target.conversation_id if target else None) or _state.current_conversation.get()
-            self._conversation = conversation
             if conversation is not None:
-                attributes[GEN_AI_CONVERSATION_ID] = conversation
+                conversation = attributes[GEN_AI_CONVERSATION_ID] = _bounds.identifier(conversation, "thread id")
+            self._conversation = conversation
             dialects = self.runtime.settings.dialects
             if dialects:
                 attributes.update(translate(dialects, attributes))
@@ -296,9 +296,9 @@ class Operation:
 
 def with_user(attributes: dict[str, Any], user_id: Any, user_props: Any) -> dict[str, Any]:
     if user_id is not None:
-        attributes[USER_ID] = str(user_id)
+        attributes[USER_ID] = _bounds.identifier(str(user_id), "user id")
     if user_props is not None:
-        attributes[LUNARY_USER_PROPS] = to_json(user_props)
+        attributes[LUNARY_USER_PROPS] = _bounds.json_value(user_props, "user props")
     return attributes
 
 
@@ -308,9 +308,9 @@ def with_run_options(attributes: dict[str, Any], options: Mapping[str, Any]) -> 
     with_user(attributes, options.get("user_id"), options.get("user_props"))
     tags = to_string_list(options.get("tags"))
     if tags:
-        attributes[LUNARY_TAGS] = tags
+        attributes[LUNARY_TAGS] = _bounds.tags(tags)
     if options.get("metadata") is not None:
-        attributes[LUNARY_METADATA] = to_json(options["metadata"])
+        attributes[LUNARY_METADATA] = _bounds.json_value(options["metadata"])
     return attributes
 
 
@@ -320,12 +320,12 @@ def with_ambient_identity(attributes: dict[str, Any]) -> dict[str, Any]:
     if identity is not None:
         user_id, user_props = identity
         if user_id is not None and USER_ID not in attributes:
-            attributes[USER_ID] = str(user_id)
+            attributes[USER_ID] = _bounds.identifier(str(user_id), "user id")
         if user_props is not None and LUNARY_USER_PROPS not in attributes:
-            attributes[LUNARY_USER_PROPS] = to_json(user_props)
+            attributes[LUNARY_USER_PROPS] = _bounds.json_value(user_props, "user props")
     ambient_tags = _state.ambient_tags.get()
     if ambient_tags:
-        attributes[LUNARY_TAGS] = list(dict.fromkeys([*attributes.get(LUNARY_TAGS, ()), *ambient_tags]))
+        attributes[LUNARY_TAGS] = _bounds.tags(list(dict.fromkeys([*attributes.get(LUNARY_TAGS, ()), *ambient_tags])))
     return attributes
 
 
@@ -353,11 +353,11 @@ normalise_role: Callable[[Any], str | None] = _ROLE_SPELLINGS.get
 
 def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
     """What every span of a thread carries; computed once per thread."""
-    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: thread_id}
+    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: _bounds.identifier(thread_id, "thread id")}
     if tags:
-        base[LUNARY_THREAD_TAGS] = tags
+        base[LUNARY_THREAD_TAGS] = _bounds.tags(tags)
     if metadata is not None:
-        base[LUNARY_THREAD_METADATA] = to_json(metadata)
+        base[LUNARY_THREAD_METADATA] = _bounds.json_value(metadata, "thread metadata")
     return with_user(base, user_id, user_props)
 
 
@@ -413,17 +413,17 @@ def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], rol
     tool call id, and its content in the GenAI structured shape."""
     custom_id = message.get("id")
     if custom_id is not None:
-        attributes[LUNARY_MESSAGE_ID] = str(custom_id)
+        attributes[LUNARY_MESSAGE_ID] = _bounds.identifier(str(custom_id), "message id")
     if message.get("is_retry", message.get("isRetry")):
         attributes[LUNARY_MESSAGE_IS_RETRY] = True
     tags = to_string_list(message.get("tags"))
     if tags:
-        attributes[LUNARY_TAGS] = tags
+        attributes[LUNARY_TAGS] = _bounds.tags(tags)
     if message.get("metadata") is not None:
-        attributes[LUNARY_METADATA] = to_json(message["metadata"])
+        attributes[LUNARY_METADATA] = _bounds.json_value(message["metadata"])
     tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
     if tool_call_id is not None:
-        attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
+        attributes[GEN_AI_TOOL_CALL_ID] = _bounds.identifier(str(tool_call_id), "tool call id")
     if policy.capture:
         policy = policy.fresh()
         structured = genai_message({**message, "role": role}, policy, output=role == ASSISTANT)
@@ -444,10 +444,10 @@ def event(
     """Record a custom-event span (conventions: span.lunary.event)."""
     attributes = dict(thread_base)
     attributes[LUNARY_SPAN_TYPE] = _EVENT
-    attributes[LUNARY_EVENT_NAME] = event_name
+    attributes[LUNARY_EVENT_NAME] = event_name = _bounds.name(event_name, "event name")
     with_user(attributes, user_id, user_props)
     if metadata is not None:
-        attributes[LUNARY_METADATA] = to_json(metadata)
+        attributes[LUNARY_METADATA] = _bounds.json_value(metadata)
     name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
     return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
 
@@ -487,7 +487,7 @@ def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[d
     raw: dict[str, Any] = {}
     events = []
     for key, value in values.items():
-        name = key if isinstance(key, str) else str(key)
+        name = _bounds.name(key if isinstance(key, str) else str(key), "feedback key")
         evaluation = evaluation_attributes(name, value, policy)
         if name in FEEDBACK_CONTENT_KEYS and value is not None:
             raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
@@ -511,8 +511,8 @@ def feedback(
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
         LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
-        LUNARY_FEEDBACK_MESSAGE_ID: message_id,
-        LUNARY_FEEDBACK: to_json(raw),
+        LUNARY_FEEDBACK_MESSAGE_ID: _bounds.identifier(message_id, "message id"),
+        LUNARY_FEEDBACK: _bounds.json_value(raw, "feedback"),
     }
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
@@ -543,6 +543,7 @@ def as_dict(value: Any) -> dict[str, Any]:
 def inference(model: str, params: Mapping[str, Any], options: Mapping[str, Any], provider: str = OPENAI) -> tuple[str, dict[str, Any]]:
     """The span name and request attributes of an LLM chat call (``params``: the call's
     keyword arguments, ``options``: Lunary's per-call options)."""
+    model = _bounds.name(model, "model name")
     attributes: dict[str, Any] = {
         GEN_AI_OPERATION_NAME: CHAT,
         GEN_AI_PROVIDER_NAME: provider,
@@ -578,9 +579,9 @@ def inference_result(
     one per choice, finishing with its ``finish_reasons`` entry when that is not empty."""
     attributes: dict[str, Any] = {}
     if response_model:
-        attributes[GEN_AI_RESPONSE_MODEL] = response_model
+        attributes[GEN_AI_RESPONSE_MODEL] = _bounds.name(response_model, "model name")
     if response_id:
-        attributes[GEN_AI_RESPONSE_ID] = response_id
+        attributes[GEN_AI_RESPONSE_ID] = _bounds.identifier(response_id, "response id")
     if finish_reasons:
         attributes[GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
     if input_tokens is not None:
@@ -622,6 +623,7 @@ class RunKind:
 
     def start(self, run_name: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """The span name and the attributes a run span starts with."""
+        run_name = _bounds.name(run_name, "run name")
         attributes = with_run_options({**self.fixed, self.name_attribute: run_name}, options)
         return span_name(self.template, {self.name_attribute: run_name}), attributes
 

@@ -31,10 +31,10 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
-from otel_lunary import export
+from otel_lunary import _bounds, export
 from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises
-from otel_lunary._settings import Redactor, Settings, resolve_settings
+from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
@@ -230,18 +230,24 @@ def configure(
     redact: Redactor | None = None,
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
+    max_name_length: int | None = None,
+    max_tags: int | None = None,
+    max_metadata_length: int | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
     With ``tracer_provider`` given, spans go there. Otherwise the application's global
     provider is used if it has one and no export option is passed; else otel-lunary builds
     one (OTLP or the local file, see ``otel_lunary.export``) and installs it as the global
-    provider when none was set. Raises ``ValueError`` on a wrong argument.
+    provider when none was set. ``max_name_length``, ``max_tags`` and ``max_metadata_length``
+    bound what callers control besides content (``otel_lunary._bounds``). Raises
+    ``ValueError`` on a wrong argument.
     """
     global current
     settings = resolve_settings(
         capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects
     )
+    limits = resolve_limits(max_name_length, max_tags, max_metadata_length)
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
     )
@@ -259,6 +265,7 @@ def configure(
             owns = True
         _install_stamper(provider, settings.dialects)
         current = new_runtime(provider, settings, owns_provider=owns)
+        _bounds.set_limits(limits)
     return provider
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 
-from otel_lunary import _health, _record, _state
+from otel_lunary import _bounds, _health, _record, _state
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
 from otel_lunary._record import USER, normalise_role
@@ -46,7 +46,7 @@ class Thread:
     ) -> None:
         # Each field degrades on its own (a tag whose str() raises must not cost the
         # thread its id): the app's values are never allowed to raise from here.
-        given = None if id is None else _usable("id", lambda: str(id), None)
+        given = None if id is None else _usable("id", lambda: _bounds.identifier(str(id), "thread id"), None)
         self.id: str = str(uuid.uuid4()) if given is None else given
         self.tags: list[str] = _usable("tags", lambda: to_string_list(tags), [])
         self.user_id: str | None = _usable("user_id", lambda: None if user_id is None else str(user_id), None)
