@@ -21,7 +21,9 @@ the rules live once:
 from __future__ import annotations
 
 import itertools
+import re
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -135,21 +137,54 @@ class ReportedError(NamedTuple):
     stacktrace: str | None = None
 
 
-def record_error(span: Span, error: BaseException | ReportedError, timestamp: int | None = None) -> None:
+# What stands for content that was not captured (capture off): a feedback comment, an
+# exception's message.
+NOT_CAPTURED = "[content not captured]"
+_UNKNOWN_TYPE = "_OTHER"  # the OTel spec's error.type for an unknown class
+_TYPE_NAME = re.compile(r"[A-Za-z_][\w.$]*")
+
+
+def _python_error(error: BaseException) -> ReportedError:
+    """A Python exception as the type name the SDK uses, its message and its stack trace."""
+    kind = type(error)
+    module = kind.__module__
+    name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - the application's __str__ can raise anything
+        message = f"<unprintable {kind.__qualname__}>"
+    return ReportedError(name, message, "".join(traceback.format_exception(kind, error, error.__traceback__)))
+
+
+def record_error(span: Span, error: BaseException | ReportedError, policy: ContentPolicy, timestamp: int | None = None) -> None:
     """``error.type``, an ERROR status and the ``exception`` event, for a Python exception or
-    a reported one; the same attributes whichever producer saw the error."""
-    if isinstance(error, ReportedError):
-        message = error.message
-        span.set_attribute(ERROR_TYPE, error.type)
-        span.set_status(Status(StatusCode.ERROR, message[:1024]))
-        exception = {EXCEPTION_TYPE: error.type, EXCEPTION_MESSAGE: message[:1024]}
-        if error.stacktrace:
-            exception[EXCEPTION_STACKTRACE] = error.stacktrace[:16384]
-        span.add_event("exception", exception, timestamp=timestamp)
-        return
-    span.set_attribute(ERROR_TYPE, type(error).__qualname__)
-    span.set_status(Status(StatusCode.ERROR, str(error)[:1024]))
-    span.record_exception(error, timestamp=timestamp)
+    a reported one; the same attributes whichever producer saw the error.
+
+    An exception's message and stack trace usually quote what the code was working on
+    (``ValueError(f"bad card {card}")``), so they are content: with capture off, only the
+    type leaves the process (a reported type that does not look like a class name becomes
+    ``_OTHER``), with ``NOT_CAPTURED`` as the message and no stack trace; with capture on,
+    both go through ``policy`` (the redaction hook and the content bound).
+    """
+    error_type = type(error).__qualname__ if isinstance(error, BaseException) else None
+    reported = _python_error(error) if isinstance(error, BaseException) else error
+    exception_type = _bounds.name(reported.type, "error type")
+    if policy.capture:
+        policy = policy.fresh()
+        message = policy.text(reported.message)[:1024]
+        stacktrace = policy.text(reported.stacktrace)[:16384] if reported.stacktrace else None
+        if policy.truncated:
+            span.set_attribute(LUNARY_CONTENT_TRUNCATED, True)
+    else:
+        if _TYPE_NAME.fullmatch(exception_type) is None:
+            exception_type = _UNKNOWN_TYPE
+        message, stacktrace = NOT_CAPTURED, None
+    span.set_attribute(ERROR_TYPE, exception_type if error_type is None else error_type)
+    span.set_status(Status(StatusCode.ERROR, message))
+    exception = {EXCEPTION_TYPE: exception_type, EXCEPTION_MESSAGE: message}
+    if stacktrace:
+        exception[EXCEPTION_STACKTRACE] = stacktrace
+    span.add_event("exception", exception, timestamp=timestamp)
 
 
 def emit(
@@ -186,7 +221,7 @@ def emit(
         span.add_event(event_name, event_attributes, timestamp=start)
     end = start if end_ns is None else end_ns
     if error is not None:
-        record_error(span, error, end)
+        record_error(span, error, runtime.policy, end)
     span.end(end_time=end)
     return span_context, stamped
 
@@ -280,7 +315,7 @@ class Operation:
         if self.span is None or self._finished:
             return
         with _FAIL:
-            record_error(self.span, error)
+            record_error(self.span, error, self.runtime.policy)
         self.finish()
 
     def finish(self) -> None:
@@ -456,7 +491,6 @@ def event(
 
 # Keys whose values are the user's words: captured and redacted like message content.
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
-NOT_CAPTURED = "[content not captured]"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
 
 
