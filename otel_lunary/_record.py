@@ -491,7 +491,23 @@ def event(
 
 # Keys whose values are the user's words: captured and redacted like message content.
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
+THUMB = "thumb"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
+
+
+def _feedback_key(key: Any, value: Any) -> str | None:
+    """The name to record ``key`` under, or None (reported) when the pair is not feedback a
+    reader could use: a thumb that is not up, down or None, a key whose ``str`` raises. One
+    bad key must not cost the call its other keys."""
+    try:
+        name = key if isinstance(key, str) else str(key)
+    except Exception:  # noqa: BLE001 - the application's __str__ can raise anything
+        _health.report("invalid_arguments", "otel_lunary: track_feedback got a key that cannot be a string; left out")
+        return None
+    if name == THUMB and value is not None and not (isinstance(value, str) and value in THUMB_SCORES):
+        _health.report("invalid_arguments", "otel_lunary: track_feedback got thumb=%r (use 'up', 'down' or None); left out", value, key="feedback thumb")
+        return None
+    return _bounds.name(name, "feedback key")
 
 
 def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
@@ -502,7 +518,7 @@ def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[s
     elif key in FEEDBACK_CONTENT_KEYS:
         if policy.capture:
             attributes[GEN_AI_EVALUATION_EXPLANATION] = policy.text(value)
-    elif key == "thumb" and value in THUMB_SCORES:
+    elif key == THUMB and value in THUMB_SCORES:
         attributes[GEN_AI_EVALUATION_SCORE_LABEL] = value
         attributes[GEN_AI_EVALUATION_SCORE_VALUE] = THUMB_SCORES[value]
     elif isinstance(value, bool):
@@ -521,7 +537,9 @@ def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[d
     raw: dict[str, Any] = {}
     events = []
     for key, value in values.items():
-        name = _bounds.name(key if isinstance(key, str) else str(key), "feedback key")
+        name = _feedback_key(key, value)
+        if name is None:
+            continue
         evaluation = evaluation_attributes(name, value, policy)
         if name in FEEDBACK_CONTENT_KEYS and value is not None:
             raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)

@@ -17,6 +17,7 @@ instrumentation) get the conversation id from a span processor at span start.
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerPro
 
 from otel_lunary import _bounds, export
 from otel_lunary._content import ContentPolicy
-from otel_lunary._health import never_raises
+from otel_lunary._health import never_raises, report
 from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
@@ -280,27 +281,57 @@ def get() -> Runtime:
         return current  # type: ignore[return-value]  # configure() always sets it
 
 
-def flush(timeout: float = 5.0) -> bool:
-    """Export what is queued, giving up after ``timeout`` seconds."""
+DEFAULT_TIMEOUT_S = 5.0
+# What flush(inf)/shutdown(inf) wait at most: any real flush is done long before, and a
+# collector that never answers cannot hold the caller forever.
+MAX_TIMEOUT_S = 300.0
+
+
+def call_timeout(value: object, what: str) -> float:
+    """The seconds ``flush``/``shutdown`` wait: None is the default; a non-number (a str, a
+    bool...) or NaN is reported and the default used; inf and negatives are reported and
+    clamped to [0, ``MAX_TIMEOUT_S``]. A tracking call's argument never raises."""
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        report("invalid_arguments", "otel_lunary: %s(timeout=%r) needs a number of seconds; waiting %ss", what, value, DEFAULT_TIMEOUT_S, key=(what, "timeout"))
+        return DEFAULT_TIMEOUT_S
+    if 0 <= value <= MAX_TIMEOUT_S:
+        return float(value)
+    bounded = min(max(float(value), 0.0), MAX_TIMEOUT_S)
+    report("invalid_arguments", "otel_lunary: %s(timeout=%r) is out of [0, %s]; waiting %ss", what, value, MAX_TIMEOUT_S, bounded, key=(what, "timeout"))
+    return bounded
+
+
+@never_raises("flush failed", default=False)
+def flush(timeout: float | None = DEFAULT_TIMEOUT_S) -> bool:
+    """Export what is queued, giving up after ``timeout`` seconds (None: 5; clamped to
+    0-300); True when all of it was exported."""
+    seconds = call_timeout(timeout, "flush")
     runtime = current
     if runtime is None:
         return True
     if hasattr(runtime.provider, "force_flush"):
-        return export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
+        return export.flush(runtime.provider, seconds)  # type: ignore[arg-type]
     return True
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """Flush and stop. A provider the application owns is flushed, not shut down."""
+@never_raises("shutdown failed")
+def shutdown(timeout: float | None = DEFAULT_TIMEOUT_S) -> None:
+    """Flush and stop within ``timeout`` seconds (None: 5; clamped to 0-300). A provider the
+    application owns is flushed, not shut down."""
     global current
+    seconds = call_timeout(timeout, "shutdown")
     runtime = current
     if runtime is None:
         return
-    if runtime.owns_provider:
-        export.shutdown(runtime.provider, timeout)  # type: ignore[arg-type]
-    else:
-        flush(timeout)
-    with _lock:
-        current = None
-    messages.clear()
-    turns.clear()
+    try:
+        if runtime.owns_provider:
+            export.shutdown(runtime.provider, seconds)  # type: ignore[arg-type]
+        else:
+            flush(seconds)
+    finally:
+        with _lock:
+            current = None
+        messages.clear()
+        turns.clear()
