@@ -16,13 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import otel_lunary as lunary
 from otel_lunary._settings import resolve_settings
-from otel_lunary.attributes import LUNARY_PROJECT
 from otel_lunary.bridge import Bridge, resolve_config
 from helpers.bridge import APP_KEY
 from helpers.servers import OtlpSink, poll_until
@@ -86,20 +84,11 @@ class TestPythonExceptions:
 @pytest.fixture
 def bridge_to_sink(tmp_path: Path, sink: OtlpSink) -> Iterator[Bridge]:
     """A real bridge with content capture off, exporting through the real OTLP/HTTP exporter."""
-    providers: list[TracerProvider] = []
-
-    def factory(project: str) -> TracerProvider:
-        provider = TracerProvider(resource=Resource.create({LUNARY_PROJECT: project}))
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")))
-        providers.append(provider)
-        return provider
-
     config = resolve_config(keys=f"{APP_KEY}=demo", port=0, state_path=str(tmp_path / "state.sqlite"))
-    bridge = Bridge(config, factory, settings=resolve_settings(capture_content=False)).start()
+    exporter = OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")
+    bridge = Bridge(config, [exporter], settings=resolve_settings(capture_content=False)).start()
     yield bridge
     bridge.close()
-    for provider in providers:
-        provider.shutdown()
 
 
 class TestReportedErrors:
