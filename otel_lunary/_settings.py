@@ -10,7 +10,6 @@ through the helpers here.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -72,8 +71,8 @@ def _resolve_number(kind: type[int] | type[float], noun: str, explicit: Any, env
     """A number of ``kind`` >= ``minimum``: explicit (checked) > ``env`` > ``default``."""
     if explicit is not None:
         accepted = (int,) if kind is int else (int, float)
-        if isinstance(explicit, bool) or not isinstance(explicit, accepted) or not minimum <= explicit < math.inf:
-            raise ValueError(f"{what} must be a finite {noun.removeprefix('a ').removeprefix('an ')} >= {minimum}, got {explicit!r}")
+        if isinstance(explicit, bool) or not isinstance(explicit, accepted) or not explicit >= minimum:
+            raise ValueError(f"{what} must be {noun} >= {minimum}, got {explicit!r}")
         return kind(explicit)
     if not env:
         return default
@@ -85,8 +84,8 @@ def _resolve_number(kind: type[int] | type[float], noun: str, explicit: Any, env
     except ValueError:
         warn_env(env, raw, f"not {noun}", default)
         return default
-    if not minimum <= value < math.inf:  # NaN and inf too: a timeout of inf cannot be waited
-        warn_env(env, raw, f"must be a finite number >= {minimum}", default)
+    if not value >= minimum:
+        warn_env(env, raw, f"must be >= {minimum}", default)
         return default
     return value
 

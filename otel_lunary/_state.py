@@ -37,6 +37,7 @@ from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises, report
 from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
+from otel_lunary.export.processor import MAX_TIMEOUT_S
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
 from otel_lunary.ids import parse_message_id
@@ -287,9 +288,6 @@ def get() -> Runtime:
 
 
 DEFAULT_TIMEOUT_S = 5.0
-# What flush(inf)/shutdown(inf) wait at most: any real flush is done long before, and a
-# collector that never answers cannot hold the caller forever.
-MAX_TIMEOUT_S = 300.0
 
 
 def call_timeout(value: object, what: str) -> float:
