@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, get_current_span
+from opentelemetry.trace import Link, SpanContext, get_current_span
 
-from otel_lunary import _bounds, _health, _record, _state
+from otel_lunary import _health, _record, _state
+from otel_lunary._ambient import mark_conversation, turn_start
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
 from otel_lunary._record import USER, normalise_role
@@ -46,7 +47,7 @@ class Thread:
     ) -> None:
         # Each field degrades on its own (a tag whose str() raises must not cost the
         # thread its id): the app's values are never allowed to raise from here.
-        given = None if id is None else _usable("id", lambda: _bounds.identifier(str(id), "thread id"), None)
+        given = None if id is None else _usable("id", lambda: _record.conversation_id(id), None)
         self.id: str = str(uuid.uuid4()) if given is None else given
         self.tags: list[str] = _usable("tags", lambda: to_string_list(tags), [])
         self.user_id: str | None = _usable("user_id", lambda: None if user_id is None else str(user_id), None)
@@ -61,9 +62,9 @@ class Thread:
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
 
-    def _reply_parent(self) -> Context | None:
-        """Where a non-user message or an event goes: see 'Trace layout' in conventions/."""
-        current = get_current_span().get_span_context()
+    def _reply_parent(self, current: SpanContext) -> Context | None:
+        """Where a non-user message or an event goes, given the current span's context: see
+        'Trace layout' in conventions/."""
         turn = _state.turns.get(self.id)
         if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.trace_id)):
             return None
@@ -96,14 +97,15 @@ class Thread:
         role_base = self._message_bases.get(role)
         if role_base is None:
             role_base = self._message_bases[role] = _record.message_base(self._base, role)
+        ambient_span = get_current_span()
+        ambient = ambient_span.get_span_context()
+        if ambient.is_valid:
+            mark_conversation(ambient_span, self.id, runtime.settings.dialects)
         links: list[Link] | None = None
         if role == USER:
-            parent: Context | None = _state.NEW_TRACE
-            ambient = get_current_span().get_span_context()
-            if ambient.is_valid:
-                links = [Link(ambient)]
+            parent, links = turn_start(runtime.settings.turn_parent, ambient)
         else:
-            parent = self._reply_parent()
+            parent = self._reply_parent(ambient)
         span_context, message_id = _record.message(runtime, role_base, message, role, parent, links, user_id, user_props)
         _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
         if role == USER:
@@ -121,12 +123,23 @@ class Thread:
         user_id: str | None = None,
         user_props: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
     ) -> None:
-        """Record a custom event (a document opened, a button clicked) in the current turn."""
+        """Record a custom event (a document opened, a button clicked) in the current turn, or
+        under the message ``parent`` (a message id, from this process or any other)."""
         if not isinstance(event_name, str) or not event_name:
             _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
             return
-        _record.event(_state.get(), self._base, event_name, self._reply_parent(), user_id, user_props, metadata)
+        runtime = _state.get()
+        ambient_span = get_current_span()
+        ambient = ambient_span.get_span_context()
+        if ambient.is_valid:
+            mark_conversation(ambient_span, self.id, runtime.settings.dialects)
+        target = _state.resolve(parent) if parent is not None else None
+        if parent is not None and target is None:
+            _health.report("unknown_parent", "otel_lunary: track_event parent=%r is not a message id; the event goes to the current turn", parent)
+        context = _state.context_of(target.span_context) if target is not None else self._reply_parent(ambient)
+        _record.event(runtime, self._base, event_name, context, user_id, user_props, metadata)
 
 
 def open_thread(

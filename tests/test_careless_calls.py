@@ -23,7 +23,6 @@ import pytest
 
 import otel_lunary as lunary
 from otel_lunary import _health
-from otel_lunary.export import file as file_export
 from otel_lunary.attributes import GEN_AI_EVALUATION_NAME, LUNARY_FEEDBACK
 from helpers import REPO
 
@@ -107,16 +106,11 @@ class TestFeedback:
         assert lunary.stats()["invalid_arguments"] == 1
 
 
-# The fix is the file exporter's (export/file.py logs write errors once a minute), made on
-# the branch that owns that file; until it is merged this test shows the fault.
-_FILE_FIX_MERGED = hasattr(file_export, "_WARN_INTERVAL_S")
-
-
-@pytest.mark.xfail(not _FILE_FIX_MERGED, reason="file.py's once-a-minute write warning is not merged yet", strict=True)
 class TestUnwritableFile:
     def test_an_unwritable_default_file_is_reported_once_not_per_batch(self, tmp_path, monkeypatch, caplog):
         """The default file in the working directory cannot be written (here a directory has
-        its name): every batch fails and is counted, but the log says so once."""
+        its name): every batch fails and is counted, but the log says so once (the file
+        exporter logs write errors at most once a minute)."""
         monkeypatch.chdir(tmp_path)
         (tmp_path / "otel-lunary-traces.jsonl").mkdir()
         _health.reset()

@@ -180,14 +180,14 @@ class TestBridge:
         bridge = RunningBridge(tmp_path / "state.sqlite", max_body_bytes=16 * MB)
         try:
             big = "x" * (256 * 1024)  # far over every limit; the whole batch stays under the body limit
-            thread = f"thread-{uuid.uuid4()}"
+            thread = f"thread-{uuid.uuid4()}-" + "t" * 400  # the bridge takes ids up to 512 characters
             common = {"parentRunId": thread, "timestamp": 1795924374366, "userId": big, "userProps": {"bio": big},
                       "threadTags": [big, *(f"t{i}" for i in range(200))], "threadMetadata": {"blob": big}}
             events = [
                 {"event": "chat", "type": "thread", "runId": "m1", "message": {"role": "user", "content": "hi", "metadata": {"b": big}}, **common},
                 {"event": "custom-event", "type": "thread", "runId": "e1", "name": "evt-" + big, "metadata": {"b": big}, **common},
-                {"event": "start", "type": "tool", "runId": "r1", "name": "tool-" + big, "tags": [big], "metadata": {"b": big},
-                 "userId": big, "timestamp": 1795924374366, "input": "q"},
+                {"event": "start", "type": "tool", "runId": "r1", "parentRunId": "m1", "name": "tool-" + big, "tags": [big],
+                 "metadata": {"b": big}, "userId": big, "timestamp": 1795924374366, "input": "q"},
                 {"event": "end", "type": "tool", "runId": "r1", "timestamp": 1795924374400, "output": "a"},
                 {"event": "feedback", "type": "thread", "runId": "m1", "feedback": {"k" + big: 1}, "timestamp": 1795924374500},
             ]
@@ -196,6 +196,9 @@ class TestBridge:
             assert response.status_code == 200
             assert all(result["success"] for result in response.json()["results"]), response.json()
             poll_until(lambda: len(bridge.spans()) == 4, timeout=30, what="the bridge's four spans")
-            assert_bounded(bridge.spans())
+            spans = bridge.spans()
+            assert_bounded(spans)
+            # still one conversation: the cut thread id is the same on every span
+            assert len({span.attributes.get(GEN_AI_CONVERSATION_ID) for span in spans}) == 1
         finally:
             bridge.close()
