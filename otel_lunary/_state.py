@@ -18,6 +18,7 @@ instrumentation) get the conversation id from a span processor at span start.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import weakref
 from collections import OrderedDict
@@ -31,12 +32,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
-from otel_lunary import export
+from otel_lunary import _bounds, export
 from otel_lunary._adoption import HoldingProcessor, application_provider, describe
 from otel_lunary._content import ContentPolicy
-from otel_lunary._health import never_raises
-from otel_lunary._settings import Redactor, Settings, resolve_settings
+from otel_lunary._health import never_raises, report
+from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
+from otel_lunary.export.processor import MAX_TIMEOUT_S
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
 from otel_lunary.ids import parse_message_id
@@ -250,6 +252,9 @@ def configure(
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
     turn_parent: str | None = None,
+    max_name_length: int | None = None,
+    max_tags: int | None = None,
+    max_metadata_length: int | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
@@ -260,17 +265,21 @@ def configure(
     its provider, and the first spans move there (``otel_lunary._adoption``).
     ``turn_parent`` (``OTEL_LUNARY_TURN_PARENT``): ``new_trace`` (each turn is its own trace,
     linked to the current span) or ``current_span`` (a turn nests under the current span,
-    for apps where one request is one turn). Raises ``ValueError`` on a wrong argument.
+    for apps where one request is one turn). ``max_name_length``, ``max_tags`` and
+    ``max_metadata_length`` bound what callers control besides content
+    (``otel_lunary._bounds``). Raises ``ValueError`` on a wrong argument.
     """
     global current, provisional
     settings = resolve_settings(
         capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects, turn_parent=turn_parent
     )
+    limits = resolve_limits(max_name_length, max_tags, max_metadata_length)
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
     )
     wants_export = options != export.ExportOptions()  # any export option given
     with _lock:
+        _bounds.set_limits(limits)
         if provisional is not None and provisional.holding is not None:
             provisional.holding.release()  # replaced: what it held goes to its own exporters
         provisional = None
@@ -353,28 +362,55 @@ def drop_scope() -> str:
     return "application" if runtime is not None and not runtime.owns_provider else "otel_lunary"
 
 
-def flush(timeout: float = 5.0) -> bool:
-    """Export what is queued, giving up after ``timeout`` seconds."""
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def call_timeout(value: object, what: str) -> float:
+    """The seconds ``flush``/``shutdown`` wait: None is the default; a non-number (a str, a
+    bool...) or NaN is reported and the default used; inf and negatives are reported and
+    clamped to [0, ``MAX_TIMEOUT_S``]. A tracking call's argument never raises."""
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        report("invalid_arguments", "otel_lunary: %s(timeout=%r) needs a number of seconds; waiting %ss", what, value, DEFAULT_TIMEOUT_S, key=(what, "timeout"))
+        return DEFAULT_TIMEOUT_S
+    if 0 <= value <= MAX_TIMEOUT_S:
+        return float(value)
+    bounded = min(max(float(value), 0.0), MAX_TIMEOUT_S)
+    report("invalid_arguments", "otel_lunary: %s(timeout=%r) is out of [0, %s]; waiting %ss", what, value, MAX_TIMEOUT_S, bounded, key=(what, "timeout"))
+    return bounded
+
+
+@never_raises("flush failed", default=False)
+def flush(timeout: float | None = DEFAULT_TIMEOUT_S) -> bool:
+    """Export what is queued, giving up after ``timeout`` seconds (None: 5; clamped to
+    0-300); True when all of it was exported."""
+    seconds = call_timeout(timeout, "flush")
     runtime = recording()
     if runtime is None:
         return True
     if hasattr(runtime.provider, "force_flush"):
-        return export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
+        return export.flush(runtime.provider, seconds)  # type: ignore[arg-type]
     return True
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """Flush and stop. A provider the application owns is flushed, not shut down."""
+@never_raises("shutdown failed")
+def shutdown(timeout: float | None = DEFAULT_TIMEOUT_S) -> None:
+    """Flush and stop within ``timeout`` seconds (None: 5; clamped to 0-300). A provider the
+    application owns is flushed, not shut down."""
     global current, provisional
+    seconds = call_timeout(timeout, "shutdown")
     runtime = recording()
     if runtime is None:
         return
-    if runtime.owns_provider:
-        export.shutdown(runtime.provider, timeout)  # type: ignore[arg-type]
-    else:
-        flush(timeout)
-    with _lock:
-        current = None
-        provisional = None
-    messages.clear()
-    turns.clear()
+    try:
+        if runtime.owns_provider:
+            export.shutdown(runtime.provider, seconds)  # type: ignore[arg-type]
+        else:
+            flush(seconds)
+    finally:
+        with _lock:
+            current = None
+            provisional = None
+        messages.clear()
+        turns.clear()

@@ -158,7 +158,7 @@ class Ingestor:
     def _chat(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
             return
-        thread_id = str(event.parent_run_id)
+        thread_id = _record.conversation_id(event.parent_run_id)
         message = dict(event.get("message"))
         role = normalise_role(message.get("role")) or USER
         parent = NEW_TRACE if role == USER else self._turn_parent(project, thread_id)
@@ -183,7 +183,7 @@ class Ingestor:
     def _custom_event(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
             return
-        thread_id = str(event.parent_run_id)
+        thread_id = _record.conversation_id(event.parent_run_id)
         span_context = _record.event(
             project.runtime,
             self._thread_base(event),
