@@ -295,8 +295,6 @@ class Ingestor:
             reported = event.get("error")
             message = str(reported.get("message") if isinstance(reported, Mapping) else reported or "")
             stack = reported.get("stack") if isinstance(reported, Mapping) else None
-            if not runtime.policy.capture:  # messages and stacks quote arguments: content
-                message, stack = "", None
             error = ReportedError(error_type(reported), message, stack if isinstance(stack, str) else None)
         with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
             _record.emit(
