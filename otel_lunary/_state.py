@@ -29,7 +29,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider, set_span_in_context
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from otel_lunary import export
 from otel_lunary._adoption import HoldingProcessor, application_provider, describe
@@ -178,7 +179,49 @@ class BoundedLRU(Generic[K, V]):
             self._items.clear()
 
 
-messages: BoundedLRU[str, MessageRef] = BoundedLRU(MAX_MESSAGES)
+# (trace_id, span_id, is_remote, trace_flags as int, trace_state as its header or "", conversation_id)
+_PackedRef = tuple[int, int, bool, int, str, "str | None"]
+
+
+class MessageIndex:
+    """Message id -> MessageRef, LRU-bounded, holding each entry as a flat tuple of ints and
+    strings. CPython's collector stops tracking such tuples at their first collection, so
+    the index (up to ``MAX_MESSAGES`` entries, long-lived by design) never reaches the
+    oldest generation, which every full collection of the host app would otherwise walk:
+    a SpanContext (its TraceFlags, its TraceState) is a tracked object. ``get`` rebuilds an
+    equal MessageRef."""
+
+    def __init__(self, capacity: int) -> None:
+        self._refs: BoundedLRU[str, _PackedRef] = BoundedLRU(capacity)
+
+    def put(self, message_id: str, ref: MessageRef) -> None:
+        span_context = ref.span_context
+        trace_state = span_context.trace_state
+        self._refs.put(
+            message_id,
+            (
+                span_context.trace_id,
+                span_context.span_id,
+                span_context.is_remote,
+                int(span_context.trace_flags),
+                trace_state.to_header() if trace_state else "",  # a nested tuple would stay tracked
+                ref.conversation_id,
+            ),
+        )
+
+    def get(self, message_id: str) -> MessageRef | None:
+        packed = self._refs.get(message_id)
+        if packed is None:
+            return None
+        trace_id, span_id, is_remote, flags, state, conversation_id = packed
+        trace_state = TraceState.from_header([state]) if state else DEFAULT_TRACE_STATE
+        return MessageRef(SpanContext(trace_id, span_id, is_remote, TraceFlags(flags), trace_state), conversation_id)
+
+    def clear(self) -> None:
+        self._refs.clear()
+
+
+messages = MessageIndex(MAX_MESSAGES)
 turns: BoundedLRU[str, SpanContext] = BoundedLRU(MAX_CONVERSATIONS)
 
 

@@ -96,3 +96,29 @@ def test_format_message_id_is_the_traceparent() -> None:
         expected = "00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
         assert format_message_id(context) == expected
         assert parse_message_id(expected).span_id == span_id
+
+
+def test_message_index_stays_out_of_the_collector_and_gives_back_the_span(recorded) -> None:
+    """The message index holds nothing the garbage collector tracks after one collection
+    (an app's full collections never walk it), and a message id still resolves to the
+    exact span context and conversation that were stored, trace state included."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+    from opentelemetry.trace.span import TraceState
+
+    import otel_lunary as lunary
+    from otel_lunary import _state
+
+    thread = lunary.open_thread()
+    message_id = thread.track_message({"role": "user", "content": "hi"})
+    stored = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1"), ("b", "2")]))
+    _state.messages.put("m-remote", _state.MessageRef(stored, "conv-1"))
+    gc.collect()
+    entries = list(_state.messages._refs._items.values())
+    assert entries and not any(gc.is_tracked(entry) for entry in entries)
+    found = _state.resolve("m-remote")
+    assert found == _state.MessageRef(stored, "conv-1")
+    assert found.span_context.trace_state.to_header() == "vendor=v1,b=2"
+    assert found.span_context.is_remote and found.span_context.trace_flags == TraceFlags(1)
+    mine = _state.resolve(message_id)
+    assert mine is not None and mine.conversation_id == thread.id
+    assert mine.span_context == recorded.all()[-1].get_span_context()
