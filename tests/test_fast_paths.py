@@ -122,3 +122,47 @@ def test_message_index_stays_out_of_the_collector_and_gives_back_the_span(record
     mine = _state.resolve(message_id)
     assert mine is not None and mine.conversation_id == thread.id
     assert mine.span_context == recorded.all()[-1].get_span_context()
+
+
+def test_slimmed_spans_read_the_same() -> None:
+    """slim() (queued spans hold fewer GC-tracked objects) changes nothing an exporter
+    reads: events, links and their dropped counts, for spans with none, some, or only
+    dropped ones; and both encoders give the same bytes before and after."""
+    from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+    from opentelemetry.trace import Link, SpanContext
+
+    from otel_lunary._adoption import slim
+    from otel_lunary.export.otlp_proto import encode_request
+
+    def spans(limits: SpanLimits) -> list:
+        ended: list = []
+
+        class Keep(SpanProcessor):
+            def on_end(self, span) -> None:
+                ended.append(span)
+
+        provider = TracerProvider(span_limits=limits)
+        provider.add_span_processor(Keep())
+        tracer = provider.get_tracer("t")
+        tracer.start_span("plain").end()
+        with_all = tracer.start_span("full", links=[Link(SpanContext(1, 2, False))])
+        with_all.add_event("e", {"k": 1})
+        with_all.end()
+        return ended
+
+    for limits in (SpanLimits(), SpanLimits(max_events=0, max_links=0)):
+        before = [(s.events, s.links, s.dropped_events, s.dropped_links, encode_line([s]), encode_request([s])) for s in spans(limits)]
+        slimmed = spans(limits)
+        for span in slimmed:
+            slim(span)
+        # fresh spans differ in ids and times: compare what slim may touch, then the bytes of the same span
+        for span, (events, links, dropped_events, dropped_links, _, _) in zip(slimmed, before):
+            assert (len(span.events), len(span.links), span.dropped_events, span.dropped_links) == (len(events), len(links), dropped_events, dropped_links)
+        for span in spans(limits):
+            line, request = encode_line([span]), encode_request([span])
+            slim(span)
+            assert (encode_line([span]), encode_request([span])) == (line, request)
+    plain = spans(SpanLimits())[0]
+    slim(plain)
+    assert plain._events == () and plain._links == ()
+    assert not gc.is_tracked(plain._events)
