@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -65,12 +66,14 @@ def _rehomed(span: ReadableSpan, provider: SdkTracerProvider) -> ReadableSpan:
 
 def slim(span: ReadableSpan) -> None:
     """Lets a finished span waiting in a queue hold fewer objects the garbage collector
-    tracks: its events and links, when it has none and dropped none, become ``()``.
+    tracks: its events and links, when it has none and dropped none, become ``()``; its
+    attributes, when none was dropped, the plain dict inside the bounded map.
 
-    An ended span's empty BoundedList (with its deque and its lock) is six tracked objects
-    of the ~15 a message span holds; queued spans live long enough to reach the oldest
-    generation, which every full collection of the host app walks. ``events``, ``links``
-    and their ``dropped_*`` counts read the same afterwards (a tuple counts 0 dropped).
+    An ended span's empty BoundedList (with its deque and its lock) is three tracked
+    objects, the bounded map's wrapper and lock two, of the ~15 a message span holds;
+    queued spans live long enough to reach the oldest generation, which every full
+    collection of the host app walks. ``attributes``, ``events``, ``links`` and their
+    ``dropped_*`` counts read the same afterwards (a plain container counts 0 dropped).
     """
     events = getattr(span, "_events", None)
     if type(events) is BoundedList and not events.dropped and not len(events):
@@ -78,6 +81,9 @@ def slim(span: ReadableSpan) -> None:
     links = getattr(span, "_links", None)
     if type(links) is BoundedList and not links.dropped and not len(links):
         span._links = ()  # type: ignore[assignment]
+    attributes = getattr(span, "_attributes", None)
+    if type(attributes) is BoundedAttributes and not attributes.dropped:
+        span._attributes = attributes._dict  # the same values, without the map's lock and wrapper
 
 
 class HoldingProcessor(SpanProcessor):
