@@ -13,12 +13,14 @@ otel-lunary's own exporters, late by at most ``HOLD_S``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -31,8 +33,28 @@ HOLD_S = 5.0
 MAX_HELD = 2048  # the BatchSpanProcessor's default queue: beyond it, spans go out unheld
 
 
+def _provider_env_key() -> Callable[[], bool]:
+    """A check for ``OTEL_PYTHON_TRACER_PROVIDER in os.environ`` without its cost when the
+    variable is absent (``os.environ`` answers a miss by raising and catching KeyError
+    twice, ~1 us, which otel-lunary's own provider would pay on every tracking call):
+    the same lookup in the environment's own dict, where CPython keeps it."""
+    data = getattr(os.environ, "_data", None)
+    try:
+        key = os.environ.encodekey(OTEL_PYTHON_TRACER_PROVIDER)  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - not CPython's os._Environ
+        data = None
+    if not isinstance(data, dict):  # pragma: no cover
+        return lambda: OTEL_PYTHON_TRACER_PROVIDER in os.environ
+    return lambda: key in data
+
+
+_provider_in_env = _provider_env_key()
+
+
 def application_provider() -> TracerProvider | None:
     """The global provider the application (or ``opentelemetry-instrument``) set, if any."""
+    if getattr(trace, "_TRACER_PROVIDER", trace) is None and not _provider_in_env():
+        return None  # what get_tracer_provider() would say (its proxy), answered faster
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None

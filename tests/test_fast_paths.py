@@ -166,3 +166,33 @@ def test_slimmed_spans_read_the_same() -> None:
     full = spans(SpanLimits())[1]
     slim(full)
     assert full.dropped_attributes == 72 and len(full.events) == 1 and len(full.links) == 1
+
+
+def test_application_provider_answers_as_get_tracer_provider_does() -> None:
+    """The fast 'no application provider' answer agrees with the API's get_tracer_provider()
+    in a fresh interpreter: nothing set, then OTEL_PYTHON_TRACER_PROVIDER exported after
+    the first tracking call (the API loads it), then removed again (loaded for good)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os
+        from opentelemetry import trace
+        import otel_lunary as lunary
+        from otel_lunary._adoption import application_provider
+
+        os.environ.pop("OTEL_PYTHON_TRACER_PROVIDER", None)
+        lunary.open_thread().track_message({"role": "user", "content": "hi"})
+        assert application_provider() is None
+        os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+        found = application_provider()
+        assert found is not None and found is trace.get_tracer_provider(), found
+        del os.environ["OTEL_PYTHON_TRACER_PROVIDER"]
+        assert application_provider() is found
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
