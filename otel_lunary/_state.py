@@ -179,8 +179,11 @@ class BoundedLRU(Generic[K, V]):
             self._items.clear()
 
 
-# (trace_id, span_id, is_remote, trace_flags as int, trace_state as its header or "", conversation_id)
-_PackedRef = tuple[int, int, bool, int, str, "str | None"]
+# (trace_id, span_id, is_remote, trace_flags as int, trace_state as its header or "", is_valid,
+# conversation_id)
+_PackedRef = tuple[int, int, bool, int, str, bool, "str | None"]
+_TRACE_FLAGS = [TraceFlags(flags) for flags in range(256)]  # immutable ints: shared
+_new_tuple = tuple.__new__  # SpanContext and MessageRef are tuples: rebuilt without their checks
 
 
 class MessageIndex:
@@ -189,22 +192,22 @@ class MessageIndex:
     the index (up to ``MAX_MESSAGES`` entries, long-lived by design) never reaches the
     oldest generation, which every full collection of the host app would otherwise walk:
     a SpanContext (its TraceFlags, its TraceState) is a tracked object. ``get`` rebuilds an
-    equal MessageRef."""
+    equal MessageRef, field for field what was stored."""
 
     def __init__(self, capacity: int) -> None:
         self._refs: BoundedLRU[str, _PackedRef] = BoundedLRU(capacity)
 
     def put(self, message_id: str, ref: MessageRef) -> None:
-        span_context = ref.span_context
-        trace_state = span_context.trace_state
+        trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = ref.span_context
         self._refs.put(
             message_id,
             (
-                span_context.trace_id,
-                span_context.span_id,
-                span_context.is_remote,
-                int(span_context.trace_flags),
+                trace_id,
+                span_id,
+                is_remote,
+                int(trace_flags),
                 trace_state.to_header() if trace_state else "",  # a nested tuple would stay tracked
+                is_valid,
                 ref.conversation_id,
             ),
         )
@@ -213,9 +216,10 @@ class MessageIndex:
         packed = self._refs.get(message_id)
         if packed is None:
             return None
-        trace_id, span_id, is_remote, flags, state, conversation_id = packed
+        trace_id, span_id, is_remote, flags, state, is_valid, conversation_id = packed
         trace_state = TraceState.from_header([state]) if state else DEFAULT_TRACE_STATE
-        return MessageRef(SpanContext(trace_id, span_id, is_remote, TraceFlags(flags), trace_state), conversation_id)
+        span_context = _new_tuple(SpanContext, (trace_id, span_id, is_remote, _TRACE_FLAGS[flags], trace_state, is_valid))
+        return _new_tuple(MessageRef, (span_context, conversation_id))  # type: ignore[no-any-return]
 
     def clear(self) -> None:
         self._refs.clear()
