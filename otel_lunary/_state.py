@@ -199,18 +199,9 @@ class MessageIndex:
 
     def put(self, message_id: str, ref: MessageRef) -> None:
         trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = ref.span_context
-        self._refs.put(
-            message_id,
-            (
-                trace_id,
-                span_id,
-                is_remote,
-                int(trace_flags),
-                trace_state.to_header() if trace_state else "",  # a nested tuple would stay tracked
-                is_valid,
-                ref.conversation_id,
-            ),
-        )
+        # the header of a trace state, not a nested tuple (which would stay tracked)
+        state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
+        self._refs.put(message_id, (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, ref.conversation_id))
 
     def get(self, message_id: str) -> MessageRef | None:
         packed = self._refs.get(message_id)
