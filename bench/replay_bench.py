@@ -9,9 +9,10 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
 
 - ``json``: ``json.loads`` of every line, nothing else: the parsing floor (with the
   garbage collector on, as it always ran; reader and replay turn it off while reading);
-- ``read``: ``otel_lunary.replay.reader.read_sources``: parse + decode to ``SpanRecord``;
-- ``replay``: ``reader.feed_sources`` (read + ``Assembler.add_request``, no ``SpanRecord``)
-  + ``finish()``: what ``otel-lunary replay`` does before rendering.
+- ``read``: ``otel_lunary.replay.sources.read_sources``: parse + the ``SpanRecord`` views
+  (ids and times checked, attributes left undecoded until read);
+- ``replay``: ``Assembler.extend(read_sources(...))`` + ``finish()``: what
+  ``otel-lunary replay`` does before rendering.
 
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
 """
@@ -72,18 +73,18 @@ def run_stage(stage: str, path: Path) -> dict:
                         spans += len(scope["spans"])
         extra: dict = {}
     elif stage == "read":
-        from otel_lunary.replay.reader import read_sources
+        from otel_lunary.replay.sources import read_sources
 
         problems: list = []
         spans = sum(1 for _ in read_sources([path], problems.append))
         extra = {"problems": len(problems)}
     else:
         from otel_lunary.replay.assemble import Assembler
-        from otel_lunary.replay.reader import feed_sources
+        from otel_lunary.replay.sources import read_sources
 
         problems = []
         assembler = Assembler()
-        feed_sources([path], assembler, problems.append)  # what `otel-lunary replay` does
+        assembler.extend(read_sources([path], problems.append))  # what `otel-lunary replay` does
         conversations = assembler.finish()
         spans = assembler.spans_read
         extra = {

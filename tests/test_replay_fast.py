@@ -1,4 +1,4 @@
-"""Replay's fast paths give what the general code gives: decoding, the file path, lazy messages, orjson."""
+"""Replay's shortcuts give what the plain reading gives: lazily decoded attributes, lazy messages, orjson."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from fixtures.replay import raw_conversation as raw
 from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay import render_json
 from otel_lunary.replay.assemble import Assembler
-from otel_lunary.replay.decode import _slow_attributes, decode_attributes, decode_id
-from otel_lunary.replay.model import LazyMessage, Message
-from otel_lunary.replay.reader import ENV_JSON_PARSER, feed_sources, read_sources
+from otel_lunary.replay.decode import decode_attributes, decode_id, otlp_spans
+from otel_lunary.replay.model import Message
+from otel_lunary.replay.reader import ENV_JSON_PARSER
+from otel_lunary.replay.sources import read_sources
 
 
 def _mutated(line: bytes) -> bytes:
@@ -72,31 +73,6 @@ def _json_of(assembler: Assembler) -> str:
     return out.getvalue()
 
 
-def _fast_and_slow(path: Path) -> tuple[tuple, tuple]:
-    """What the raw file path (feed_sources) and the SpanRecord path (read_sources + add) make of ``path``.
-
-    Each side is (problems reported, the assembler's problems, spans read, the JSON rendering).
-    """
-    slow_problems: list = []
-    slow = Assembler()
-    for span in read_sources([path], slow_problems.append):
-        slow.add(span)
-    fast_problems: list = []
-    fast = Assembler()
-    feed_sources([path], fast, fast_problems.append)
-    return (
-        (fast_problems, fast.problems, fast.spans_read, _json_of(fast)),
-        (slow_problems, slow.problems, slow.spans_read, _json_of(slow)),
-    )
-
-
-def test_file_path_equals_span_record_path(trace_files: list[Path]) -> None:
-    """feed_sources (add_request, no SpanRecord) assembles what read_sources + add assembles, problems included."""
-    for path in trace_files:
-        fast, slow = _fast_and_slow(path)
-        assert fast == slow, path.name
-
-
 def test_orjson_and_json_agree(trace_files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """With orjson installed, replay is the same as with the standard library, problems included."""
     pytest.importorskip("orjson")
@@ -106,14 +82,14 @@ def test_orjson_and_json_agree(trace_files: list[Path], monkeypatch: pytest.Monk
         for path in trace_files:
             problems: list = []
             assembler = Assembler()
-            feed_sources([path], assembler, problems.append)
+            assembler.extend(read_sources([path], problems.append))
             results.append((parser, path.name, _json_of(assembler), [str(p) for p in problems]))
     half = len(results) // 2
     assert [r[1:] for r in results[:half]] == [r[1:] for r in results[half:]]
 
 
-def test_decode_attributes_fast_equals_slow() -> None:
-    """The one-comprehension attribute decoder gives what the general decoder gives, odd items included."""
+def test_lazy_attributes_read_as_decoded_up_front() -> None:
+    """Each attribute read from a span's lazily decoded attributes is what decoding the whole list gives, odd items included."""
     cases = [
         [{"key": "a", "value": {"stringValue": "x"}}, {"key": "b", "value": {"intValue": "5"}}],
         [{"key": "a", "value": {"stringValue": "x"}}, {"key": "a", "value": {"doubleValue": "bad"}}],
@@ -122,9 +98,15 @@ def test_decode_attributes_fast_equals_slow() -> None:
         [{"key": "t", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": True}]}}}],
         [{"key": "k", "value": {"kvlistValue": {"values": [{"key": "x", "value": {"intValue": 1}}]}}}],
         [{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}],
+        [{"key": "a", "value": {"intValue": "1"}}, {"key": "a", "value": {"stringValue": "y"}}, {"key": "b", "value": {"intValue": "z"}}],
     ]
     for items in cases:
-        assert decode_attributes(items) == _slow_attributes(items), items
+        span = {"traceId": "1" * 32, "spanId": "2" * 16, "attributes": items}
+        (record,) = otlp_spans({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, lambda message: None)
+        expected = decode_attributes(items)
+        for key in ("a", "b", "c", "t", "k", "missing"):
+            assert record.attributes.get(key, "absent") == expected.get(key, "absent"), (items, key)
+        assert dict(record.attributes.items()) == expected, items
 
 
 def test_decode_id_accepts_hex_and_base64_only() -> None:
@@ -135,24 +117,19 @@ def test_decode_id_accepts_hex_and_base64_only() -> None:
         assert decode_id(bad, 8) is None, bad
 
 
-def test_lazy_message_behaves_like_a_message() -> None:
-    """A LazyMessage parses its content on first use and is then indistinguishable from a Message."""
+def test_recorded_message_behaves_like_a_message() -> None:
+    """A message built from a span parses its content on first use and is then equal to one built whole."""
     source = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "hi"}, {"type": "tool_call", "id": "c1", "name": "f", "arguments": {"x": 1}}]}])
-    from otel_lunary.replay.content import parse_content
+    from otel_lunary.replay.model import ToolCall
 
-    lazy = LazyMessage.of(id="m", role="assistant", time_ns=1, span_id="s", trace_id="t", content_source=(parse_content, source, None),
-                          user_id=None, is_retry=False, truncated=False)
-    assert lazy._content_source is not None  # nothing parsed yet
-    plain = Message(id="m", role="assistant", time_ns=1, span_id="s", trace_id="t", content="hi",
-                    tool_calls=list(parse_content(source, None)[1]))
-    assert isinstance(lazy, Message)
-    assert dataclasses.asdict(lazy) == dataclasses.asdict(plain)
-    assert repr(lazy).replace("LazyMessage", "Message") == repr(plain)
+    lazy = Message.recorded("m", "assistant", 1, "s", "t", source, None)
+    plain = Message(id="m", role="assistant", time_ns=1, span_id="s", trace_id="t", content="hi", tool_calls=[ToolCall("c1", "f", {"x": 1})])
+    assert lazy == plain
+    assert repr(lazy) == repr(plain)
     lazy.tags.append("x")
     lazy.content = "changed"
     assert (lazy.tags, lazy.content, lazy.tool_calls[0].name) == (["x"], "changed", "f")
-    copy = dataclasses.replace(lazy, role="user")
-    assert (copy.role, copy.content, copy.tags) == ("user", "changed", ["x"])
+    assert lazy != plain
 
 
 def _perturbed_lines(seed: int = 7, copies: int = 40) -> bytes:
@@ -247,13 +224,17 @@ def _perturbed_lines(seed: int = 7, copies: int = 40) -> bytes:
     return b"".join(out)
 
 
-def test_raw_file_path_equals_general_path_on_bent_spans(tmp_path: Path) -> None:
-    """Spans bent every way the raw path checks for: it takes what it can read exactly, the rest goes the general way."""
+def test_bent_spans_are_read_or_reported(tmp_path: Path) -> None:
+    """Spans bent every way the decoder checks for: each is replayed or reported, and the rest of the file still replays."""
     path = tmp_path / "bent.jsonl"
     path.write_bytes(_perturbed_lines())
-    fast, slow = _fast_and_slow(path)
-    assert fast == slow
-    assert slow[0]  # the bending did produce spans that cannot be read
+    problems: list = []
+    assembler = Assembler()
+    assembler.extend(read_sources([path], problems.append))
+    conversations = assembler.finish()
+    assert problems  # the bending did produce spans that cannot be read
+    assert all(str(problem).startswith(f"{path}:") and str(problem).endswith("; skipped") for problem in problems)
+    assert sum(len(c.messages) for c in conversations) > len(raw.EXPECTED_MESSAGES) * 20
 
 
 def test_replay_turns_off_the_collector_and_restores_it(tmp_path: Path) -> None:
@@ -288,7 +269,7 @@ def test_finish_orders_items_the_same_from_arrival_lists(trace_files: list[Path]
         outputs = []
         for force_general in (False, True):
             assembler = Assembler()
-            feed_sources([path], assembler, lambda problem: None)
+            assembler.extend(read_sources([path], lambda problem: None))
             assembler._replaced |= force_general
             outputs.append(_json_of(assembler))
         assert outputs[0] == outputs[1], path.name

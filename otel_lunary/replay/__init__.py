@@ -1,7 +1,8 @@
 """Replay: rebuild Lunary-style conversations from OTLP span data.
 
-Pipeline: a reader turns each source (OTLP JSON Lines files, a Jaeger v3 query, Phoenix's
-span API) into a stream of ``SpanRecord``; ``Assembler`` folds the stream into
+Pipeline: ``sources`` turns each source (OTLP JSON Lines files, a Jaeger v3 query,
+Phoenix's span API) into a stream of ``SpanRecord`` views whose attributes are decoded
+when read; ``Assembler.add`` folds the stream into
 ``Conversation`` objects keyed by ``gen_ai.conversation.id``; ``filters`` picks some;
 a ``render_*`` module writes them (terminal, JSON, Markdown, OpenAI messages, HTML).
 

@@ -15,18 +15,17 @@ Joins, in order of preference:
 
 from __future__ import annotations
 
-from binascii import unhexlify
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from otel_lunary._content import content_attributes
 from otel_lunary.attributes import (
-    EVENT_NAME_GEN_AI_EVALUATION_RESULT,
     GEN_AI_CONVERSATION_ID,
-    GEN_AI_EVALUATION_NAME,
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
@@ -45,50 +44,24 @@ from otel_lunary.attributes import (
     USER_ID,
     LunarySpanTypeValues,
 )
-from otel_lunary._content import content_attributes
 from otel_lunary.ids import parse_message_id
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.calls import call_kind, call_record
-from otel_lunary.replay.content import json_object, load_json, parse_content
-from otel_lunary.replay.decode import (
-    DecodeError,
-    _status,
-    decode_value,
-    event_records,
-    iter_raw_spans,
-    span_fields,
-)
+from otel_lunary.replay.content import json_object
 from otel_lunary.replay.feedback import changes_of, merge
-from otel_lunary.replay.model import (
-    CallRecord,
-    Conversation,
-    CustomEvent,
-    FeedbackChange,
-    LazyCustomEvent,
-    LazyMessage,
-    Message,
-)
-from otel_lunary.replay.records import EventRecord, Problem, SpanRecord
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+from otel_lunary.replay.records import Problem, SpanAttributes, SpanRecord
+from otel_lunary.replay.sources import read_sources
 
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 _TIME_THEN_ARRIVAL = itemgetter(0, 1)
 _TIME = attrgetter("time_ns")
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
 _NOT_SET: Any = object()
-_SEEN: Any = object()
-# What a malformed raw span can raise on the fast path; any of them sends it the general way.
-_IRREGULAR = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, DecodeError)
-
-
-def _decoded(value: Any) -> Any:
-    """One raw OTLP ``AnyValue`` (or None when the attribute is absent) as ``decode_attributes`` gives it."""
-    if type(value) is dict and len(value) == 1:
-        text = value.get("stringValue")
-        if text is not None:
-            return text
-    return decode_value(value)
+_RARE = frozenset(  # read only when one of them is there
+    {LUNARY_THREAD_METADATA, GEN_AI_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
+)
 
 
 @dataclass(slots=True)
@@ -110,14 +83,16 @@ class _Call:
 @dataclass(slots=True)
 class _Thread:
     tags: dict[str, None] = field(default_factory=dict)
-    metadata_source: Any = _NOT_SET  # the latest lunary.thread.metadata value, parsed by finish
+    metadata_source: Any = None  # the latest lunary.thread.metadata value, parsed by finish
     metadata_time: int = -1
     last_tags: Any = None
-    last_raw_tags: Any = None  # the same, undecoded (file path)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {} if self.metadata_source is _NOT_SET else json_object(self.metadata_source)
+        return json_object(self.metadata_source)
+
+
+_content_attributes = cache(content_attributes)  # the role -> attribute rule, once per role
 
 
 def _tags(value: object) -> list[str]:
@@ -141,267 +116,92 @@ class Assembler:
         self._calls: dict[str, _Call] = {}
         self._feedback: list[_Feedback] = []
         self._threads: dict[str, _Thread] = defaultdict(_Thread)
+        self._thread_tags: dict[str, Any] = {}  # each thread's latest tags as the source wrote them
         self._keys: dict[str, str] = {}
-        self._strings: dict[str, str] = {}
-        self.spans_read = 0
+        self._strings: dict[str, str] = {}  # roles and user ids, one object each
         self.problems: list[Problem] = []
 
+    @property
+    def spans_read(self) -> int:
+        """Spans given to ``add`` so far."""
+        return self._seq
+
     def add(self, span: SpanRecord) -> None:
-        """Keep what replay needs from one span."""
-        self._add(
-            span.trace_id, span.span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns,
-            span.attributes, span.events, span.status_code, span.status_message, span,
-        )
+        """Keep what replay needs from one span: most spans are dropped after two attributes.
 
-    def add_request(self, request: Any, on_error: Callable[[str], None]) -> int:
-        """Keep what replay needs from every span of one OTLP JSON request object.
-
-        The same as ``add`` for each span ``iter_request_spans`` would yield, without
-        building the ``SpanRecord``s: a span of the usual shape goes through ``_add_raw``,
-        which decodes only the attributes it uses; any other goes through ``span_fields``
-        and ``_add``. Returns the number of spans added.
+        The hot path of replay: a million spans take a million calls, so the message and
+        event cases are written out here rather than in helpers (see docs/performance.md).
         """
-        added = 0
-        fast = self._add_raw
-        add = self._add
-        trace_ids: dict[str, str] = {}  # one string per trace id in this request
-        for raw in iter_raw_spans(request, on_error):
-            if not fast(raw, trace_ids):
-                try:
-                    fields = span_fields(raw)
-                except DecodeError as exc:
-                    on_error(str(exc))
-                    continue
-                add(*fields, None)
-            added += 1
-        return added
-
-    def _add_raw(self, raw: dict[str, Any], trace_ids: dict[str, str]) -> bool:
-        """``_add`` for one undecoded span of the usual shape; False (having changed nothing) for any other.
-
-        Messages, custom events, feedback and spans that are no part of a conversation
-        are handled here, reading from the raw ``KeyValue`` list only the attributes they
-        use. Anything unusual (snake_case fields, base64 or zero ids, odd times, values
-        that do not decode, events on a message, GenAI calls) returns False, and the caller
-        takes the general path, which reads it the way ``span_fields`` always has.
-        """
-        try:
-            attributes = {item["key"]: item["value"] for item in raw["attributes"]}
-            trace_hex = raw["traceId"]
-            trace_id = trace_ids.get(trace_hex)
-            if trace_id is None:
-                if len(trace_hex) != 32 or unhexlify(trace_hex) == _ZERO_TRACE:
-                    return False
-                trace_id = trace_ids[trace_hex] = trace_hex.lower()
-            span_id = raw["spanId"]
-            if len(span_id) != 16 or unhexlify(span_id) == _ZERO_SPAN:
-                return False
-            span_id = span_id.lower()
-            name = raw["name"]
-            if type(name) is not str:
-                return False
-            start = raw["startTimeUnixNano"]
-            start_ns = int(start)
-            end = raw["endTimeUnixNano"]
-            if end != start:  # checked like span_fields does; replay does not use it here
-                int(end)
-            if raw.get("status"):
-                _status(raw)  # the same: what span_fields would refuse goes the general way
-            # ``x["stringValue"] if ... else _decoded(x)`` is ``_decoded`` inlined for the usual case
-            value = attributes.get(LUNARY_SPAN_TYPE)
-            span_type = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-            value = attributes.get(GEN_AI_CONVERSATION_ID)
-            conversation = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-            raw_events = raw.get("events")
-            if span_type == _FEEDBACK:
-                parent = raw.get("parentSpanId")
-                if parent is None:
-                    if "parent_span_id" in raw:
-                        return False
-                elif type(parent) is str and len(parent) == 16:
-                    parent = None if unhexlify(parent) == _ZERO_SPAN else parent.lower()
-                else:
-                    return False
-                feedback_message_id = _decoded(attributes.get(LUNARY_FEEDBACK_MESSAGE_ID))
-                changes = self._raw_feedback_changes(_decoded(attributes.get(LUNARY_FEEDBACK)), raw_events, start_ns)
-            elif raw_events:
-                return False
-            elif span_type == _MESSAGE or span_type == _EVENT:
-                raw_tags = attributes.get(LUNARY_THREAD_TAGS)
-                thread = self._threads.get(conversation) if raw_tags is not None else None
-                thread_tags = _SEEN if thread is not None and raw_tags == thread.last_raw_tags else _decoded(raw_tags)
-                thread_metadata = _decoded(attributes[LUNARY_THREAD_METADATA]) if LUNARY_THREAD_METADATA in attributes else _NOT_SET
-                value = attributes.get(USER_ID)
-                user_id = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-                metadata = _decoded(attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else _NOT_SET
-                if span_type == _MESSAGE:
-                    value = attributes.get(LUNARY_MESSAGE_ROLE)
-                    role = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-                    role = role if type(role) is str and role else str(role or "user")
-                    first, second = content_attributes(role)
-                    value = attributes[first] if first in attributes else attributes.get(second)
-                    content = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-                    value = attributes.get(LUNARY_MESSAGE_ID)
-                    message_id = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
-                    # usually absent: decoding None gives None, so these only decode what is there
-                    tool_call_id = _decoded(attributes[GEN_AI_TOOL_CALL_ID]) if GEN_AI_TOOL_CALL_ID in attributes else None
-                    is_retry = LUNARY_MESSAGE_IS_RETRY in attributes and bool(_decoded(attributes[LUNARY_MESSAGE_IS_RETRY]))
-                    truncated = LUNARY_CONTENT_TRUNCATED in attributes and bool(_decoded(attributes[LUNARY_CONTENT_TRUNCATED]))
-                    user_props = _decoded(attributes[LUNARY_USER_PROPS]) if LUNARY_USER_PROPS in attributes else _NOT_SET
-                    tags = _decoded(attributes[LUNARY_TAGS]) if LUNARY_TAGS in attributes else None
-                else:
-                    event_name = _decoded(attributes.get(LUNARY_EVENT_NAME))
-            elif span_type is not None or isinstance(_decoded(attributes.get(GEN_AI_OPERATION_NAME)), str):
-                return False  # another lunary span type or a GenAI call: the general path
-        except _IRREGULAR:
-            return False
-        # From here on the span is taken: nothing below fails on any input.
-        self.spans_read += 1
         self._seq += 1
+        a = span.attributes
+        get = a.get
+        span_type = get(LUNARY_SPAN_TYPE)
+        conversation = get(GEN_AI_CONVERSATION_ID)
         if conversation is not None and conversation != "":
             conversation = self._keys.setdefault(conversation, conversation) if type(conversation) is str else self._thread_key(conversation)
             if self._only and conversation not in self._only:
-                return True
+                return
         else:
             conversation = None
         if span_type == _MESSAGE or span_type == _EVENT:
             if conversation is None:
-                self._orphan(span_id, span_type)
-                return True
-            if (thread_tags is not _SEEN and thread_tags is not None) or thread_metadata is not _NOT_SET:
-                self._note_raw_thread(conversation, start_ns, raw_tags, thread_tags, thread_metadata)
-            strings = self._strings
-            if type(user_id) is str:
-                user_id = strings.setdefault(user_id, user_id)
-            elif user_id is not None:  # another producer sent a number: users are strings
-                user_id = str(user_id)
+                self._orphan(span.span_id, span_type)
+                return
+            thread_tags = a.undecoded(LUNARY_THREAD_TAGS)  # every span of a thread repeats them
+            if thread_tags is not None and thread_tags != self._thread_tags.get(conversation):
+                self._note_thread_tags(conversation, a, thread_tags)
+            extras = a.has_any(_RARE)  # thread metadata and a message's extras: most spans have none
+            if extras:
+                self._note_thread_metadata(conversation, span.start_ns, get(LUNARY_THREAD_METADATA))
+            user_id = get(USER_ID)
+            if user_id is not None:
+                user_id = self._strings.setdefault(user_id, user_id) if type(user_id) is str else str(user_id)
+            item: Message | CustomEvent
             if span_type == _MESSAGE:
-                message = LazyMessage.of(
-                    message_id if type(message_id) is str and message_id else str(message_id or span_id),
-                    strings.setdefault(role, role),
-                    start_ns,
-                    span_id,
-                    trace_id,
-                    (parse_content, content, tool_call_id),
+                role = get(LUNARY_MESSAGE_ROLE)
+                role = self._strings.setdefault(role, role) if type(role) is str and role else str(role or "user")
+                first, second = _content_attributes(role)
+                content = get(first, _NOT_SET)
+                if content is _NOT_SET:
+                    content = get(second)
+                message_id = get(LUNARY_MESSAGE_ID)
+                item = message = Message.recorded(
+                    message_id if type(message_id) is str and message_id else str(message_id or span.span_id),
+                    role,
+                    span.start_ns,
+                    span.span_id,
+                    span.trace_id,
+                    content,
                     user_id,
-                    is_retry,
-                    truncated,
+                    get(GEN_AI_TOOL_CALL_ID) if extras else None,
                 )
-                if user_props is not _NOT_SET or tags is not None or metadata is not _NOT_SET:
-                    self._message_extras(message, user_props, tags, metadata)
-                if span_id in self._messages:
+                if extras:
+                    self._message_extras(message, a)
+                if span.span_id in self._messages:
                     self._replaced = True
-                self._messages[span_id] = (conversation, self._seq, message)
-                item: Message | CustomEvent = message
+                self._messages[span.span_id] = (conversation, self._seq, message)
             else:
-                event = LazyCustomEvent.of(
-                    str(event_name or name),
-                    start_ns,
-                    span_id,
-                    trace_id,
-                    user_id,
-                    None if metadata is _NOT_SET else (json_object, metadata),
+                item = event = CustomEvent.recorded(
+                    str(get(LUNARY_EVENT_NAME) or span.name), span.start_ns, span.span_id, span.trace_id, user_id, get(LUNARY_METADATA)
                 )
                 self._events.append((conversation, self._seq, event))
-                item = event
             items = self._items.get(conversation)
             if items is None:
                 self._items[conversation] = [item]
             else:
                 items.append(item)
         elif span_type == _FEEDBACK:
-            self._feedback.append(
-                _Feedback(
-                    conversation,
-                    parent,
-                    str(feedback_message_id) if feedback_message_id else None,
-                    self._seq,
-                    changes,
-                )
-            )
-        return True
-
-    def _add(
-        self,
-        trace_id: str,
-        span_id: str,
-        parent_span_id: str | None,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        attributes: dict[str, Any],
-        events: tuple[EventRecord, ...],
-        status_code: int,
-        status_message: str,
-        span: SpanRecord | None,
-    ) -> None:
-        self.spans_read += 1
-        self._seq += 1
-        conversation = attributes.get(GEN_AI_CONVERSATION_ID)
-        span_type = attributes.get(LUNARY_SPAN_TYPE)
-        if conversation is not None and conversation != "":
-            conversation = self._thread_key(conversation)
-            if self._only and conversation not in self._only:
-                return
+            message_id = get(LUNARY_FEEDBACK_MESSAGE_ID)
+            changes = changes_of(get(LUNARY_FEEDBACK), span.events, span.start_ns)
+            self._feedback.append(_Feedback(conversation, span.parent_span_id, str(message_id) if message_id else None, self._seq, changes))
         else:
-            conversation = None
-        if span_type == _MESSAGE:
-            if conversation is None:
-                self._orphan(span_id, span_type)
-                return
-            self._note_thread(conversation, start_ns, attributes)
-            message = self._message(trace_id, span_id, start_ns, attributes)
-            if span_id in self._messages:
-                self._replaced = True
-            self._messages[span_id] = (conversation, self._seq, message)
-            self._items.setdefault(conversation, []).append(message)
-            return
-        if span_type == _EVENT:
-            if conversation is None:
-                self._orphan(span_id, span_type)
-                return
-            self._note_thread(conversation, start_ns, attributes)
-            event = LazyCustomEvent.of(
-                str(attributes.get(LUNARY_EVENT_NAME) or name),
-                start_ns,
-                span_id,
-                trace_id,
-                self._user(attributes.get(USER_ID)),
-                (json_object, attributes[LUNARY_METADATA]) if LUNARY_METADATA in attributes else None,
-            )
-            self._events.append((conversation, self._seq, event))
-            self._items.setdefault(conversation, []).append(event)
-            return
-        if span_type != _FEEDBACK and not isinstance(attributes.get(GEN_AI_OPERATION_NAME), str):
-            return  # neither a lunary span nor a GenAI call: not part of a conversation
-        if span is None:
-            span = SpanRecord(trace_id, span_id, parent_span_id, name, start_ns, end_ns, attributes, events, status_code, status_message)
-        if span_type == _FEEDBACK:
-            self._add_feedback(span, conversation)
-            return
-        kind = call_kind(span)
-        if kind is not None:
-            self._calls[span_id] = _Call(conversation, parent_span_id, call_record(span, kind))
+            kind = call_kind(span)
+            if kind is not None:
+                self._calls[span.span_id] = _Call(conversation, span.parent_span_id, call_record(span, kind))
 
-    @staticmethod
-    def _raw_feedback_changes(feedback: Any, raw_events: Any, start_ns: int) -> list[FeedbackChange]:
-        """``changes_of`` for a feedback span's undecoded events; raises what ``event_records`` would.
-
-        When ``lunary.feedback`` holds the object, the events only give each key's time, so
-        only their names, times and ``gen_ai.evaluation.name`` are read (all times checked).
-        """
-        loaded = load_json(feedback)
-        if not isinstance(loaded, dict) or not raw_events:
-            return changes_of(feedback, event_records(raw_events, start_ns) if raw_events else (), start_ns)
-        event_times: dict[Any, int] = {}
-        for event in raw_events:
-            if type(event) is not dict:
-                continue
-            time_ns = int(event["timeUnixNano"]) or start_ns
-            if event.get("name") == EVENT_NAME_GEN_AI_EVALUATION_RESULT:
-                value = {item["key"]: item["value"] for item in event["attributes"]}.get(GEN_AI_EVALUATION_NAME)
-                event_times[_decoded(value)] = time_ns
-        return [FeedbackChange(event_times.get(key, start_ns), str(key), value, value is None) for key, value in loaded.items()]
+    def extend(self, spans: Iterable[SpanRecord]) -> None:
+        """``add`` every span of ``spans``."""
+        deque(map(self.add, spans), maxlen=0)  # the loop at C speed
 
     def _thread_key(self, conversation: Any) -> str:
         """The conversation id as a string, one shared object per conversation."""
@@ -409,88 +209,41 @@ class Assembler:
             conversation = str(conversation)
         return self._keys.setdefault(conversation, conversation)
 
-    def _intern(self, value: Any) -> Any:
-        if type(value) is str:
-            return self._strings.setdefault(value, value)
-        return value
-
-    def _user(self, value: Any) -> str | None:
-        """``user.id`` as a string whatever type the producer gave it (renderers join users)."""
-        if value is None:
-            return None
-        return self._intern(value if type(value) is str else str(value))  # type: ignore[no-any-return]
-
     def _orphan(self, span_id: str, span_type: str) -> None:
         self.problems.append(Problem(f"span {span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
 
-    def _note_thread(self, conversation: str, start_ns: int, attributes: dict[str, Any]) -> None:
-        """Note the thread tags and metadata of a decoded span (the general path)."""
-        # No raw value: the file path's next span of this thread decodes its tags again.
-        self._note_raw_thread(
-            conversation, start_ns, None, attributes.get(LUNARY_THREAD_TAGS), attributes.get(LUNARY_THREAD_METADATA, _NOT_SET)
-        )
-
-    def _note_raw_thread(self, conversation: str, start_ns: int, raw_tags: Any, tags: Any, metadata: Any) -> None:
-        """Add ``tags`` (decoded) to the thread's and keep the newest ``metadata`` (``_NOT_SET`` if absent).
-
-        On the file path ``tags`` is ``_SEEN`` when ``raw_tags`` is the undecoded value this
-        thread's previous span had (so decoded and noted already).
-        """
+    def _note_thread_tags(self, conversation: str, a: SpanAttributes, raw_tags: Any) -> None:
+        """Add the span's thread tags to the thread's; ``raw_tags`` (as the source wrote them)
+        differ from the previous span's of the thread, so they are decoded."""
+        self._thread_tags[conversation] = raw_tags
         thread = self._threads[conversation]
-        if tags is not _SEEN:
-            if tags is not None and tags != thread.last_tags:
-                for tag in _tags(tags):
-                    thread.tags.setdefault(tag, None)
-                thread.last_tags = tags
-            thread.last_raw_tags = raw_tags
-        if metadata is not _NOT_SET and start_ns >= thread.metadata_time:
-            thread.metadata_source = metadata
-            thread.metadata_time = start_ns
+        tags = a.get(LUNARY_THREAD_TAGS)
+        if tags is not None and tags != thread.last_tags:
+            for tag in _tags(tags):
+                thread.tags.setdefault(tag, None)
+            thread.last_tags = tags
 
-    def _message(self, trace_id: str, span_id: str, start_ns: int, a: dict[str, Any]) -> Message:
-        role = a.get(LUNARY_MESSAGE_ROLE)
-        role = self._intern(role if type(role) is str and role else str(role or "user"))
-        first, second = content_attributes(role)
-        message_id = a.get(LUNARY_MESSAGE_ID)
-        message = LazyMessage.of(
-            message_id if type(message_id) is str and message_id else str(message_id or span_id),
-            role,
-            start_ns,
-            span_id,
-            trace_id,
-            (parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
-            self._user(a.get(USER_ID)),
-            bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
-            bool(a.get(LUNARY_CONTENT_TRUNCATED)),
-        )
-        self._message_extras(
-            message,
-            a.get(LUNARY_USER_PROPS, _NOT_SET),
-            a.get(LUNARY_TAGS),
-            a.get(LUNARY_METADATA, _NOT_SET),
-        )
-        return message
+    def _note_thread_metadata(self, conversation: str, start_ns: int, metadata: Any) -> None:
+        """Keep the newest thread metadata (None: the span has none)."""
+        if metadata is not None:
+            thread = self._threads[conversation]
+            if start_ns >= thread.metadata_time:
+                thread.metadata_source = metadata
+                thread.metadata_time = start_ns
 
     @staticmethod
-    def _message_extras(message: Message, user_props: Any, tags: Any, metadata: Any) -> None:
-        if user_props is not _NOT_SET:
+    def _message_extras(message: Message, a: SpanAttributes) -> None:
+        message.is_retry = bool(a.get(LUNARY_MESSAGE_IS_RETRY))
+        message.truncated = bool(a.get(LUNARY_CONTENT_TRUNCATED))
+        user_props = a.get(LUNARY_USER_PROPS)
+        if user_props is not None:
             message.user_props = json_object(user_props)
+        tags = a.get(LUNARY_TAGS)
         if tags is not None:
             message.tags = _tags(tags)
-        if metadata is not _NOT_SET:
+        metadata = a.get(LUNARY_METADATA)
+        if metadata is not None:
             message.metadata = json_object(metadata)
-
-    def _add_feedback(self, span: SpanRecord, conversation: str | None) -> None:
-        message_id = span.attributes.get(LUNARY_FEEDBACK_MESSAGE_ID)
-        self._feedback.append(
-            _Feedback(
-                conversation,
-                span.parent_span_id,
-                str(message_id) if message_id else None,
-                self._seq,
-                changes_of(span.attributes.get(LUNARY_FEEDBACK), span.events, span.start_ns),
-            )
-        )
 
     def _feedback_target(self, feedback: _Feedback, by_id: dict[str, str]) -> str | None:
         if feedback.parent_span_id in self._messages:
@@ -505,9 +258,7 @@ class Assembler:
 
     def finish(self) -> list[Conversation]:
         """The conversations, oldest first, each with its items in time order."""
-        from otel_lunary.replay.reader import deferred_full_collections
-
-        with deferred_full_collections():  # joining makes many containers, all kept: see reader.py
+        with deferred_collections():  # joining makes many containers, all kept: see _gc
             return self._finish()
 
     def _finish(self) -> list[Conversation]:
@@ -597,16 +348,13 @@ class Assembler:
 def assemble(spans: Iterable[SpanRecord], *, conversation_ids: Iterable[str] = ()) -> list[Conversation]:
     """Conversations from spans (any iterable; consumed once)."""
     assembler = Assembler(conversation_ids=conversation_ids)
-    for span in spans:
-        assembler.add(span)
+    assembler.extend(spans)
     return assembler.finish()
 
 
 def assemble_file(path: str | Path, *, on_problem: Callable[[Problem], None] | None = None) -> list[Conversation]:
     """Conversations from one OTLP JSON Lines file and its rotated backups."""
-    from otel_lunary.replay.reader import feed_sources
-
     problems: list[Problem] = []
     assembler = Assembler()
-    feed_sources([Path(path)], assembler, on_problem or problems.append)
+    assembler.extend(read_sources([Path(path)], on_problem or problems.append))
     return assembler.finish()

@@ -17,7 +17,7 @@ from typing import TextIO
 from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.filters import Filters, parse_feedback
 from otel_lunary.replay.model import Conversation
-from otel_lunary.replay.reader import JaegerSource, PhoenixSource, Source, feed_sources
+from otel_lunary.replay.sources import JaegerSource, PhoenixSource, Source, read_sources
 from otel_lunary.replay.records import Problem
 from otel_lunary.replay.times import parse_time
 
@@ -125,7 +125,7 @@ class ProblemReport:
 def read_conversations(sources: list[Source], filters: Filters, report: ProblemReport) -> tuple[list[Conversation], int]:
     """The conversations of ``sources`` that ``filters`` keep, and how many spans were read; problems go to ``report``."""
     assembler = Assembler(conversation_ids=filters.conversations)
-    feed_sources(sources, assembler, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns)
+    assembler.extend(read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns))
     conversations = list(filters.apply(assembler.finish()))
     for problem in assembler.problems:
         report(problem)

@@ -9,10 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from otel_lunary._content import content_attributes
-from otel_lunary.attributes import GEN_AI_TOOL_CALL_ID
-from otel_lunary.replay.model import ToolCall
-
 
 def load_json(value: Any, default: Any = None) -> Any:
     """A JSON attribute decoded; a value that is not JSON text is returned as it is."""
@@ -78,26 +74,23 @@ def genai_message_text(message: dict[str, Any]) -> str:
     return "\n".join(pieces)
 
 
-def message_content(attributes: dict[str, Any], role: str) -> tuple[str | None, list[ToolCall], str | None]:
-    """Content, tool calls and tool call id of a message span.
+def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[tuple[Any, Any, Any]], str | None]:
+    """A message span's content, tool calls (``(id, name, arguments)``) and tool call id.
 
-    Content is None (not "") when it was not captured, so renderers can say so.
+    ``raw`` is the span's ``gen_ai.*.messages`` value (the attribute
+    ``_content.content_attributes`` names for its role), ``tool_call_id`` its
+    ``gen_ai.tool.call.id``. Content is None (not "") when it was not captured, so
+    renderers can say so.
     """
-    first, second = content_attributes(role)
-    return parse_content(attributes.get(first, attributes.get(second)), attributes.get(GEN_AI_TOOL_CALL_ID))
-
-
-def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[ToolCall], str | None]:
-    """``message_content`` from the chosen ``gen_ai.*.messages`` value and the tool call id attribute."""
     texts: list[str] = []
-    tool_calls: list[ToolCall] = []
+    tool_calls: list[tuple[Any, Any, Any]] = []
     for message in genai_messages(raw):
         for part in message.get("parts") or []:
             if not isinstance(part, dict):
                 continue
             kind = part.get("type")
             if kind == "tool_call":
-                tool_calls.append(ToolCall(id=part.get("id"), name=part.get("name"), arguments=part.get("arguments")))
+                tool_calls.append((part.get("id"), part.get("name"), part.get("arguments")))
             elif kind == "tool_call_response":
                 texts.append(as_text(part.get("response")))
                 tool_call_id = tool_call_id or part.get("id")

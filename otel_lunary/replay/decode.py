@@ -4,29 +4,29 @@ The OTLP spec's JSON mapping uses camelCase keys, hex ids, integer enums and int
 strings, but real files differ: protobuf's ``MessageToJson`` writes base64 ids and can
 keep snake_case field names, and some writers put int64 as numbers. The decoder accepts
 all of these so a file written by any OTel component replays.
+
+Ids, times and status are checked when a span is read (a span replay cannot place is
+reported and skipped); attribute values stay OTLP ``AnyValue`` objects until the
+assembler reads them (``SpanAttributes``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_lunary.replay.records import STATUS_UNSET, EventRecord, SpanRecord
-
+from otel_lunary.replay.records import STATUS_UNSET, EventRecord, SpanAttributes, SpanRecord, event_record, span_record
 
 
 class DecodeError(ValueError):
     """A span that cannot be used (no ids, no times); the message says which and why."""
 
 
-def _field(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
-    value = obj.get(camel)
-    return obj.get(snake) if value is None else value
-
-
 _ZERO_IDS = {16: bytes(16), 8: bytes(8)}
+_ABSENT: Any = object()
+_ZERO_SPAN = bytes(8)
 
 
 def decode_id(value: Any, size: int) -> str | None:
@@ -50,6 +50,17 @@ def decode_id(value: Any, size: int) -> str | None:
             return None
         hex_id = raw.hex()
     return None if raw == (_ZERO_IDS.get(size) or bytes(size)) else hex_id
+
+
+def _span_id(value: Any) -> str | None:
+    """``decode_id(value, 8)``, with the usual 16 hex digits checked at C speed."""
+    if type(value) is str and len(value) == 16:
+        try:
+            raw = binascii.unhexlify(value)
+        except (binascii.Error, ValueError):
+            return None  # 16 characters are 12 bytes of base64: not a span id either
+        return None if raw == _ZERO_SPAN else value.lower()
+    return decode_id(value, 8)
 
 
 def _double(raw: Any) -> float:
@@ -90,8 +101,11 @@ def decode_value(value: Any) -> Any:
     return None
 
 
-def _slow_attributes(items: list[Any]) -> dict[str, Any]:
+def decode_attributes(items: Any) -> dict[str, Any]:
+    """OTLP ``KeyValue`` list to a dict, entry by entry; malformed entries are dropped, not fatal."""
     result: dict[str, Any] = {}
+    if not isinstance(items, list):
+        return result
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("key"), str):
             try:
@@ -101,39 +115,60 @@ def _slow_attributes(items: list[Any]) -> dict[str, Any]:
     return result
 
 
-def _str_key(key: Any) -> str:
-    if type(key) is not str:
-        raise TypeError("attribute key is not a string")
-    return key
+class OtlpAttributes(SpanAttributes):
+    """Attributes as an OTLP JSON ``KeyValue`` list: each ``AnyValue`` decoded when read.
 
-
-def decode_attributes(items: Any) -> dict[str, Any]:
-    """OTLP ``KeyValue`` list to a dict; malformed entries are dropped, not fatal.
-
-    The common shape (``{"key": str, "value": {"stringValue": ...}}``) is decoded in one
-    comprehension; anything unusual (a missing value, a non-string key, a value that does
-    not decode) makes the whole list go through the entry-by-entry loop, so the result is
-    the same either way.
+    ``values`` maps each key to its ``AnyValue``. When one does not decode, the whole list
+    (``items``) is decoded entry by entry once, as ``decode_attributes`` does, and every
+    later read uses that: a malformed value reads as absent, as if dropped up front.
     """
-    if not isinstance(items, list):
-        return {}
+
+    __slots__ = ("_items",)
+
+    def __init__(self, values: dict[str, Any], items: list[Any]) -> None:
+        self._values = values
+        self._items: list[Any] | None = items
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._values.get(key, _ABSENT)
+        if value is _ABSENT:
+            return default
+        if self._items is None:  # decoded already
+            return value
+        if type(value) is dict and len(value) == 1:  # the usual {"stringValue": ...}
+            text = value.get("stringValue")
+            if text is not None:
+                return text
+        try:
+            return decode_value(value)
+        except Exception:  # noqa: BLE001 - any malformed value: decode the whole list carefully once
+            return self._decoded().get(key, default)
+
+    def _decoded(self) -> Mapping[str, Any]:
+        if self._items is not None:
+            self._values = decode_attributes(self._items)
+            self._items = None
+        return self._values
+
+
+def otlp_attributes(items: Any) -> SpanAttributes:
+    """A ``KeyValue`` list as ``SpanAttributes``: values decoded when read.
+
+    A list that does not make a key -> ``AnyValue`` map (not a list, an entry without a
+    key or value, an unhashable key) is decoded entry by entry at once instead, which
+    drops what it cannot use.
+    """
     try:
-        return {
-            _str_key(item["key"]): value["stringValue"] if len(value := item["value"]) == 1 and "stringValue" in value else decode_value(value)
-            for item in items
-        }
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return _slow_attributes(items)
+        return OtlpAttributes({item["key"]: item["value"] for item in items}, items)
+    except (TypeError, KeyError):
+        return SpanAttributes(decode_attributes(items))
 
 
-def _nanos(value: Any) -> int:
-    if value is None or value == "":
-        return 0
-    return int(value)
+def _time(value: Any) -> int:
+    return 0 if value is None or value == "" else int(value)
 
 
-def _status(span: Mapping[str, Any]) -> tuple[int, str]:
-    status = span.get("status")
+def _status(status: Any) -> tuple[int, str]:
     if not isinstance(status, dict):
         return STATUS_UNSET, ""
     code = status.get("code", 0)
@@ -142,28 +177,45 @@ def _status(span: Mapping[str, Any]) -> tuple[int, str]:
     return int(code or 0), str(status.get("message") or "")
 
 
-SpanFields = tuple[str, str, "str | None", str, int, int, dict[str, Any], tuple[EventRecord, ...], int, str]
+def _events(raw_events: list[Any], start: int) -> tuple[EventRecord, ...]:
+    """A span's events; raises ``TypeError`` or ``ValueError`` on a malformed time."""
+    events = []
+    for event in raw_events:
+        if type(event) is not dict:
+            continue
+        time = event.get("timeUnixNano")
+        if time is None:
+            time = event.get("time_unix_nano")
+        name = event.get("name")
+        time_ns = 0 if time is None or time == "" else int(time)
+        events.append(event_record((name if type(name) is str else str(name or ""), time_ns or start, otlp_attributes(event.get("attributes")))))
+    return tuple(events)
 
 
-def span_fields(span: Mapping[str, Any]) -> SpanFields:
-    """The ``SpanRecord`` fields of one OTLP JSON span, in order, without building the record.
+def otlp_span(span: Mapping[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
+    """One OTLP JSON span object; raises ``DecodeError`` when it lacks what replay needs.
 
-    Raises ``DecodeError`` when the span lacks what replay needs. ``decode_span`` and the
-    assembler's file path both use it, so they read a span the same way.
+    ``trace_ids`` remembers the trace ids already checked (the spans of one request share
+    a few): pass one dict per request. Replay reads a million of these, so the usual shape
+    (camelCase, hex ids, int64 as strings) is read with the fewest calls; every other
+    shape the OTLP JSON mapping allows is read as well.
     """
-    trace_id = span.get("traceId")
+    trace: Any = span.get("traceId")
+    if trace is None:
+        trace = span.get("trace_id")
+    trace_id: str | None = trace_ids.get(trace) if type(trace) is str else None  # checked for an earlier span
     if trace_id is None:
-        trace_id = span.get("trace_id")
-    trace_id = decode_id(trace_id, 16)
+        trace_id = decode_id(trace, 16)
+        if trace_id is not None:
+            trace_ids[trace] = trace_id  # a valid id is a string
     span_id = span.get("spanId")
     if span_id is None:
         span_id = span.get("span_id")
-    span_id = decode_id(span_id, 8)
+    span_id = _span_id(span_id)
     name = span.get("name")
     name = name if type(name) is str else str(name or "")
     if trace_id is None or span_id is None:
-        missing = "traceId" if trace_id is None else "spanId"
-        raise DecodeError(f"span {name!r} has no valid {missing}")
+        raise DecodeError(f"span {name!r} has no valid {'traceId' if trace_id is None else 'spanId'}")
     start = span.get("startTimeUnixNano")
     if start is None:
         start = span.get("start_time_unix_nano")
@@ -172,60 +224,41 @@ def span_fields(span: Mapping[str, Any]) -> SpanFields:
         end = span.get("end_time_unix_nano")
     raw_events = span.get("events")
     try:
-        start = 0 if start is None or start == "" else int(start)
-        end = (0 if end is None or end == "" else int(end)) or start
-        events = event_records(raw_events, start) if raw_events else ()
+        start_ns = 0 if start is None or start == "" else int(start)
+        end_ns = (start_ns if end == start else _time(end)) or start_ns
+        events = _events(raw_events, start_ns) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
     parent = span.get("parentSpanId")
     if parent is None:
         parent = span.get("parent_span_id")
     status = span.get("status")
-    code, message = _status(span) if status else (STATUS_UNSET, "")
-    return (
-        trace_id,
-        span_id,
-        decode_id(parent, 8) if parent else None,
-        name,
-        start,
-        end,
-        decode_attributes(span.get("attributes")),
-        events,
-        code,
-        message,
-    )
+    code, message = _status(status) if status else (STATUS_UNSET, "")
+    parent = _span_id(parent) if parent else None
+    return span_record((trace_id, span_id, parent, name, start_ns, end_ns, otlp_attributes(span.get("attributes")), events, code, message))
 
 
-def event_records(raw_events: Any, start: int) -> tuple[EventRecord, ...]:
-    """A span's ``events`` list decoded (``start`` is the time of an event without one);
-    raises ``TypeError`` or ``ValueError`` on a malformed time, as ``span_fields`` reports."""
-    return tuple(
-        EventRecord(
-            name=str(event.get("name") or ""),
-            time_ns=_nanos(_field(event, "timeUnixNano", "time_unix_nano")) or start,
-            attributes=decode_attributes(event.get("attributes")),
-        )
-        for event in raw_events
-        if isinstance(event, dict)
-    )
+def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
 
 
-def decode_span(span: Mapping[str, Any]) -> SpanRecord:
-    """One OTLP JSON span; raises ``DecodeError`` when it lacks what replay needs."""
-    return SpanRecord(*span_fields(span))
-
-
-def iter_raw_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[dict[str, Any]]:
-    """Every span object of one request object, undecoded; ``on_error`` hears about each shape skipped."""
+def otlp_spans(request: Any, on_error: Callable[[str], None]) -> list[SpanRecord]:
+    """Every span of one request object; ``on_error`` hears about each span or shape skipped."""
+    spans: list[SpanRecord] = []
     if not isinstance(request, dict):
         on_error(f"expected a JSON object with resourceSpans, got {type(request).__name__}")
-        return
+        return spans
     if isinstance(request.get("result"), dict):  # Jaeger v3 API envelope
         request = request["result"]
     resource_spans = _list(request, "resourceSpans", "resource_spans")
     if not resource_spans and not any(k in request for k in ("resourceSpans", "resource_spans")):
         on_error("no resourceSpans in this object (not OTLP trace JSON?)")
-        return
+        return spans
+    trace_ids: dict[str, str] = {}
     for resource in resource_spans:
         if not isinstance(resource, dict):
             on_error("a resourceSpans entry is not an object")
@@ -238,23 +271,8 @@ def iter_raw_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[di
                 if not isinstance(span, dict):
                     on_error("a span is not an object")
                     continue
-                yield span
-
-
-def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
-    for key in keys:
-        value = obj.get(key)
-        if isinstance(value, list):
-            return value
-    return []
-
-
-def iter_request_spans(request: Any, on_error: Callable[[str], None]) -> Iterator[SpanRecord]:
-    """Every span of one request object; ``on_error`` hears about each span or shape skipped."""
-    for span in iter_raw_spans(request, on_error):
-        try:
-            fields = span_fields(span)
-        except DecodeError as exc:
-            on_error(str(exc))
-            continue
-        yield SpanRecord(*fields)
+                try:
+                    spans.append(otlp_span(span, trace_ids))
+                except DecodeError as exc:
+                    on_error(str(exc))
+    return spans

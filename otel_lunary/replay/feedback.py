@@ -18,15 +18,14 @@ from otel_lunary.attributes import (
     GEN_AI_EVALUATION_NAME,
     GEN_AI_EVALUATION_SCORE_LABEL,
     GEN_AI_EVALUATION_SCORE_VALUE,
-    LUNARY_FEEDBACK,
     LUNARY_FEEDBACK_REMOVED,
 )
 from otel_lunary.replay.content import load_json
 from otel_lunary.replay.model import FeedbackChange
-from otel_lunary.replay.records import EventRecord, SpanRecord
+from otel_lunary.replay.records import EventRecord, SpanAttributes
 
 
-def _event_value(attributes: dict[str, Any]) -> Any:
+def _event_value(attributes: SpanAttributes) -> Any:
     if GEN_AI_EVALUATION_EXPLANATION in attributes:
         return attributes[GEN_AI_EVALUATION_EXPLANATION]
     if GEN_AI_EVALUATION_SCORE_LABEL in attributes:
@@ -37,13 +36,10 @@ def _event_value(attributes: dict[str, Any]) -> Any:
     return value
 
 
-def feedback_changes(span: SpanRecord) -> list[FeedbackChange]:
-    """The changes one feedback span records, in the order the call gave them."""
-    return changes_of(span.attributes.get(LUNARY_FEEDBACK), span.events, span.start_ns)
-
-
 def changes_of(feedback: Any, events: Iterable[EventRecord], start_ns: int) -> list[FeedbackChange]:
-    """``feedback_changes`` from the span's ``lunary.feedback`` value, its events and its start."""
+    """The changes one feedback span records, in the order the call gave them: from the
+    span's ``lunary.feedback`` value, else from its evaluation events; ``start_ns`` is the
+    time of a key no event times."""
     raw = load_json(feedback)
     if isinstance(raw, dict):
         event_times = {
@@ -52,7 +48,7 @@ def changes_of(feedback: Any, events: Iterable[EventRecord], start_ns: int) -> l
             if event.name == EVENT_NAME_GEN_AI_EVALUATION_RESULT
         }
         return [
-            FeedbackChange(time_ns=event_times.get(key, start_ns), key=str(key), value=value, removed=value is None)
+            FeedbackChange(event_times.get(key, start_ns), str(key), value, value is None)
             for key, value in raw.items()
         ]
     changes = []
@@ -64,7 +60,7 @@ def changes_of(feedback: Any, events: Iterable[EventRecord], start_ns: int) -> l
             continue
         removed = bool(event.attributes.get(LUNARY_FEEDBACK_REMOVED))
         value = None if removed else _event_value(event.attributes)
-        changes.append(FeedbackChange(time_ns=event.time_ns, key=key, value=value, removed=removed))
+        changes.append(FeedbackChange(event.time_ns, key, value, removed))
     return changes
 
 

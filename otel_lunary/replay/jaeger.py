@@ -15,12 +15,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
-from otel_lunary.replay.decode import iter_request_spans
-from otel_lunary.replay.reader import JaegerSource
+from otel_lunary.replay.decode import otlp_spans
 from otel_lunary.replay.records import Problem, SpanRecord
+
+
+
+@dataclass(frozen=True)
+class JaegerSource:
+    """A Jaeger v2 query service (``/api/v3``) to search by conversation id."""
+
+    url: str
+    service: str | None = None
+
 
 DEFAULT_WINDOW_NS = 30 * 86400 * 10**9
 SEARCH_DEPTH = 1000
@@ -90,6 +100,6 @@ def read_jaeger(
                 if isinstance(value, dict) and "error" in value and "result" not in value:
                     report(f"Jaeger error {value['error']}")
                     continue
-                yield from iter_request_spans(value, report)
+                yield from otlp_spans(value, report)
         except ValueError as exc:
             on_problem(Problem(url, None, f"answer is not JSON ({exc}); rest skipped"))

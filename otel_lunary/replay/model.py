@@ -1,8 +1,10 @@
 """What replay rebuilds: conversations of messages, custom events, feedback and calls.
 
-Plain dataclasses, close to Lunary's own chat view: a thread is a list of messages and
+Plain records, close to Lunary's own chat view: a thread is a list of messages and
 events in time order; each message carries its latest feedback (with history) and the
-LLM calls, agents and tools that ran for it.
+LLM calls, agents and tools that ran for it. ``Message`` and ``CustomEvent`` are written
+out rather than dataclasses because replay builds a million of them and parses their
+JSON only when something reads it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from otel_lunary.replay.content import json_object, parse_content
 
 CallKind = Literal["llm", "agent", "tool", "other"]
 
@@ -88,39 +92,263 @@ def _messages(text: str | None) -> list[dict[str, Any]] | None:
     return messages or None
 
 
-@dataclass(slots=True)
+_EMPTY_TYPES: dict[str, type] = {"tool_calls": list, "user_props": dict, "tags": list, "metadata": dict, "feedback": dict, "feedback_history": list, "calls": list}
+
+
+class _MadeOnFirstUse:
+    """A list or dict field kept unset (or None) until read: most replayed messages have
+    no tags, feedback or calls, and a million empty containers are a large share of
+    replay's memory."""
+
+    __slots__ = ("slot", "factory")
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = getattr(owner, "_" + name)
+        self.factory = _EMPTY_TYPES[name]
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            value = self.slot.__get__(instance, owner)
+        except AttributeError:  # never set (Message.recorded leaves them so)
+            value = None
+        if value is None:
+            value = self.factory()
+            self.slot.__set__(instance, value)
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        self.slot.__set__(instance, value)
+
+
 class Message:
-    """A tracked chat message with what happened around it."""
+    """A tracked chat message with what happened around it.
+
+    Built by replay with ``Message.recorded``: its content stays the span's
+    ``gen_ai.*.messages`` JSON text until ``content``, ``tool_calls`` or ``tool_call_id``
+    is first read (``--list`` parses one message per thread; counting and filtering parse
+    none). Otherwise it behaves as a plain record: construct it with keywords, compare,
+    change fields.
+    """
+
+    __slots__ = (
+        "id", "role", "time_ns", "span_id", "trace_id", "_content", "_tool_calls", "_tool_call_id", "_unparsed",
+        "user_id", "_user_props", "_tags", "_metadata", "is_retry", "truncated", "_feedback", "_feedback_history", "_calls",
+    )
+    FIELDS = (
+        "id", "role", "time_ns", "span_id", "trace_id", "content", "tool_calls", "tool_call_id", "user_id", "user_props",
+        "tags", "metadata", "is_retry", "truncated", "feedback", "feedback_history", "calls",
+    )
 
     id: str
     role: str
     time_ns: int
     span_id: str
     trace_id: str
-    content: str | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    tool_call_id: str | None = None
-    user_id: str | None = None
-    user_props: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    is_retry: bool = False
-    truncated: bool = False
-    feedback: dict[str, Any] = field(default_factory=dict)
-    feedback_history: list[FeedbackChange] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
+    user_id: str | None
+    is_retry: bool
+    truncated: bool
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the field's name
+        role: str,
+        time_ns: int,
+        span_id: str,
+        trace_id: str,
+        content: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+        tool_call_id: str | None = None,
+        user_id: str | None = None,
+        user_props: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        is_retry: bool = False,
+        truncated: bool = False,
+        feedback: dict[str, Any] | None = None,
+        feedback_history: list[FeedbackChange] | None = None,
+        calls: list[CallRecord] | None = None,
+    ) -> None:
+        self.id = id
+        self.role = role
+        self.time_ns = time_ns
+        self.span_id = span_id
+        self.trace_id = trace_id
+        self._unparsed = False
+        self._content = content
+        self._tool_calls = tool_calls
+        self._tool_call_id = tool_call_id
+        self.user_id = user_id
+        self._user_props = user_props
+        self._tags = tags
+        self._metadata = metadata
+        self.is_retry = is_retry
+        self.truncated = truncated
+        self._feedback = feedback
+        self._feedback_history = feedback_history
+        self._calls = calls
+
+    @classmethod
+    def recorded(
+        cls,
+        id: str,  # noqa: A002 - the field's name
+        role: str,
+        time_ns: int,
+        span_id: str,
+        trace_id: str,
+        genai_messages: Any,
+        user_id: str | None,
+        tool_call_id: Any = None,
+    ) -> Message:
+        """A message whose content is ``parse_content(genai_messages, tool_call_id)``, parsed when first read.
+
+        Its other fields are the defaults until set (the assembler sets the few a span has).
+        """
+        message = cls.__new__(cls)
+        message.id = id
+        message.role = role
+        message.time_ns = time_ns
+        message.span_id = span_id
+        message.trace_id = trace_id
+        message._content = genai_messages  # _tool_calls is set when this is parsed
+        message._tool_call_id = tool_call_id
+        message._unparsed = True
+        message.user_id = user_id
+        message.is_retry = message.truncated = False
+        return message
+
+    def _parse(self) -> None:
+        self._unparsed = False
+        content, tool_calls, self._tool_call_id = parse_content(self._content, self._tool_call_id)
+        self._content = content
+        self._tool_calls = [ToolCall(*call) for call in tool_calls]
+
+    @property
+    def content(self) -> str | None:
+        if self._unparsed:
+            self._parse()
+        return self._content
+
+    @content.setter
+    def content(self, value: str | None) -> None:
+        if self._unparsed:
+            self._parse()
+        self._content = value
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        if self._unparsed:
+            self._parse()
+        if self._tool_calls is None:
+            self._tool_calls = []
+        return self._tool_calls
+
+    @tool_calls.setter
+    def tool_calls(self, value: list[ToolCall] | None) -> None:
+        if self._unparsed:
+            self._parse()
+        self._tool_calls = value
+
+    @property
+    def tool_call_id(self) -> str | None:
+        if self._unparsed:
+            self._parse()
+        return self._tool_call_id  # type: ignore[no-any-return]
+
+    @tool_call_id.setter
+    def tool_call_id(self, value: str | None) -> None:
+        if self._unparsed:
+            self._parse()
+        self._tool_call_id = value
+
+    user_props = _MadeOnFirstUse()
+    tags = _MadeOnFirstUse()
+    metadata = _MadeOnFirstUse()
+    feedback = _MadeOnFirstUse()
+    feedback_history = _MadeOnFirstUse()
+    calls = _MadeOnFirstUse()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclasses beside it
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
 
 
-@dataclass(slots=True)
 class CustomEvent:
-    """A custom event tracked with ``thread.track_event``."""
+    """A custom event tracked with ``thread.track_event``.
+
+    Built by replay with ``CustomEvent.recorded``: its ``lunary.metadata`` JSON is parsed
+    when ``metadata`` is first read.
+    """
+
+    __slots__ = ("name", "time_ns", "span_id", "trace_id", "user_id", "_metadata", "_unparsed")
+    FIELDS = ("name", "time_ns", "span_id", "trace_id", "user_id", "metadata")
 
     name: str
     time_ns: int
     span_id: str
     trace_id: str
-    user_id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None
+
+    def __init__(
+        self, name: str, time_ns: int, span_id: str, trace_id: str, user_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self.name = name
+        self.time_ns = time_ns
+        self.span_id = span_id
+        self.trace_id = trace_id
+        self.user_id = user_id
+        self._unparsed = False
+        self._metadata = metadata
+
+    @classmethod
+    def recorded(cls, name: str, time_ns: int, span_id: str, trace_id: str, user_id: str | None, metadata_json: Any) -> CustomEvent:
+        """An event whose metadata is ``json_object(metadata_json)``, parsed when first read (empty for None)."""
+        event = cls.__new__(cls)
+        event.name = name
+        event.time_ns = time_ns
+        event.span_id = span_id
+        event.trace_id = trace_id
+        event.user_id = user_id
+        event._unparsed = metadata_json is not None
+        event._metadata = metadata_json
+        return event
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._unparsed:
+            self._unparsed = False
+            self._metadata = json_object(self._metadata)
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata  # type: ignore[no-any-return]
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any] | None) -> None:
+        self._unparsed = False
+        self._metadata = value
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
 
 
 Item = Message | CustomEvent
@@ -180,168 +408,3 @@ class Conversation:
             for key, value in message.feedback.items():
                 counts[f"{key}={value}"] += 1
         return counts
-
-
-_SLOT = {name: Message.__dict__[name] for name in ("content", "tool_calls", "tool_call_id", "user_props", "tags", "metadata", "feedback", "feedback_history", "calls")}
-_NEW_CONTAINERS = {"tool_calls": list, "user_props": dict, "tags": list, "metadata": dict, "feedback": dict, "feedback_history": list, "calls": list}
-
-
-def _lazy_container(name: str) -> property:
-    slot = _SLOT[name]
-    factory = _NEW_CONTAINERS[name]
-
-    def get(self: Message) -> Any:
-        try:
-            return slot.__get__(self, Message)
-        except AttributeError:  # never set: the empty default, made on first use
-            value = factory()
-            slot.__set__(self, value)
-            return value
-
-    def set_(self: Message, value: Any) -> None:
-        slot.__set__(self, value)
-
-    return property(get, set_)
-
-
-def _lazy_content(name: str) -> property:
-    slot = _SLOT[name]
-
-    def get(self: LazyMessage) -> Any:
-        if self._content_source is not None:
-            self._parse_content()
-        try:
-            return slot.__get__(self, Message)
-        except AttributeError:
-            value: Any = [] if name == "tool_calls" else None
-            slot.__set__(self, value)
-            return value
-
-    def set_(self: LazyMessage, value: Any) -> None:
-        if self._content_source is not None:
-            self._parse_content()
-        slot.__set__(self, value)
-
-    return property(get, set_)
-
-
-class LazyMessage(Message):
-    """A ``Message`` as replay assembles it: same fields and behaviour, less work up front.
-
-    Its content is kept as the span's ``gen_ai.*.messages`` JSON text and parsed on first
-    use of ``content``, ``tool_calls`` or ``tool_call_id`` (``--list`` parses one message
-    per thread; counting and filtering parse none), and its empty lists and dicts are
-    made only when something reads or fills them. Built by ``LazyMessage.of``.
-    """
-
-    __slots__ = ("_content_source",)
-    _content_source: tuple[Any, Any, Any] | None  # (parse, raw, tool_call_id) until parsed
-
-    content = _lazy_content("content")
-    tool_calls = _lazy_content("tool_calls")
-    tool_call_id = _lazy_content("tool_call_id")
-    user_props = _lazy_container("user_props")
-    tags = _lazy_container("tags")
-    metadata = _lazy_container("metadata")
-    feedback = _lazy_container("feedback")
-    feedback_history = _lazy_container("feedback_history")
-    calls = _lazy_container("calls")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # dataclasses.replace and copies
-        self._content_source = None
-        Message.__init__(self, *args, **kwargs)
-
-    @classmethod
-    def of(
-        cls,
-        id: str,  # noqa: A002 - the field's name
-        role: str,
-        time_ns: int,
-        span_id: str,
-        trace_id: str,
-        content_source: tuple[Any, Any, Any] | None,
-        user_id: str | None,
-        is_retry: bool,
-        truncated: bool,
-    ) -> LazyMessage:
-        """A message whose content comes from ``content_source`` (``(parse, raw, tool_call_id)``) when read."""
-        message = cls.__new__(cls)
-        message.id = id
-        message.role = role
-        message.time_ns = time_ns
-        message.span_id = span_id
-        message.trace_id = trace_id
-        message._content_source = content_source
-        message.user_id = user_id
-        message.is_retry = is_retry
-        message.truncated = truncated
-        return message
-
-    def _parse_content(self) -> None:
-        source = self._content_source
-        if source is None:
-            return
-        parse, raw, tool_call_id = source
-        self._content_source = None
-        content, tool_calls, tool_call_id = parse(raw, tool_call_id)
-        _SLOT["content"].__set__(self, content)
-        _SLOT["tool_calls"].__set__(self, tool_calls)
-        _SLOT["tool_call_id"].__set__(self, tool_call_id)
-
-
-_EVENT_METADATA = CustomEvent.__dict__["metadata"]
-
-
-def _event_metadata(self: LazyCustomEvent) -> dict[str, Any]:
-    source = self._metadata_source
-    if source is not None:
-        self._metadata_source = None
-        parse, raw = source
-        _EVENT_METADATA.__set__(self, parse(raw))
-    try:
-        value: dict[str, Any] = _EVENT_METADATA.__get__(self, CustomEvent)
-    except AttributeError:  # never set: the empty default, made on first use
-        value = {}
-        _EVENT_METADATA.__set__(self, value)
-    return value
-
-
-def _set_event_metadata(self: LazyCustomEvent, value: dict[str, Any]) -> None:
-    self._metadata_source = None
-    _EVENT_METADATA.__set__(self, value)
-
-
-class LazyCustomEvent(CustomEvent):
-    """A ``CustomEvent`` as replay assembles it: its ``lunary.metadata`` JSON is parsed on first read.
-
-    Same fields and behaviour as a ``CustomEvent``; built by ``LazyCustomEvent.of``.
-    """
-
-    __slots__ = ("_metadata_source",)
-    _metadata_source: tuple[Any, Any] | None  # (parse, raw) until parsed
-
-    metadata = property(_event_metadata, _set_event_metadata)  # type: ignore[assignment]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # dataclasses.replace and copies
-        self._metadata_source = None
-        CustomEvent.__init__(self, *args, **kwargs)
-
-    @classmethod
-    def of(
-        cls,
-        name: str,
-        time_ns: int,
-        span_id: str,
-        trace_id: str,
-        user_id: str | None,
-        metadata_source: tuple[Any, Any] | None,
-    ) -> LazyCustomEvent:
-        """An event whose metadata is ``parse(raw)`` for ``metadata_source`` ``(parse, raw)``, or empty when None."""
-        event = cls.__new__(cls)
-        event.name = name
-        event.time_ns = time_ns
-        event.span_id = span_id
-        event.trace_id = trace_id
-        event.user_id = user_id
-        event._metadata_source = metadata_source
-        return event

@@ -17,14 +17,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from otel_lunary._phoenix_api import auth_headers
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.replay.decode import decode_id
-from otel_lunary.replay.reader import PhoenixSource
-from otel_lunary.replay.records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, Problem, SpanRecord
+from otel_lunary.replay.records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, Problem, SpanAttributes, SpanRecord
+
+
+@dataclass(frozen=True)
+class PhoenixSource:
+    """A Phoenix server and project, read through ``GET /v1/projects/{project}/spans``."""
+
+    url: str
+    project: str = "default"
 
 PAGE_SIZE = 1000
 TRACES_PER_QUERY = 50
@@ -71,7 +79,7 @@ def phoenix_span(span: dict[str, Any]) -> SpanRecord:
         name=str(span.get("name") or ""),
         start_ns=start,
         end_ns=_nanos(span.get("end_time") or start),
-        attributes=unflatten_lists(dict(span.get("attributes") or {})),
+        attributes=SpanAttributes(unflatten_lists(dict(span.get("attributes") or {}))),
         events=tuple(
             EventRecord(name=str(e.get("name") or ""), time_ns=_nanos(e.get("timestamp") or start), attributes=unflatten_lists(dict(e.get("attributes") or {})))
             for e in span.get("events") or ()
