@@ -24,7 +24,7 @@ from otel_lunary._record import evaluation_attributes
 from otel_lunary.phoenix_feedback import Annotation, PhoenixAnnotationSink, feedback_annotations, resolve_endpoint
 from otel_lunary.replay.command import ProblemReport, add_filter_arguments, add_source_arguments, filters_of, read_conversations, sources_of
 from otel_lunary.replay.model import Conversation, Message
-from otel_lunary.replay.reader import PhoenixSource
+from otel_lunary.replay.phoenix import PhoenixSource
 
 DEFAULT_WAIT_S = 10.0
 # Recorded feedback already went through the content policy (redaction, length bound)

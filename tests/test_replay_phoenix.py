@@ -8,7 +8,8 @@ import pytest
 
 from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.replay.assemble import assemble
-from otel_lunary.replay.reader import PhoenixSource, read_sources
+from otel_lunary.replay.phoenix import PhoenixSource
+from otel_lunary.replay.sources import read_sources
 from helpers.servers import poll_until, start_phoenix
 from helpers.replay import assert_replays, only
 
