@@ -25,8 +25,8 @@ from spans import record_turns
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_lunary.file_exporter import OtlpJsonFileExporter
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.file import OtlpJsonFileExporter
+from otel_lunary.export.otlp_json import encode_line
 
 BATCH = 512
 

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanKind, set_span_in_context
 
 import otel_lunary as lunary
-from otel_lunary._spans import NEW_TRACE
+from otel_lunary import _state
+from otel_lunary._state import NEW_TRACE
 
 
 def recorded_shapes() -> dict[str, object]:
@@ -54,10 +55,10 @@ def main() -> None:
     exporter = common.NullExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     lunary.configure(tracer_provider=provider, capture_content=True)
-    tracer = lunary._runtime.get().tracer
+    tracer = _state.get().tracer
     thread = lunary.open_thread(tags=THREAD_TAGS, user_id=USER_ID)
     turn_id = thread.track_message(USER_MESSAGE)
-    turn = lunary._index.turns.get(thread.id)
+    turn = _state.turns.get(thread.id)
     in_turn = set_span_in_context(NonRecordingSpan(turn))
 
     def floor(shape, parent):
@@ -88,7 +89,7 @@ def main() -> None:
 
     def between() -> None:
         provider.force_flush()
-        lunary._index.turns.put(thread.id, turn)  # user messages moved the turn on
+        _state.turns.put(thread.id, turn)  # user messages moved the turn on
 
     measured = common.interleaved(variants, calls, repeats, between)
     result: dict[str, object] = {"calls": calls, "repeats": repeats, "exported": exporter.spans, "stats": lunary.stats(), "rows": {}}

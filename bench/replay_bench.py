@@ -37,7 +37,7 @@ def generate(path: Path, total: int) -> int:
     """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count."""
     from spans import record_turns
 
-    from otel_lunary.otlp_json import encode_line
+    from otel_lunary.export.otlp_json import encode_line
 
     spans = record_turns(256)
     text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))

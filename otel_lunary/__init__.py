@@ -24,15 +24,14 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
 
 from __future__ import annotations
 
-from otel_lunary import _health, export
-from otel_lunary._runtime import configure, flush, shutdown
+from otel_lunary import _health
+from otel_lunary._state import configure, flush, shutdown
+from otel_lunary._version import __version__
 from otel_lunary.agents import agent, chain, tool, wrap_agent, wrap_tool
 from otel_lunary.context import identify, parent, tags
 from otel_lunary.feedback import track_feedback
 from otel_lunary.monitor import monitor
 from otel_lunary.thread import Thread, open_thread
-
-__version__ = "0.1.0"
 
 
 def stats() -> dict[str, int]:
@@ -42,8 +41,7 @@ def stats() -> dict[str, int]:
     ``content_truncated``, ``redaction_failures`` and ``spans_dropped`` (queue overflow).
     """
     counts = _health.counts()
-    dropped = getattr(export, "dropped_spans", None)
-    counts["spans_dropped"] = int(dropped()) if callable(dropped) else 0
+    counts["spans_dropped"] = _health.drops.total()
     return counts
 
 
@@ -57,6 +55,7 @@ def config(**lunary_cloud_settings: object) -> None:
 
 __all__ = [
     "Thread",
+    "__version__",
     "agent",
     "chain",
     "config",

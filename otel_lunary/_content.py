@@ -2,8 +2,10 @@
 
 Every piece of user or model text passes through one ``ContentPolicy`` before it becomes
 an attribute, so the capture switch, the redaction hook and the size bound cannot be
-forgotten by one code path. Lunary (OpenAI-style) messages become the GenAI
-conventions' structured shape: ``role`` plus typed ``parts``.
+forgotten by one code path; the recording layer (``_record``) marks a span whose policy
+cut something. Lunary (OpenAI-style) messages become the GenAI conventions' structured
+shape: ``role`` plus typed ``parts``; other application objects become JSON text,
+without ever raising.
 """
 
 from __future__ import annotations
@@ -13,11 +15,50 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_lunary import _health
-from otel_lunary._serialize import json_string, to_json
 from otel_lunary._settings import Settings
 from otel_lunary.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, LunaryMessageRoleValues
 
 _ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
+
+# --- JSON: OTel attributes cannot hold maps, so objects travel as JSON ----------------------
+# Whatever the application hands us (sets, datetimes, its own classes, cycles) must turn
+# into a string without raising; what JSON cannot represent becomes its ``repr``.
+
+_encoder = json.JSONEncoder(ensure_ascii=False, default=repr, check_circular=True, separators=(",", ":"))
+# The C encoder that ``_encoder.encode`` builds on every call, called directly: same
+# output, without the per-call Python set-up (``encode`` -> ``iterencode`` -> list).
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+json_string = json.encoder.encode_basestring  # a str as JSON, exactly as ``_encoder`` writes it
+
+
+def to_json(value: Any) -> str:
+    try:
+        if isinstance(value, str):
+            return json_string(value)
+        if _c_make_encoder is None:  # pragma: no cover - interpreters without the C accelerator
+            return _encoder.encode(value)
+        # markers: a fresh dict per call, as check_circular=True does
+        return "".join(_c_make_encoder({}, repr, json_string, None, ":", ",", False, False, True)(value, 0))
+    except Exception:  # noqa: BLE001 - a cycle, or an application repr that raises anything
+        # Fall back to something readable.
+        try:
+            return json.dumps(repr(value), ensure_ascii=False)
+        except Exception:  # noqa: BLE001 - repr of user objects can raise anything
+            return '"<unserialisable>"'
+
+
+def to_string_list(value: Any) -> list[str]:
+    """Tags as OTel wants them: a list of strings, from a list, tuple, set or one string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [item if isinstance(item, str) else str(item) for item in value if item is not None]
+    return [str(value)]
+
+
+# --- which attribute holds a role's content -------------------------------------------------
 
 
 def content_attributes(role: str) -> tuple[str, str]:
@@ -31,6 +72,7 @@ def content_attributes(role: str) -> tuple[str, str]:
     if role == _ASSISTANT:
         return GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES
     return GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES
+
 
 REDACTION_FAILED = "[redaction failed]"
 

@@ -1,8 +1,10 @@
-"""Settings of the tracking calls, resolved once: explicit argument > env > default.
+"""Reading settings, the one way: explicit argument > environment variable > default.
 
 A wrong explicit argument is a programmer error and raises ``ValueError`` at setup; a
 wrong environment value is an operator's typo in a running system, so it logs a warning
-and falls back to the default rather than taking the application down.
+and falls back to the default rather than taking the application down. Export
+(``otel_lunary.export``), the bridge and the tracking calls all read their settings
+through the helpers here.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from otel_lunary.dialects import resolve_dialects
+from urllib.parse import urlparse
 
 logger = logging.getLogger("otel_lunary")
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_CONTENT_LENGTH_ENV = "OTEL_LUNARY_MAX_CONTENT_LENGTH"
+DIALECTS_ENV = "OTEL_LUNARY_DIALECTS"
 DEFAULT_MAX_CONTENT_LENGTH = 32768
+OPENINFERENCE = "openinference"
+LANGFUSE = "langfuse"
+DIALECTS = (OPENINFERENCE, LANGFUSE)
 
 # Legacy booleans and the values of the gen_ai_latest_experimental opt-in. Content goes
 # on spans only, so EVENT_ONLY means "not on spans": off for us.
@@ -36,8 +41,91 @@ _CAPTURE_VALUES = {
 Redactor = Callable[[str], str]
 
 
+# --- the environment ----------------------------------------------------------------------
+
+
+def env_str(name: str) -> str | None:
+    """The stripped value of ``name``, or None when unset or blank."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def warn_env(name: str, value: object, why: str, fallback: object) -> None:
+    logger.warning("otel_lunary: ignoring %s=%r: %s; using %r", name, value, why, fallback)
+
+
+def split_names(value: str | Iterable[str]) -> list[str]:
+    """A comma-separated string (or a sequence) of names, lower-cased, blanks dropped, in order."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [name for name in (str(item).strip().lower() for item in items) if name]
+
+
+def resolve_int(explicit: int | None, env: str, default: int, minimum: int, what: str) -> int:
+    """An integer setting >= ``minimum``."""
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < minimum:
+            raise ValueError(f"{what} must be an integer >= {minimum}, got {explicit!r}")
+        return explicit
+    raw = env_str(env)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        warn_env(env, raw, "not an integer", default)
+        return default
+    if value < minimum:
+        warn_env(env, raw, f"must be >= {minimum}", default)
+        return default
+    return value
+
+
+def resolve_float(explicit: float | None, env: str | None, default: float | None, minimum: float, what: str) -> float | None:
+    """A float setting >= ``minimum`` (``env`` None: no environment variable)."""
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not explicit >= minimum:
+            raise ValueError(f"{what} must be a number >= {minimum}, got {explicit!r}")
+        return float(explicit)
+    if not env:
+        return default
+    raw = env_str(env)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        warn_env(env, raw, "not a number", default)
+        return default
+    if not value >= minimum:
+        warn_env(env, raw, f"must be >= {minimum}", default)
+        return default
+    return value
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) endpoint URL, or None when it is."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as error:
+        return str(error)
+    if parsed.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if not parsed.hostname:
+        return "it has no host"
+    return None
+
+
+# --- the tracking calls' settings -----------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Settings:
+    """What every tracking call reads: content capture and its bounds, backend dialects."""
+
     capture_content: bool = True
     redact: Redactor | None = None
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
@@ -45,28 +133,34 @@ class Settings:
 
 
 def _capture_from_env() -> bool:
-    raw = os.environ.get(CAPTURE_CONTENT_ENV)
-    if raw is None or raw.strip() == "":
+    raw = env_str(CAPTURE_CONTENT_ENV)
+    if raw is None:
         return True
-    value = _CAPTURE_VALUES.get(raw.strip().lower())
+    value = _CAPTURE_VALUES.get(raw.lower())
     if value is None:
-        logger.warning("otel_lunary: ignoring %s=%r (expected true/false or NO_CONTENT/SPAN_ONLY/EVENT_ONLY/SPAN_AND_EVENT)", CAPTURE_CONTENT_ENV, raw)
+        warn_env(CAPTURE_CONTENT_ENV, raw, "expected true/false or NO_CONTENT/SPAN_ONLY/EVENT_ONLY/SPAN_AND_EVENT", True)
         return True
     return value
 
 
-def _max_length_from_env() -> int:
-    raw = os.environ.get(MAX_CONTENT_LENGTH_ENV)
-    if raw is None or raw.strip() == "":
-        return DEFAULT_MAX_CONTENT_LENGTH
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        logger.warning("otel_lunary: ignoring %s=%r (expected a positive integer)", MAX_CONTENT_LENGTH_ENV, raw)
-        return DEFAULT_MAX_CONTENT_LENGTH
-    return value
+def resolve_dialects(value: str | Iterable[str] | None) -> frozenset[str]:
+    """The dialects to emit: explicit ``value`` > ``OTEL_LUNARY_DIALECTS`` > none ("none" names none)."""
+    if value is not None:
+        if not isinstance(value, (str, Iterable)):
+            raise ValueError(f"dialects must be a name or a list of names, got {value!r}")
+        chosen = set(split_names(value)) - {"none"}
+        unknown = sorted(chosen - set(DIALECTS))
+        if unknown:
+            raise ValueError(f"unknown dialect {', '.join(unknown)}: use {', '.join(DIALECTS)}")
+        return frozenset(chosen)
+    raw = env_str(DIALECTS_ENV)
+    if raw is None:
+        return frozenset()
+    chosen = set(split_names(raw)) - {"none"}
+    known = chosen & set(DIALECTS)
+    if known != chosen:
+        warn_env(DIALECTS_ENV, raw, f"dialects are {', '.join(DIALECTS)}", sorted(known))
+    return frozenset(known)
 
 
 def resolve_settings(
@@ -80,13 +174,9 @@ def resolve_settings(
         raise ValueError(f"capture_content must be True, False or None, not {capture_content!r}")
     if redact is not None and not callable(redact):
         raise ValueError(f"redact must be a callable taking and returning a str, not {redact!r}")
-    if max_content_length is not None and (
-        isinstance(max_content_length, bool) or not isinstance(max_content_length, int) or max_content_length <= 0
-    ):
-        raise ValueError(f"max_content_length must be a positive int, not {max_content_length!r}")
     return Settings(
         capture_content=_capture_from_env() if capture_content is None else capture_content,
         redact=redact,
-        max_content_length=_max_length_from_env() if max_content_length is None else max_content_length,
+        max_content_length=resolve_int(max_content_length, MAX_CONTENT_LENGTH_ENV, DEFAULT_MAX_CONTENT_LENGTH, 1, "max_content_length"),
         dialects=resolve_dialects(dialects),
     )

@@ -16,62 +16,11 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind
 
-from otel_lunary import _health
-from otel_lunary._content import ContentPolicy, text_message_json
-from otel_lunary._operation import Operation
-from otel_lunary._serialize import to_json
-from otel_lunary._spans import span_name
-from otel_lunary.attributes import (
-    GEN_AI_AGENT_NAME,
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
-    GEN_AI_TOOL_NAME,
-    LUNARY_RUN_NAME,
-    LUNARY_SPAN_TYPE,
-    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
-    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
-    SPAN_NAME_LUNARY_CHAIN,
-    GenAiOperationNameValues,
-    LunarySpanTypeValues,
-)
-from otel_lunary.context import with_run_options
+from otel_lunary._content import to_json
+from otel_lunary._health import never_raises
+from otel_lunary._record import AGENT, CHAIN, TOOL, Operation, RunKind
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-Recorder = Callable[[ContentPolicy, str], dict[str, Any]]
-
-
-class _Kind:
-    """What differs between run spans: fixed attributes, names, where input/output go."""
-
-    def __init__(self, fixed: dict[str, Any], name_attribute: str, template: str, record_input: Recorder | None, record_output: Recorder | None) -> None:
-        self.fixed = fixed
-        self.name_attribute = name_attribute
-        self.template = template
-        self.record_input = record_input
-        self.record_output = record_output
-
-
-AGENT = _Kind(
-    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.INVOKE_AGENT.value},
-    GEN_AI_AGENT_NAME,
-    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
-    lambda policy, text: {GEN_AI_INPUT_MESSAGES: text_message_json("user", policy.text(text), output=False)},
-    lambda policy, text: {GEN_AI_OUTPUT_MESSAGES: text_message_json("assistant", policy.text(text), output=True)},
-)
-TOOL = _Kind(
-    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.EXECUTE_TOOL.value},
-    GEN_AI_TOOL_NAME,
-    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
-    lambda policy, text: {GEN_AI_TOOL_CALL_ARGUMENTS: policy.text(text)},
-    lambda policy, text: {GEN_AI_TOOL_CALL_RESULT: policy.text(text)},
-)
-# GenAI has no chain operation and no attribute for a chain's input or output.
-CHAIN = _Kind({LUNARY_SPAN_TYPE: LunarySpanTypeValues.CHAIN.value}, LUNARY_RUN_NAME, SPAN_NAME_LUNARY_CHAIN, None, None)
 
 
 def _arguments_json(signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -83,44 +32,29 @@ def _arguments_json(signature: inspect.Signature | None, args: tuple[Any, ...], 
     return to_json({"args": list(args), "kwargs": kwargs})
 
 
-def result_text(result: Any) -> str:
-    return result if isinstance(result, str) else to_json(result)
-
-
-def run_attributes(kind: _Kind, run_name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The attributes a run span starts with (shared with the bridge)."""
-    return with_run_options({**kind.fixed, kind.name_attribute: run_name}, options)
-
-
-def run_span_name(kind: _Kind, run_name: str) -> str:
-    return span_name(kind.template, {kind.name_attribute: run_name})
-
-
-def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
+def _decorate(kind: RunKind, func: Callable[..., Any], name: str | None, options: dict[str, Any]) -> Callable[..., Any]:
     own_name = getattr(func, "__name__", None)
     fallback_name = own_name if isinstance(own_name, str) else "anonymous"
     try:
         signature: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):
         signature = None
-    try:
-        run_name = str(name) if name else fallback_name
-        base = run_attributes(kind, run_name, options)
-        span_title = run_span_name(kind, run_name)
-    except Exception:  # noqa: BLE001 - options whose str() raises must not break the app's import
-        _health.report("invalid_arguments", "otel_lunary: unusable options for run %s; recorded without them", fallback_name, exc_info=True)
-        base = run_attributes(kind, fallback_name, {})
-        span_title = run_span_name(kind, fallback_name)
+    span_title, base = kind.start(fallback_name, {})
+    # options whose str() raises must not break the app's import: recorded without them
+    with never_raises(f"unusable options for run {fallback_name}; recorded without them", kind="invalid_arguments"):
+        span_title, base = kind.start(str(name) if name else fallback_name, options)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
         operation = Operation(span_title, SpanKind.INTERNAL, dict(base))
-        if operation.span is not None and operation.policy.capture and kind.record_input is not None:
-            operation.set(kind.record_input(operation.policy, _arguments_json(signature, args, kwargs)))
+        policy = operation.policy
+        if policy is not None and policy.capture:
+            operation.set(kind.input(_arguments_json(signature, args, kwargs), policy))
         return operation
 
     def succeed(operation: Operation, result: Any) -> None:
-        if operation.span is not None and operation.policy.capture and kind.record_output is not None:
-            operation.set(kind.record_output(operation.policy, result_text(result)))
+        policy = operation.policy
+        if policy is not None:
+            operation.set(kind.output(result, policy))
         operation.finish()
 
     if inspect.iscoroutinefunction(func):
@@ -146,7 +80,7 @@ def _decorate(kind: _Kind, func: Callable[..., Any], name: str | None, options: 
     return run
 
 
-def _decorator(kind: _Kind, name: Any, options: dict[str, Any]) -> Any:
+def _decorator(kind: RunKind, name: Any, options: dict[str, Any]) -> Any:
     if callable(name):  # used bare: @lunary.agent
         return _decorate(kind, name, None, options)
     return lambda func: _decorate(kind, func, name, options)

@@ -23,22 +23,18 @@ dict for their content to map to text (otherwise it maps as LLM messages JSON).
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from otel_lunary import attributes as a
-from otel_lunary._export_settings import env_str, warn_env
+from otel_lunary._health import never_raises
+from otel_lunary._settings import DIALECTS, DIALECTS_ENV as ENV_DIALECTS, LANGFUSE, OPENINFERENCE, resolve_dialects
 
 __all__ = ["DIALECTS", "ENV_DIALECTS", "LANGFUSE", "OPENINFERENCE", "resolve_dialects", "translate"]
 
-OPENINFERENCE = "openinference"
-LANGFUSE = "langfuse"
-DIALECTS = (OPENINFERENCE, LANGFUSE)
-ENV_DIALECTS = "OTEL_LUNARY_DIALECTS"
 MAX_LANGFUSE_METADATA_KEYS = 32
 
-_logger = logging.getLogger("otel_lunary.dialects")
+_TRANSLATION = never_raises("a dialect translation failed; its attributes are left out")
 _TEXT = "text/plain"
 _JSON = "application/json"
 _Kind = a.OpeninferenceSpanKindValues
@@ -56,43 +52,16 @@ _KIND_BY_OPERATION: dict[object, str] = {
 _MESSAGE = a.LunarySpanTypeValues.MESSAGE.value
 
 
-def resolve_dialects(value: str | Iterable[str] | None) -> frozenset[str]:
-    """The dialects to emit: explicit ``value`` > ``OTEL_LUNARY_DIALECTS`` > none."""
-    if value is not None:
-        if not isinstance(value, (str, Iterable)):
-            raise ValueError(f"dialects must be a name or a list of names, got {value!r}")
-        names = _names(value)
-        unknown = sorted(names - set(DIALECTS))
-        if unknown:
-            raise ValueError(f"unknown dialect {', '.join(unknown)}: use {', '.join(DIALECTS)}")
-        return frozenset(names)
-    raw = env_str(ENV_DIALECTS)
-    if raw is None:
-        return frozenset()
-    names = _names(raw)
-    known = names & set(DIALECTS)
-    if known != names:
-        warn_env(ENV_DIALECTS, raw, f"dialects are {', '.join(DIALECTS)}", sorted(known))
-    return frozenset(known)
-
-
-def _names(value: str | Iterable[str]) -> set[str]:
-    items = value.split(",") if isinstance(value, str) else value
-    return {str(item).strip().lower() for item in items if str(item).strip() and str(item).strip().lower() != "none"}
-
-
 def translate(dialects: frozenset[str], attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The extra attributes ``dialects`` derive from ``attributes`` (never raises)."""
     if not dialects:
         return {}
     out: dict[str, Any] = {}
-    try:
+    with _TRANSLATION:  # dialects are a convenience: a failure keeps what was made so far
         if OPENINFERENCE in dialects:
             _openinference(attributes, out)
         if LANGFUSE in dialects:
             _langfuse(attributes, out)
-    except Exception:  # noqa: BLE001 - dialects are a convenience; never break tracking
-        _logger.debug("otel-lunary: dialect translation failed", exc_info=True)
     return out
 
 

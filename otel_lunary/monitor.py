@@ -10,56 +10,23 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from otel_lunary import _health
-from otel_lunary._content import ContentPolicy, genai_message
-from otel_lunary._operation import Operation
-from otel_lunary._serialize import to_json
-from otel_lunary._spans import span_name
-from otel_lunary.attributes import (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MAX_TOKENS,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_REQUEST_TEMPERATURE,
-    GEN_AI_REQUEST_TOP_P,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_ID,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-    LUNARY_CONTENT_TRUNCATED,
-    SPAN_NAME_GEN_AI_INFERENCE_CLIENT,
-    SERVER_ADDRESS,
-    SERVER_PORT,
-    GenAiOperationNameValues,
-)
-from otel_lunary.context import with_run_options
+from otel_lunary import _record
+from otel_lunary._health import never_raises
+from otel_lunary._record import Operation
+from otel_lunary.attributes import SERVER_ADDRESS, SERVER_PORT
 
-PROVIDER = "openai"
-CHAT = GenAiOperationNameValues.CHAT.value
 _WRAPPED = "_otel_lunary_wrapped"
-_REQUEST_NUMBERS = (
-    ("temperature", GEN_AI_REQUEST_TEMPERATURE, float),
-    ("top_p", GEN_AI_REQUEST_TOP_P, float),
-    ("max_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
-    ("max_completion_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
-)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    dump = getattr(value, "model_dump", None)
-    return dump() if callable(dump) else {}
+_READ_ARGUMENTS = never_raises("could not read an LLM call's arguments; call not recorded", kind="invalid_arguments")
+_RECORD_INPUT = never_raises("could not record an LLM call's input")  # e.g. a message whose model_dump() raises
+_RECORD_RESPONSE = never_raises("could not record an LLM call's response")
+_READ_CHUNK = never_raises("could not read a stream chunk")
 
 
 def _server(client: Any) -> dict[str, Any]:
@@ -73,78 +40,39 @@ def _server(client: Any) -> dict[str, Any]:
     return found
 
 
-def request_attributes(model: str, params: Mapping[str, Any], lunary_options: Mapping[str, Any]) -> dict[str, Any]:
-    """The GenAI inference span's request attributes (shared with the bridge)."""
-    attributes: dict[str, Any] = {
-        GEN_AI_OPERATION_NAME: CHAT,
-        GEN_AI_PROVIDER_NAME: PROVIDER,
-        GEN_AI_REQUEST_MODEL: model,
-    }
-    for key, attribute, cast in _REQUEST_NUMBERS:
-        value = params.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            attributes[attribute] = cast(value)
-    return with_run_options(attributes, lunary_options)
-
-
-def inference_span_name(model: str) -> str:
-    return span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
-
-
-def input_messages_attributes(messages: Any, policy: ContentPolicy) -> dict[str, Any]:
-    """``gen_ai.input.messages`` for a list of OpenAI-style messages (capture on)."""
-    if not isinstance(messages, list):
-        return {}
-    structured = [genai_message(_as_dict(m), policy, output=False) for m in messages]
-    return {GEN_AI_INPUT_MESSAGES: to_json(structured)}
-
-
 def _start(kwargs: dict[str, Any], server: dict[str, Any], lunary_options: dict[str, Any]) -> Operation:
     """The call's span; arguments it cannot read (their ``str`` raises) leave the call unrecorded."""
-    try:
-        model = str(kwargs.get("model", ""))
-        attributes = {**request_attributes(model, kwargs, lunary_options), **server}
-        name = inference_span_name(model)
-    except Exception:  # noqa: BLE001 - the app's objects; tracking never raises into the app
-        _health.report("invalid_arguments", "otel_lunary: could not read an LLM call's arguments; call not recorded", exc_info=True)
-        return Operation.unrecorded()
-    operation = Operation(name, SpanKind.CLIENT, attributes, lunary_options.get("parent"))
-    if operation.span is not None and operation.policy.capture:
-        try:
-            operation.set(input_messages_attributes(kwargs.get("messages"), operation.policy))
-        except Exception:  # noqa: BLE001 - e.g. a message whose model_dump() raises
-            _health.report("internal_errors", "otel_lunary: could not record an LLM call's input", exc_info=True)
-    return operation
+    with _READ_ARGUMENTS:
+        name, attributes = _record.inference(str(kwargs.get("model", "")), kwargs, lunary_options)
+        operation = Operation(name, SpanKind.CLIENT, {**attributes, **server}, lunary_options.get("parent"))
+        policy = operation.policy
+        if policy is not None and policy.capture:
+            with _RECORD_INPUT:
+                operation.set(_record.inference_input(kwargs.get("messages"), policy))
+        return operation
+    return Operation.unrecorded()
 
 
 def _record_response(operation: Operation, response: Any) -> None:
-    if operation.span is None:
-        return
-    attributes: dict[str, Any] = {}
-    if getattr(response, "model", None):
-        attributes[GEN_AI_RESPONSE_MODEL] = str(response.model)
-    if getattr(response, "id", None):
-        attributes[GEN_AI_RESPONSE_ID] = str(response.id)
-    choices = getattr(response, "choices", None) or []
-    reasons = [str(getattr(choice, "finish_reason", None) or "") for choice in choices]
-    if reasons:
-        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    usage = getattr(response, "usage", None)
-    if usage is not None:
-        for source, attribute in (("prompt_tokens", GEN_AI_USAGE_INPUT_TOKENS), ("completion_tokens", GEN_AI_USAGE_OUTPUT_TOKENS)):
-            value = getattr(usage, source, None)
-            if isinstance(value, int):
-                attributes[attribute] = value
-    if operation.policy.capture and choices:
-        outputs = []
-        for choice, reason in zip(choices, reasons):
-            structured = genai_message(_as_dict(getattr(choice, "message", None)), operation.policy, output=True)
-            structured["finish_reason"] = reason or structured["finish_reason"]
-            outputs.append(structured)
-        attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(outputs)
-        if operation.policy.truncated:
-            attributes[LUNARY_CONTENT_TRUNCATED] = True
-    operation.set(attributes)
+    """The response's attributes on the call's span, then the span ends."""
+    policy = operation.policy
+    if policy is not None:
+        with _RECORD_RESPONSE:
+            choices = getattr(response, "choices", None) or []
+            usage = getattr(response, "usage", None)
+            prompt, completion = (getattr(usage, name, None) for name in ("prompt_tokens", "completion_tokens"))
+            operation.set(
+                _record.inference_result(
+                    policy,
+                    outputs=[_record.as_dict(getattr(choice, "message", None)) for choice in choices],
+                    finish_reasons=[str(getattr(choice, "finish_reason", None) or "") for choice in choices],
+                    input_tokens=prompt if isinstance(prompt, int) else None,
+                    output_tokens=completion if isinstance(completion, int) else None,
+                    response_model=str(response.model) if getattr(response, "model", None) else None,
+                    response_id=str(response.id) if getattr(response, "id", None) else None,
+                )
+            )
+    operation.finish()
 
 
 class _ChunkAccumulator:
@@ -204,10 +132,8 @@ class _StreamRecorder:
         self.ended = False
 
     def on_chunk(self, chunk: Any) -> None:
-        try:
+        with _READ_CHUNK:
             self.chunks.add(chunk)
-        except Exception:  # noqa: BLE001
-            _health.report("internal_errors", "otel_lunary: could not read a stream chunk", exc_info=True)
 
     @contextmanager
     def next_chunk(self) -> Iterator[None]:
@@ -228,10 +154,8 @@ class _StreamRecorder:
         if error is not None:
             self.operation.fail(error)
             return
-        try:
+        with _RECORD_RESPONSE:
             _record_response(self.operation, self.chunks.response())
-        except Exception:  # noqa: BLE001
-            _health.report("internal_errors", "otel_lunary: could not record a stream", exc_info=True)
         self.operation.finish()
 
 
@@ -301,11 +225,7 @@ def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _completed(operation: Operation, response: Any, streaming: bool, stream_type: type[_StreamProxy]) -> Any:
     if streaming:
         return stream_type(response, _StreamRecorder(operation))
-    try:
-        _record_response(operation, response)
-    except Exception:  # noqa: BLE001
-        _health.report("internal_errors", "otel_lunary: could not record a response", exc_info=True)
-    operation.finish()
+    _record_response(operation, response)
     return response
 
 
@@ -337,7 +257,7 @@ def _wrap_async(original: Any, server: dict[str, Any]) -> Any:
 
 def monitor(client: Any) -> Any:
     """Record every chat completion of this OpenAI client (sync or async); returns the client."""
-    try:
+    with never_raises(f"monitor() could not wrap {type(client).__name__}", kind="invalid_arguments"):
         completions = client.chat.completions
         original = completions.create
         if getattr(original, _WRAPPED, False):
@@ -347,6 +267,4 @@ def monitor(client: Any) -> Any:
         is_async = inspect.iscoroutinefunction(original) or type(completions).__name__.startswith("Async")
         wrap = _wrap_async if is_async else _wrap_sync
         completions.create = wrap(original, _server(client))
-    except Exception:  # noqa: BLE001 - an unknown client is left as it is
-        _health.report("invalid_arguments", "otel_lunary: monitor() could not wrap %s", type(client).__name__, exc_info=True)
-    return client
+    return client  # an unknown client is left as it is

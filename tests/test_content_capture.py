@@ -19,7 +19,9 @@ from otel_lunary.attributes import (
     GEN_AI_EVALUATION_EXPLANATION,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_FEEDBACK,
     LUNARY_MESSAGE_ROLE,
@@ -123,3 +125,40 @@ class TestCaptureSettings:
         lunary.open_thread().track_message({"role": "user", "content": "hello"})
         assert GEN_AI_INPUT_MESSAGES in recorded.one("message user").attributes
         assert CAPTURE_ENV in caplog.text
+
+
+class TestTruncationMarker:
+    """Every span whose content was cut says so, whichever call recorded it."""
+
+    def test_a_tool_span_with_cut_arguments_and_result_is_marked(self, recorded):
+        """@tool with max_content_length=10: arguments and result are cut, the span is flagged."""
+        lunary.configure(tracer_provider=recorded.provider, max_content_length=10)
+
+        @lunary.tool("lookup")
+        def lookup(query: str) -> str:
+            return "a result longer than ten characters"
+
+        lookup("a query longer than ten characters")
+        span = recorded.one("execute_tool lookup")
+        assert span.attributes[GEN_AI_TOOL_CALL_RESULT].startswith("a result l…[truncated")
+        assert "…[truncated" in span.attributes[GEN_AI_TOOL_CALL_ARGUMENTS]
+        assert span.attributes[LUNARY_CONTENT_TRUNCATED] is True
+
+    def test_a_feedback_with_a_cut_comment_is_marked(self, recorded):
+        """A feedback comment longer than max_content_length=10 is cut and the span flagged."""
+        lunary.configure(tracer_provider=recorded.provider, max_content_length=10)
+        msg_id = lunary.open_thread().track_message({"role": "user", "content": "hi"})
+        lunary.track_feedback(msg_id, {"comment": "this comment is much longer than ten characters"})
+        feedback = recorded.one("feedback")
+        (event,) = feedback.events
+        assert event.attributes[GEN_AI_EVALUATION_EXPLANATION].startswith("this comme…[truncated")
+        assert feedback.attributes[LUNARY_CONTENT_TRUNCATED] is True
+
+    def test_content_within_the_limit_is_not_marked(self, recorded):
+        """Content within max_content_length is recorded whole and no span claims a cut."""
+        lunary.configure(tracer_provider=recorded.provider, max_content_length=50)
+        thread = lunary.open_thread()
+        msg_id = thread.track_message({"role": "user", "content": "hi"})
+        lunary.track_feedback(msg_id, {"comment": "fine"})
+        lunary.tool("echo")(lambda text: text)("ok")
+        assert all(LUNARY_CONTENT_TRUNCATED not in span.attributes for span in recorded.all())

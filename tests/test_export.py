@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_lunary import _drops, _lifecycle, export
+from otel_lunary import _health, export
 from otel_lunary.export import ExportOptions, build_tracer_provider, resolve_exporters, resolve_protocol
 from servers import OtlpSink, free_port, poll_until
 
@@ -25,11 +25,9 @@ def providers() -> Iterator[list[TracerProvider]]:
 
 
 @pytest.fixture
-def drops(monkeypatch: pytest.MonkeyPatch) -> _drops._DropCounter:
-    """A fresh process-wide drop counter, so counts and the rate-limited log start at zero."""
-    counter = _drops._DropCounter()
-    monkeypatch.setattr(_drops, "counter", counter)
-    return counter
+def drops() -> None:
+    """Drop counts and their rate-limited log line start at zero: both are process-wide."""
+    _health.reset()
 
 
 def emit(provider: TracerProvider, count: int, prefix: str = "span") -> None:
@@ -167,7 +165,7 @@ class TestOtlpSettingsReachTheWire:
         providers.append(build_tracer_provider(ExportOptions()))
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in caplog.text
 
-    def test_bsp_env_is_read_by_the_sdk_processor(self, monkeypatch: pytest.MonkeyPatch, providers: list, drops: _drops._DropCounter) -> None:
+    def test_bsp_env_is_read_by_the_sdk_processor(self, monkeypatch: pytest.MonkeyPatch, providers: list, drops: None) -> None:
         """OTEL_BSP_MAX_QUEUE_SIZE bounds the queue: with nowhere to send, the overflow is counted."""
         monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "20")
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")
@@ -181,7 +179,7 @@ class TestOtlpSettingsReachTheWire:
 
 
 class TestDropCounter:
-    def test_queue_overflow_is_counted_and_logged_once(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, providers: list, drops: _drops._DropCounter) -> None:
+    def test_queue_overflow_is_counted_and_logged_once(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, providers: list, drops: None) -> None:
         """Spans that overflow the queue are counted exactly, reported on one log line."""
         silent = __import__("socket").socket()
         silent.bind(("127.0.0.1", 0))
@@ -192,7 +190,8 @@ class TestDropCounter:
         providers.append(provider := build_tracer_provider(ExportOptions()))
         with caplog.at_level(logging.WARNING):
             emit(provider, 10)  # fills the queue: the worker takes one batch and hangs on the socket
-            poll_until(lambda: _lifecycle._processors[provider][0].queued() == 0, timeout=10, what="the worker to take the batch")
+            silent.settimeout(10)
+            connection, _ = silent.accept()  # the worker took the batch and is sending it
             emit(provider, 100)  # 10 wait in the queue, 90 overflow
         assert export.dropped_spans() == 90
         assert export.drop_counts()["queue_full"] == 90
@@ -200,9 +199,10 @@ class TestDropCounter:
         assert len(ours) == 1
         assert not [r for r in caplog.records if "Queue full" in r.getMessage()]
         export.shutdown(provider, 0.5)
+        connection.close()
         silent.close()
 
-    def test_spans_after_shutdown_are_counted(self, providers: list, drops: _drops._DropCounter, tmp_path) -> None:
+    def test_spans_after_shutdown_are_counted(self, providers: list, drops: None, tmp_path) -> None:
         """A span ended after shutdown is counted as dropped, not lost silently."""
         providers.append(provider := build_tracer_provider(ExportOptions(exporter="file", file_path=str(tmp_path / "f.jsonl"))))
         export.shutdown(provider, 2.0)

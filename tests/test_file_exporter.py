@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -19,8 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_lunary import attributes as a
-from otel_lunary import export, otlp_json
-from otel_lunary.file_exporter import DEFAULT_PATH, OtlpJsonFileExporter, rotated_paths
+from otel_lunary import export
+from otel_lunary.export import otlp_json
+from otel_lunary.export.file import DEFAULT_PATH, OtlpJsonFileExporter, rotated_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,6 +35,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- a small OTLP JSON reader, independent of the package ---------------------------------
+
+
+def json_format_oracle(request: Any) -> dict[str, Any]:
+    """OTLP JSON the slow, generic way: protobuf's ``MessageToDict`` plus the OTLP id rule
+    (lowercase hex, not base64) and the status the walker always writes."""
+    from google.protobuf.json_format import MessageToDict
+
+    out = MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in out.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                span.setdefault("status", {})
+                for holder in (span, *span.get("links", ())):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in holder:
+                            holder[key] = base64.b64decode(holder[key]).hex()
+    return out
 
 
 def any_value(value: dict[str, Any]) -> Any:
@@ -122,7 +141,7 @@ class TestRoundTrip:
         memory = InMemorySpanExporter()
         spans = record_conversation(memory)  # type: ignore[arg-type]
         request = encode_spans(spans)
-        assert otlp_json.request_to_dict(request) == otlp_json.request_to_dict_json_format(request)
+        assert otlp_json.request_to_dict(request) == json_format_oracle(request)
 
     def test_file_is_the_default_when_nothing_is_configured(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """With no exporter setting at all, spans land in ./otel-lunary-traces.jsonl."""
@@ -174,7 +193,7 @@ class TestRotation:
             import sys
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-            from otel_lunary.file_exporter import OtlpJsonFileExporter
+            from otel_lunary.export.file import OtlpJsonFileExporter
             provider = TracerProvider()
             provider.add_span_processor(SimpleSpanProcessor(OtlpJsonFileExporter({str(path)!r}, max_bytes=65536, backups=100)))
             for i in range(300):

@@ -189,9 +189,9 @@ class TestReconcile:
         thread = lunary.open_thread()
         msg_id = thread.track_message({"role": "user", "content": "Hello!"})
         resumed = lunary.open_thread(thread.id)
-        from otel_lunary import _index
+        from otel_lunary import _state
 
-        _index.turns.clear()  # as in another process: the thread's current turn is unknown
+        _state.turns.clear()  # as in another process: the thread's current turn is unknown
         with lunary.parent(msg_id):
             resumed.track_message({"role": "assistant", "content": "Hi"})
         user, reply = recorded.one("message user"), recorded.one("message assistant")

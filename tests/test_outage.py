@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import otel_lunary as lunary
-from otel_lunary import _drops, export
+from otel_lunary import _health, export
 from otel_lunary.export import ExportOptions, build_tracer_provider
 from servers import OtlpSink, poll_until, start_rotel
 
@@ -30,10 +30,9 @@ pytestmark = pytest.mark.usefixtures("clean_otel_env")
 
 
 @pytest.fixture
-def drops(monkeypatch: pytest.MonkeyPatch) -> _drops._DropCounter:
-    counter = _drops._DropCounter()
-    monkeypatch.setattr(_drops, "counter", counter)
-    return counter
+def drops() -> None:
+    """Drop counts and their rate-limited log line start at zero: both are process-wide."""
+    _health.reset()
 
 
 @pytest.fixture
@@ -72,7 +71,7 @@ def track_turn(thread: lunary.Thread, i: int) -> float:
 
 
 class TestCollectorOutage:
-    def test_outage_never_blocks_calls_and_counts_what_overflowed(self, tmp_path: Path, drops: _drops._DropCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_outage_never_blocks_calls_and_counts_what_overflowed(self, tmp_path: Path, drops: None, monkeypatch: pytest.MonkeyPatch) -> None:
         """Collector down: calls never wait on it; back up: what fit the queue arrives, the rest is counted."""
         monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
@@ -112,7 +111,7 @@ class TestCollectorOutage:
 
 class TestSilentCollector:
     @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-    def test_flush_and_shutdown_return_within_their_timeout(self, protocol: str, silent_collector: int, drops: _drops._DropCounter) -> None:
+    def test_flush_and_shutdown_return_within_their_timeout(self, protocol: str, silent_collector: int, drops: None) -> None:
         """A collector that never answers cannot hold flush(1s) or shutdown(1s) past ~2 s."""
         provider = build_tracer_provider(ExportOptions(endpoint=f"http://127.0.0.1:{silent_collector}", protocol=protocol))
         lunary.configure(tracer_provider=provider)

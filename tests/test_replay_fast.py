@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fixtures.replay import raw_conversation as raw
 
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay import render_json
 from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.decode import _slow_attributes, decode_attributes, decode_id

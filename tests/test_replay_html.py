@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from fixtures.replay.sdk_conversation import Tracked, record
 from otel_lunary.cli import build_parser
-from otel_lunary.file_exporter import OtlpJsonFileExporter
+from otel_lunary.export.file import OtlpJsonFileExporter
 from otel_lunary.replay.command import replay
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.replay import raw_conversation as raw
 from otel_lunary.cli import build_parser
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay.command import replay
 from otel_lunary.replay.render_terminal import render as render_terminal
 from otel_lunary.replay import assemble_file

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.replay import raw_conversation as raw
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay import Problem, assemble_file
 from otel_lunary.replay.reader import expand_paths, read_file
 

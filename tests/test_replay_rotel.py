@@ -2,7 +2,7 @@
 
 rotel (the Rust collector in the ``rotel`` wheel) receives the SDK's OTLP/HTTP export and
 forwards it over OTLP/HTTP protobuf to an OTLP sink started here; the captured
-requests are written as OTLP JSON Lines by ``otel_lunary.otlp_json`` and replayed. A
+requests are written as OTLP JSON Lines by ``otel_lunary.export.otlp_json`` and replayed. A
 second test posts replay's own input file to rotel as OTLP JSON, checking that a real
 collector accepts the file format and that nothing is lost through it.
 """
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from fixtures.replay import raw_conversation as raw
 from fixtures.replay.sdk_conversation import record_over_otlp
-from otel_lunary.otlp_json import encode_line, request_to_dict
+from otel_lunary.export.otlp_json import encode_line, request_to_dict
 from otel_lunary.replay import assemble_file
 from servers import OtlpSink, poll_until, start_rotel
 from test_replay_roundtrip import assert_replays, only

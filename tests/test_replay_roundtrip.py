@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from fixtures.replay import raw_conversation as raw
 from fixtures.replay.sdk_conversation import Tracked, record
-from otel_lunary.file_exporter import OtlpJsonFileExporter
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.file import OtlpJsonFileExporter
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay import Conversation, assemble_file
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from otel_lunary._export_settings import env_str, resolve_float, resolve_int
+from otel_lunary._settings import env_str, resolve_float, resolve_int
 
 ENV_KEYS = "OTEL_LUNARY_BRIDGE_KEYS"
 ENV_HOST = "OTEL_LUNARY_BRIDGE_HOST"

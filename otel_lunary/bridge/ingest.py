@@ -1,11 +1,10 @@
-"""Lunary events -> the spans conventions/ defines, with the native SDK's builders.
+"""Lunary events -> the spans conventions/ defines, through the SDK's recording layer.
 
-Messages, custom events and feedback reuse ``thread.message_attributes``,
-``thread.event_attributes``, ``feedback.feedback_record`` and ``_spans.emit_instant``, so
-a message that came through the bridge carries exactly what ``thread.track_message``
-would record. Runs (llm, agent, tool, chain) reuse the attribute builders of
-``monitor`` and ``agents``; they are created when they end, with the span id drawn at
-``start`` (see ``_ids``) and the client's own start and end times.
+Messages, custom events, feedback and runs (llm, agent, tool, chain) are recorded by
+``otel_lunary._record``, the layer ``track_message``, ``track_feedback``, ``monitor`` and
+the run decorators use, so what came through the bridge carries exactly what the native
+calls would record. Runs are created when they end, with the span id drawn at ``start``
+(see ``_ids``) and the client's own start and end times.
 
 Trace layout is the native one: a user message opens a new trace (its thread's turn);
 other messages and custom events join the thread's current turn (a new root when none is
@@ -22,33 +21,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from otel_lunary.agents import AGENT, CHAIN, TOOL, result_text, run_attributes, run_span_name
-from otel_lunary._content import ContentPolicy, genai_message
-from otel_lunary._runtime import INSTRUMENTATION_NAME, VERSION, Runtime
-from otel_lunary._serialize import to_json, to_string_list
+from otel_lunary import _record
+from otel_lunary._content import ContentPolicy, to_string_list
+from otel_lunary._record import USER, ReportedError, normalise_role
 from otel_lunary._settings import Settings, resolve_settings
-from otel_lunary._spans import NEW_TRACE, context_of, emit_instant, with_dialects
-from otel_lunary.attributes import (
-    ERROR_TYPE,
-    GEN_AI_CONVERSATION_ID,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-    LUNARY_CONTENT_TRUNCATED,
-    LUNARY_RUN_ID,
-    LUNARY_RUN_UNFINISHED,
-    SPAN_NAME_LUNARY_FEEDBACK,
-)
+from otel_lunary._state import NEW_TRACE, context_of, new_runtime
+from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY_RUN_UNFINISHED
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
 from otel_lunary.bridge.store import OpenRun, StateStore
 from otel_lunary.bridge.wire import Event, EventError, parse_event
-from otel_lunary.feedback import feedback_attributes, feedback_record
-from otel_lunary.monitor import PROVIDER, inference_span_name, input_messages_attributes, request_attributes
-from otel_lunary.thread import USER, event_attributes, event_span_name, message_attributes, message_span_name, normalise_role, thread_attributes
 
 logger = logging.getLogger("otel_lunary.bridge")
 
@@ -61,7 +44,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 def provider_for_model(model: str) -> str:
     lowered = model.lower()
-    return next((provider for prefix, provider in _PROVIDERS if lowered.startswith(prefix)), PROVIDER)
+    return next((provider for prefix, provider in _PROVIDERS if lowered.startswith(prefix)), _record.OPENAI)
 
 
 def error_type(error: Any) -> str:
@@ -87,8 +70,7 @@ class Project:
         # Public SDK attribute, read by get_tracer below. The SDK declares no type for it, so
         # mypy infers its default's (RandomIdGenerator); the SDK accepts any IdGenerator.
         provider.id_generator = self.ids  # type: ignore[assignment]
-        tracer = provider.get_tracer(INSTRUMENTATION_NAME, VERSION)
-        self.runtime = Runtime(provider, tracer, settings, ContentPolicy(settings), True)
+        self.runtime = new_runtime(provider, settings, owns_provider=True)
 
 
 class Ingestor:
@@ -149,7 +131,7 @@ class Ingestor:
     # --- thread events -------------------------------------------------------------------
     @staticmethod
     def _thread_base(event: Event) -> dict[str, Any]:
-        return thread_attributes(
+        return _record.thread_attributes(
             str(event.parent_run_id), to_string_list(event.get("threadTags")), event.get("threadMetadata"), None, None
         )
 
@@ -175,12 +157,18 @@ class Ingestor:
         thread_id = str(event.parent_run_id)
         message = dict(event.get("message"))
         role = normalise_role(message.get("role")) or USER
-        runtime = project.runtime
-        attributes = message_attributes(
-            self._thread_base(event), {**message, "id": event.run_id}, role, runtime.policy, event.get("userId"), event.get("userProps")
-        )
         parent = NEW_TRACE if role == USER else self._turn_parent(project, thread_id)
-        span_context = emit_instant(runtime, message_span_name(role), attributes, parent, timestamp_ns=event.timestamp_ns)
+        span_context, _ = _record.message(
+            project.runtime,
+            _record.message_base(self._thread_base(event), role),
+            {**message, "id": event.run_id},
+            role,
+            parent,
+            None,
+            event.get("userId"),
+            event.get("userProps"),
+            event.timestamp_ns,
+        )
         self._remember(project, app_key, event, span_context, thread_id, "message")
         if role == USER:
             self.store.set_turn(project.name, thread_id, span_context)
@@ -192,10 +180,15 @@ class Ingestor:
         if self._duplicate(project, event):
             return
         thread_id = str(event.parent_run_id)
-        name = str(event.get("name"))
-        attributes = event_attributes(self._thread_base(event), name, event.get("userId"), event.get("userProps"), event.get("metadata"))
-        span_context = emit_instant(
-            project.runtime, event_span_name(name), attributes, self._turn_parent(project, thread_id), timestamp_ns=event.timestamp_ns
+        span_context = _record.event(
+            project.runtime,
+            self._thread_base(event),
+            str(event.get("name")),
+            self._turn_parent(project, thread_id),
+            event.get("userId"),
+            event.get("userProps"),
+            event.get("metadata"),
+            event.timestamp_ns,
         )
         self._remember(project, app_key, event, span_context, thread_id, "event")
 
@@ -204,10 +197,8 @@ class Ingestor:
 
     def _emit_feedback(self, project: Project, message_id: str, feedback: Mapping[str, Any], timestamp: int) -> None:
         target = self.store.get(project.name, message_id)
-        raw, events = feedback_record(feedback, project.runtime.policy.fresh())
-        attributes = feedback_attributes(message_id, raw, target.conversation_id if target else None)
         parent = NEW_TRACE if target is None else context_of(target.span_context)
-        emit_instant(project.runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, events=events, timestamp_ns=timestamp)
+        _record.feedback(project.runtime, message_id, feedback, target.conversation_id if target else None, parent, timestamp)
 
     # --- runs ----------------------------------------------------------------------------
     def _start_attributes(self, event: Event, policy: ContentPolicy) -> tuple[str, str, dict[str, Any]]:
@@ -215,61 +206,45 @@ class Ingestor:
         name = event.get("name")
         name = name if isinstance(name, str) and name else (event.type or "run")
         options = {"user_id": event.get("userId"), "user_props": event.get("userProps"), "tags": event.get("tags"), "metadata": event.get("metadata")}
-        capture = policy.capture
         if event.type == "llm":
             params = event.get("params") if isinstance(event.get("params"), Mapping) else {}
-            attributes = request_attributes(name, params, options)
-            attributes[GEN_AI_PROVIDER_NAME] = provider_for_model(name)
-            if capture:
-                messages = event.get("input")
-                if isinstance(messages, str):
-                    messages = [{"role": "user", "content": messages}]
-                attributes.update(input_messages_attributes(messages, policy))
-            span_title, kind = inference_span_name(name), "client"
-        elif event.type in ("agent", "tool"):
-            run_kind = AGENT if event.type == "agent" else TOOL
-            attributes = run_attributes(run_kind, name, options)
-            if capture and run_kind.record_input is not None and event.get("input") is not None:
-                attributes.update(run_kind.record_input(policy, result_text(event.get("input"))))
-            span_title, kind = run_span_name(run_kind, name), "internal"
-        else:  # chain
-            attributes = run_attributes(CHAIN, name, options)
-            span_title, kind = run_span_name(CHAIN, name), "internal"
+            span_title, attributes = _record.inference(name, params, options, provider_for_model(name))
+            messages = event.get("input")
+            if isinstance(messages, str):
+                messages = [{"role": USER, "content": messages}]
+            attributes.update(_record.inference_input(messages, policy))
+            kind = "client"
+        else:
+            run_kind = _record.RUN_KINDS.get(event.type or "", _record.CHAIN)
+            span_title, attributes = run_kind.start(name, options)
+            if event.get("input") is not None:
+                attributes.update(run_kind.input(event.get("input"), policy))
+            kind = "internal"
         attributes[LUNARY_RUN_ID] = event.run_id
         return span_title, kind, attributes
 
-    def _end_attributes(self, run_type: str, event: Event, policy: ContentPolicy) -> dict[str, Any]:
-        attributes: dict[str, Any] = {}
+    @staticmethod
+    def _end_attributes(run_type: str, event: Event, policy: ContentPolicy) -> dict[str, Any]:
         output = event.get("output")
         if run_type == "llm":
             usage = event.get("tokensUsage")
             # A streamed call's "completion" is a chunk count with no prompt count beside
             # it (both SDKs): only a pair of numbers is token usage.
-            if isinstance(usage, Mapping) and all(isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) for k in ("prompt", "completion")):
-                attributes[GEN_AI_USAGE_INPUT_TOKENS] = usage["prompt"]
-                attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = usage["completion"]
-            if policy.capture and output is not None:
-                outputs = output if isinstance(output, list) else [output]
-                structured = [
-                    genai_message({"role": "assistant", **m} if isinstance(m, Mapping) else {"role": "assistant", "content": m}, policy, output=True)
-                    for m in outputs
-                ]
-                attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(structured)
-        elif run_type in ("agent", "tool") and policy.capture and output is not None:
-            run_kind = AGENT if run_type == "agent" else TOOL
-            if run_kind.record_output is not None:
-                attributes.update(run_kind.record_output(policy, result_text(output)))
-        if policy.truncated:
-            attributes[LUNARY_CONTENT_TRUNCATED] = True
-        return attributes
+            pair = isinstance(usage, Mapping) and all(isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) for k in ("prompt", "completion"))
+            outputs = [] if output is None else output if isinstance(output, list) else [output]
+            return _record.inference_result(
+                policy,
+                outputs=[m if isinstance(m, Mapping) else {"content": m} for m in outputs],
+                input_tokens=usage["prompt"] if pair else None,
+                output_tokens=usage["completion"] if pair else None,
+            )
+        run_kind = _record.RUN_KINDS.get(run_type)
+        return run_kind.output(output, policy) if run_kind is not None and output is not None else {}
 
     def _start(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
             return
-        policy = project.runtime.policy.fresh()
-        span_title, kind, attributes = self._start_attributes(event, policy)
-        if policy.truncated:
-            attributes[LUNARY_CONTENT_TRUNCATED] = True
+        span_title, kind, attributes = self._start_attributes(event, project.runtime.policy)
         parent = self.store.get(project.name, event.parent_run_id) if event.parent_run_id else None
         conversation = parent.conversation_id if parent else None
         if conversation is not None:
@@ -301,10 +276,9 @@ class Ingestor:
     def _finish(self, project: Project, opened: OpenRun, event: Event | None, end_ns: int, *, unfinished: bool) -> None:
         start = opened.start
         runtime = project.runtime
-        policy = runtime.policy.fresh()
         attributes = dict(start["attributes"])
         if event is not None:
-            attributes.update(self._end_attributes(start["type"], event, policy))
+            attributes.update(self._end_attributes(start["type"], event, runtime.policy))
         if unfinished:
             attributes[LUNARY_RUN_UNFINISHED] = True
         if start["parent"]:
@@ -312,26 +286,23 @@ class Ingestor:
             parent = context_of(parent_span)
         else:
             parent = NEW_TRACE
-        error = event.get("error") if event is not None and event.kind == "error" else None
+        error = None
         if event is not None and event.kind == "error":
-            attributes[ERROR_TYPE] = error_type(error)
+            reported = event.get("error")
+            message = str(reported.get("message") if isinstance(reported, Mapping) else reported or "")
+            stack = reported.get("stack") if isinstance(reported, Mapping) else None
+            error = ReportedError(error_type(reported), message, stack if isinstance(stack, str) else None)
         with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
-            span = runtime.tracer.start_span(
+            _record.emit(
+                runtime,
                 start["name"],
-                context=parent,
+                attributes,
+                parent,
+                start_ns=min(opened.started_ns, end_ns),
+                end_ns=max(opened.started_ns, end_ns),
                 kind=SpanKind.CLIENT if start["kind"] == "client" else SpanKind.INTERNAL,
-                attributes=with_dialects(runtime, attributes),
-                start_time=min(opened.started_ns, end_ns),
+                error=error,
             )
-        if event is not None and event.kind == "error":
-            message = str(error.get("message") if isinstance(error, Mapping) else error or "")[:1024]
-            span.set_status(Status(StatusCode.ERROR, message))
-            exception = {EXCEPTION_TYPE: attributes[ERROR_TYPE], EXCEPTION_MESSAGE: message}
-            stack = error.get("stack") if isinstance(error, Mapping) else None
-            if isinstance(stack, str) and stack:
-                exception[EXCEPTION_STACKTRACE] = stack[:16384]
-            span.add_event("exception", exception, timestamp=end_ns)
-        span.end(end_time=max(opened.started_ns, end_ns))
         self.store.put(project.name, opened.run_id, opened.span_context, opened.conversation_id, "run")
 
     # --- runs that never end -------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from otel_lunary.thread import normalise_role
+from otel_lunary._record import normalise_role
 
 THREAD_KINDS = frozenset({"chat", "custom-event"})
 RUN_KINDS = frozenset({"start", "end", "error"})

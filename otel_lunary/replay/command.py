@@ -27,7 +27,7 @@ MAX_PROBLEMS_SHOWN = 20
 
 def default_file() -> Path:
     """The embedded default exporter's file: ``OTEL_LUNARY_FILE_PATH`` or ./otel-lunary-traces.jsonl."""
-    from otel_lunary.file_exporter import DEFAULT_PATH, ENV_FILE_PATH
+    from otel_lunary.export.file import DEFAULT_PATH, ENV_FILE_PATH
 
     return Path(os.environ.get(ENV_FILE_PATH) or DEFAULT_PATH)
 

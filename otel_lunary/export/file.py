@@ -1,10 +1,10 @@
 """The embedded default exporter: OTLP JSON Lines in a local, size-bounded file.
 
-Each line is one ``ExportTraceServiceRequest`` in OTLP JSON (``otel_lunary.otlp_json``),
+Each line is one ``ExportTraceServiceRequest`` in OTLP JSON (``otel_lunary.export.otlp_json``),
 the format of the OpenTelemetry Collector's ``file`` exporter: the Collector's
 ``otlpjsonfile`` receiver and ``otel-lunary replay`` read it back.
 
-When it is used (decided in ``otel_lunary.export``): ``configure(exporter="file")``, or
+When it is used (decided in ``otel_lunary.export.provider``): ``configure(exporter="file")``, or
 ``OTEL_LUNARY_EXPORTER=file``, or when nothing else is configured: no exporter argument
 or endpoint given, and none of ``OTEL_TRACES_EXPORTER``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``,
@@ -43,8 +43,8 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_lunary._export_settings import env_str, resolve_int
-from otel_lunary.otlp_json import encode_line
+from otel_lunary._settings import env_str, resolve_int
+from otel_lunary.export.otlp_json import encode_line
 
 try:
     import fcntl

@@ -19,7 +19,7 @@ the Collector's file exporter format, read by its ``otlpjsonfile`` receiver and 
 ``otel_lunary.replay``.
 
 The walker is ~1.5x faster than ``google.protobuf.json_format.MessageToDict`` followed by
-the id fix-up (see docs/export.md for the figures and ``bench_encoders``).
+the id fix-up (docs/export.md); tests/test_file_exporter.py holds it to that mapping.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["encode_request", "encode_line", "request_to_dict", "request_to_dict_json_format"]
+__all__ = ["encode_line", "encode_request", "request_to_dict"]
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
@@ -174,74 +174,3 @@ def _any_value(v: Any) -> dict[str, Any]:
     if which == "bytes_value":
         return {"bytesValue": base64.b64encode(v.bytes_value).decode("ascii")}
     return {}
-
-
-# --- the alternative measured against the walker (kept for the benchmark and tests) ---
-
-_ID_KEYS = ("traceId", "spanId", "parentSpanId")
-
-
-def request_to_dict_json_format(request: Any) -> dict[str, Any]:
-    """Same result via protobuf's ``MessageToDict`` plus the base64 -> hex id fix-up."""
-    from google.protobuf.json_format import MessageToDict
-
-    out = MessageToDict(request, use_integers_for_enums=True)
-    for rs in out.get("resourceSpans", ()):
-        for ss in rs.get("scopeSpans", ()):
-            for span in ss.get("spans", ()):
-                _fix_ids(span)
-                span.setdefault("status", {})
-                for link in span.get("links", ()):
-                    _fix_ids(link)
-    return out
-
-
-def _fix_ids(obj: dict[str, Any]) -> None:
-    for key in _ID_KEYS:
-        if key in obj:
-            obj[key] = base64.b64decode(obj[key]).hex()
-
-
-def bench_encoders(n_spans: int = 20000, batch: int = 512) -> dict[str, float]:
-    """Spans per second of both encoders (protobuf encoding + mapping + ``json`` dump)."""
-    import time
-
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from otel_lunary import attributes as a
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("bench")
-    text = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Weather in Paris? " * 8}]}])
-    for i in range(batch):
-        with tracer.start_as_current_span("message user") as span:
-            span.set_attributes(
-                {
-                    a.GEN_AI_CONVERSATION_ID: f"thread-{i % 7}",
-                    a.LUNARY_SPAN_TYPE: a.LunarySpanTypeValues.MESSAGE.value,
-                    a.LUNARY_MESSAGE_ROLE: a.LunaryMessageRoleValues.USER.value,
-                    a.GEN_AI_INPUT_MESSAGES: text,
-                    a.LUNARY_TAGS: ["faq", "billing"],
-                    a.GEN_AI_USAGE_INPUT_TOKENS: 120,
-                    a.GEN_AI_REQUEST_TEMPERATURE: 0.2,
-                }
-            )
-            span.add_event(a.EVENT_NAME_GEN_AI_EVALUATION_RESULT, {a.GEN_AI_EVALUATION_NAME: "thumb", a.GEN_AI_EVALUATION_SCORE_VALUE: 1.0})
-    spans = memory.get_finished_spans()
-    provider.shutdown()
-    results: dict[str, float] = {}
-    for name, mapper in (("walker", request_to_dict), ("json_format", request_to_dict_json_format)):
-        rounds = max(1, n_spans // batch)
-        start = time.perf_counter()
-        for _ in range(rounds):
-            _dumps(mapper(encode_spans(spans)))
-        results[name] = rounds * batch / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(max(1, n_spans // batch)):
-        encode_spans(spans).SerializeToString()
-    results["protobuf_only"] = max(1, n_spans // batch) * batch / (time.perf_counter() - start)
-    return results

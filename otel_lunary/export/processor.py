@@ -1,84 +1,47 @@
-"""Counting the spans otel-lunary loses, so losing them is never silent.
+"""The batch processor of the providers otel-lunary builds: lost spans counted, shutdown bounded.
 
 Losing spans is counted, never silent: ``dropped_spans()`` is the number of spans that
 will never reach the exporter's destination: the processor queue was full
 (``OTEL_BSP_MAX_QUEUE_SIZE``, default 2048: the oldest waiting span goes), an export
 failed (after the OTLP exporter's own retries), a span ended after shutdown, or shutdown
 gave up on spans still queued. ``drop_counts()`` splits it by reason. Drops are logged on
-one WARNING line with the running count, at most once a minute.
+one WARNING line with the running count, at most once a minute (``otel_lunary._health``).
+
+``flush(provider, t)`` and ``shutdown(provider, t)`` return within ``t`` seconds whatever
+the collector does (down, or accepting connections and never answering): the SDK's
+blocking calls run in a daemon thread that is abandoned at the deadline, and on a
+shutdown deadline the exporters are shut down to cut their retry loops. A provider built
+by ``otel_lunary.export`` does not install the SDK's own exit hook (which can block ~30 s);
+the one here runs ``shutdown(provider, OTEL_LUNARY_EXIT_TIMEOUT)`` (default 2 s) instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_lunary._export_settings import resolve_int
+from otel_lunary import _health
+from otel_lunary._settings import resolve_int
 
 _logger = logging.getLogger("otel_lunary.export")
-
-DROP_LOG_INTERVAL_S = 60.0
-
-# --- the drop counter -------------------------------------------------------------------
-
-_REASONS = ("queue_full", "export_failed", "after_shutdown", "shutdown_timeout")
-
-
-class _DropCounter:
-    """Process-wide count of lost spans, with one rate-limited log line."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(_REASONS, 0)
-        self._last_log = float("-inf")
-
-    def add(self, reason: str, count: int) -> None:
-        if count <= 0:
-            return
-        with self._lock:
-            self._counts[reason] = self._counts.get(reason, 0) + count
-            now = time.monotonic()
-            if now - self._last_log < DROP_LOG_INTERVAL_S:
-                return
-            self._last_log = now
-            counts = dict(self._counts)
-        _logger.warning(
-            "otel-lunary dropped %d spans so far (queue full: %d, export failed: %d, after shutdown: %d, "
-            "abandoned at shutdown: %d); is the collector reachable? next report in %ds at the earliest",
-            sum(counts.values()),
-            counts["queue_full"],
-            counts["export_failed"],
-            counts["after_shutdown"],
-            counts["shutdown_timeout"],
-            int(DROP_LOG_INTERVAL_S),
-        )
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self._counts.values())
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-
-counter = _DropCounter()
 
 
 def dropped_spans() -> int:
     """How many spans this process lost since it started (all reasons, all providers)."""
-    return counter.total()
+    return _health.drops.total()
 
 
 def drop_counts() -> dict[str, int]:
     """``dropped_spans()`` by reason: queue_full, export_failed, after_shutdown, shutdown_timeout."""
-    return counter.snapshot()
+    return _health.drops.snapshot()
 
 
 class _DropCountingMetrics:
@@ -92,7 +55,7 @@ class _DropCountingMetrics:
         self._inner.register_queue_size(get_queue_size)
 
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        counter.add("after_shutdown" if error_type == "already_shutdown" else "queue_full", count)
+        _health.count_drops("after_shutdown" if error_type == "already_shutdown" else "queue_full", count)
         self._inner.drop_items(count, error_type)
 
     def finish_items(self, count: int) -> None:
@@ -110,7 +73,6 @@ class _QueueFullFilter(logging.Filter):
 _queue_full_filter = _QueueFullFilter()
 
 
-# --- processor and exporter wrappers ------------------------------------------------------
 
 
 class _CountingExporter(SpanExporter):
@@ -136,7 +98,7 @@ class _CountingExporter(SpanExporter):
             counted = self._abandoned  # abandon() already counted this batch
             self._abandoned = False
         if result is not SpanExportResult.SUCCESS and not counted:
-            counter.add("export_failed", len(spans))
+            _health.count_drops("export_failed", len(spans))
         return result
 
     def abandon(self) -> int:
@@ -199,3 +161,96 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
             return
         remaining = 30.0 if self.shutdown_deadline is None else self.shutdown_deadline - time.monotonic()
         batch.shutdown(timeout_millis=max(0.0, remaining) * 1000)
+
+
+# --- bounded flush and shutdown of the providers built here, and the exit hook ---------------
+
+_processors: weakref.WeakKeyDictionary[TracerProvider, list[LunaryBatchSpanProcessor]] = weakref.WeakKeyDictionary()
+_exit_timeouts: weakref.WeakKeyDictionary[TracerProvider, float] = weakref.WeakKeyDictionary()
+_shut_down: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+_flush_jobs: weakref.WeakKeyDictionary[TracerProvider, _Job] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+def register(provider: TracerProvider, processors: list[LunaryBatchSpanProcessor], exit_timeout_s: float) -> None:
+    """Track ``provider`` for ``flush``/``shutdown`` and shut it down within ``exit_timeout_s`` at exit."""
+    with _registry_lock:
+        _processors[provider] = processors
+        _exit_timeouts[provider] = exit_timeout_s
+
+
+class _Job:
+    """A call run in a daemon thread, so a caller can stop waiting at a deadline."""
+
+    def __init__(self, fn: Callable[[], Any], name: str) -> None:
+        self.result: Any = None
+        self.done = threading.Event()
+        self._fn = fn
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._fn()
+        except Exception:  # noqa: BLE001
+            _logger.warning("otel-lunary: %s failed", threading.current_thread().name, exc_info=True)
+        finally:
+            self.done.set()
+
+
+def flush(provider: TracerProvider, timeout_s: float) -> bool:
+    """Export what is queued, waiting at most ``timeout_s``; True if all of it was exported."""
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    failed_before = _health.drops.snapshot()["export_failed"]
+    with _registry_lock:
+        if provider in _shut_down:
+            return False
+        job = _flush_jobs.get(provider)
+        if job is not None and job.done.is_set():
+            job = None
+    if job is not None:  # a flush still stuck from an earlier call: wait for it first
+        if not job.done.wait(max(0.0, deadline - time.monotonic())):
+            return False
+    millis = int(max(0.0, deadline - time.monotonic()) * 1000)
+    job = _Job(lambda: provider.force_flush(millis), "otel-lunary-flush")
+    with _registry_lock:
+        _flush_jobs[provider] = job
+    if not job.done.wait(max(0.0, deadline - time.monotonic())):
+        return False
+    return bool(job.result) and _health.drops.snapshot()["export_failed"] == failed_before
+
+
+def shutdown(provider: TracerProvider, timeout_s: float) -> None:
+    """Export what is queued and stop, returning within ``timeout_s`` whatever the backend does.
+
+    Calling it twice is harmless. Spans still queued at the deadline are counted in
+    ``dropped_spans()``.
+    """
+    with _registry_lock:
+        if provider in _shut_down:
+            return
+        _shut_down.add(provider)
+        processors = _processors.get(provider, [])
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    for processor in processors:
+        processor.shutdown_deadline = deadline
+    job = _Job(provider.shutdown, "otel-lunary-shutdown")
+    finished = job.done.wait(max(0.0, deadline - time.monotonic()))
+    left = 0
+    for processor in processors:
+        in_flight = processor.counting_exporter.abandon()  # an export still running is given up
+        if in_flight or not finished:
+            processor.counting_exporter.shutdown(timeout_millis=0)  # cut the exporter's retry loop
+        left += in_flight + processor.queued()
+    _health.count_drops("shutdown_timeout", left)
+    if not finished or left:
+        _logger.warning("otel-lunary: shutdown stopped at its %.1fs deadline; %d unsent spans dropped", timeout_s, left)
+
+
+def _shutdown_at_exit() -> None:
+    with _registry_lock:
+        pending = [(p, t) for p, t in _exit_timeouts.items() if p not in _shut_down]
+    for provider, timeout in pending:
+        shutdown(provider, timeout)
+
+
+atexit.register(_shutdown_at_exit)

@@ -1,8 +1,7 @@
-"""Where spans go when otel-lunary sets up the TracerProvider itself.
+"""Where spans go when otel-lunary sets up the TracerProvider itself: options to a provider.
 
 ``configure()`` calls ``build_tracer_provider(ExportOptions(...))`` when the application
-has no SDK TracerProvider of its own; ``otel_lunary.flush()``/``shutdown()`` call
-``flush``/``shutdown`` here. Every setting resolves explicit argument > environment >
+has no SDK TracerProvider of its own. Every setting resolves explicit argument > environment >
 default; an invalid explicit option raises ``ValueError``, an invalid environment value
 logs a warning and falls back to the default.
 
@@ -16,7 +15,7 @@ Choosing the exporter(s) (the first rule that applies wins):
    to ``otlp``, never to the file);
 5. ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
    ``OTEL_EXPORTER_OTLP_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` set: ``otlp``;
-6. otherwise the embedded default, ``file`` (``otel_lunary.file_exporter``).
+6. otherwise the embedded default, ``file`` (``otel_lunary.export.file``).
 
 OTLP uses the SDK's own exporters (gRPC or HTTP/protobuf) behind the SDK's
 ``BatchSpanProcessor``; they read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
@@ -29,10 +28,6 @@ choke on. ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``: ``http/protobuf`` (default, 
 spec says) or ``grpc``. An explicit HTTP ``endpoint`` is a base URL like
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``/v1/traces`` is appended unless the path already ends
 with it); a gRPC endpoint is used as given.
-
-Counting dropped spans (``dropped_spans()``, ``drop_counts()``) lives in
-``otel_lunary._drops``, bounded ``flush``/``shutdown`` and the exit hook in
-``otel_lunary._lifecycle``; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -45,21 +40,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from otel_lunary import _lifecycle
-from otel_lunary._drops import LunaryBatchSpanProcessor, drop_counts, dropped_spans
-from otel_lunary._export_settings import env_str, resolve_float, url_problem, warn_env
-from otel_lunary._lifecycle import flush, shutdown
-
-__all__ = [
-    "ExportOptions",
-    "build_tracer_provider",
-    "drop_counts",
-    "dropped_spans",
-    "flush",
-    "resolve_exporters",
-    "resolve_protocol",
-    "shutdown",
-]
+from otel_lunary._settings import env_str, resolve_float, split_names, url_problem, warn_env
+from otel_lunary.export.processor import LunaryBatchSpanProcessor, register
 
 _logger = logging.getLogger("otel_lunary.export")
 
@@ -107,11 +89,6 @@ class ExportOptions:
 # --- resolution -----------------------------------------------------------------------
 
 
-def _split_names(value: str | Iterable[str]) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip().lower() for item in items if str(item).strip()]
-
-
 def _normalise_exporters(names: list[str]) -> tuple[str, ...]:
     if "none" in names:
         return ()
@@ -123,7 +100,7 @@ def resolve_exporters(options: ExportOptions) -> tuple[str, ...]:
     if options.exporter is not None:
         if not isinstance(options.exporter, (str, Iterable)):
             raise ValueError(f"exporter must be a name or a list of names, got {options.exporter!r}")
-        names = _split_names(options.exporter)
+        names = split_names(options.exporter)
         unknown = [n for n in names if n not in EXPORTERS]
         if unknown or not names:
             raise ValueError(f"unknown exporter {', '.join(unknown) or repr(options.exporter)}: use one of {', '.join(EXPORTERS)}")
@@ -132,7 +109,7 @@ def resolve_exporters(options: ExportOptions) -> tuple[str, ...]:
         return ("otlp",)
     raw = env_str(ENV_EXPORTER)
     if raw is not None:
-        names = _split_names(raw)
+        names = split_names(raw)
         valid = [n for n in names if n in EXPORTERS]
         if len(valid) != len(names):
             warn_env(ENV_EXPORTER, raw, f"exporters are {', '.join(EXPORTERS)}", valid or "the next setting")
@@ -140,7 +117,7 @@ def resolve_exporters(options: ExportOptions) -> tuple[str, ...]:
             return _normalise_exporters(valid)
     raw = env_str(ENV_TRACES_EXPORTER)
     if raw is not None:
-        names = _split_names(raw)
+        names = split_names(raw)
         valid = [n for n in names if n in ("otlp", "console", "none")]
         if len(valid) != len(names):
             warn_env(ENV_TRACES_EXPORTER, raw, "otel-lunary supports otlp, console and none", valid or ["otlp"])
@@ -281,7 +258,7 @@ def _make_exporter(name: str, options: ExportOptions) -> SpanExporter:
     if name == "otlp":
         return _otlp_exporter(options)
     if name == "file":
-        from otel_lunary.file_exporter import OtlpJsonFileExporter
+        from otel_lunary.export.file import OtlpJsonFileExporter
 
         return OtlpJsonFileExporter(options.file_path, options.file_max_bytes, options.file_backups)
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -307,6 +284,6 @@ def build_tracer_provider(options: ExportOptions) -> TracerProvider:
     processors = [LunaryBatchSpanProcessor(exporter) for exporter in exporters]
     for processor in processors:
         provider.add_span_processor(processor)
-    _lifecycle.register(provider, processors, exit_timeout if exit_timeout is not None else DEFAULT_EXIT_TIMEOUT_S)
+    register(provider, processors, exit_timeout if exit_timeout is not None else DEFAULT_EXIT_TIMEOUT_S)
     _logger.debug("otel-lunary exporting to %s", ", ".join(names) or "nowhere")
     return provider

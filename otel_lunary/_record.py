@@ -1,0 +1,650 @@
+"""The recording layer: what each Lunary span carries, and how it is emitted.
+
+The public calls (``Thread``, ``track_feedback``, ``monitor``, the run decorators) and the
+bridge only translate their inputs into the functions here, so a message recorded by
+``track_message`` and one that came through the bridge carry the same attributes, and
+the rules live once:
+
+- span names, from the conventions' templates;
+- attributes of threads, messages, events, feedback, LLM calls and agent/tool/chain runs,
+  including the per-call Lunary options (user, tags, metadata) and the enclosing
+  ``identify``/``tags`` blocks;
+- the content policy: content passes through a fresh ``ContentPolicy`` per span, and the
+  function that applied it marks what it returns with ``lunary.content.truncated`` when
+  something was cut, so no caller can forget the marker;
+- errors: ``error.type``, the status and an ``exception`` event, for a Python exception
+  or for an error a Lunary SDK reported;
+- emission: instant spans (``emit``), and ``Operation`` for a span around the
+  application's own work. Dialect attributes are added at emission.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+
+from otel_lunary import _health, _state
+from otel_lunary._content import (
+    ContentPolicy,
+    content_attributes,
+    genai_message,
+    genai_message_json,
+    json_string,
+    text_message_json,
+    text_message_json_ends,
+    to_json,
+    to_string_list,
+)
+from otel_lunary._health import never_raises
+from otel_lunary._state import Runtime
+from otel_lunary.attributes import (
+    ERROR_TYPE,
+    EVENT_NAME_GEN_AI_EVALUATION_RESULT,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_EVALUATION_EXPLANATION,
+    GEN_AI_EVALUATION_NAME,
+    GEN_AI_EVALUATION_SCORE_LABEL,
+    GEN_AI_EVALUATION_SCORE_VALUE,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_TOP_P,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    LUNARY_CONTENT_TRUNCATED,
+    LUNARY_EVENT_NAME,
+    LUNARY_FEEDBACK,
+    LUNARY_FEEDBACK_MESSAGE_ID,
+    LUNARY_FEEDBACK_REMOVED,
+    LUNARY_MESSAGE_ID,
+    LUNARY_MESSAGE_IS_RETRY,
+    LUNARY_MESSAGE_ROLE,
+    LUNARY_METADATA,
+    LUNARY_RUN_NAME,
+    LUNARY_SPAN_TYPE,
+    LUNARY_TAGS,
+    LUNARY_THREAD_METADATA,
+    LUNARY_THREAD_TAGS,
+    LUNARY_USER_PROPS,
+    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
+    SPAN_NAME_GEN_AI_INFERENCE_CLIENT,
+    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    SPAN_NAME_LUNARY_CHAIN,
+    SPAN_NAME_LUNARY_EVENT,
+    SPAN_NAME_LUNARY_FEEDBACK,
+    SPAN_NAME_LUNARY_MESSAGE,
+    USER_ID,
+    GenAiOperationNameValues,
+    LunaryMessageRoleValues,
+    LunarySpanTypeValues,
+)
+from otel_lunary.dialects import translate
+from otel_lunary.ids import format_message_id
+
+_INTERNAL = SpanKind.INTERNAL
+time_ns = time.time_ns
+
+
+def span_name(template: str, values: Mapping[str, str]) -> str:
+    """Fill a span-name template from the conventions (placeholders are attribute ids)."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def _mark(attributes: dict[str, Any], policy: ContentPolicy) -> dict[str, Any]:
+    """Mark ``attributes`` when ``policy`` (fresh for them) cut some of their content."""
+    if policy.truncated:
+        attributes[LUNARY_CONTENT_TRUNCATED] = True
+    return attributes
+
+
+def text_of(value: Any) -> str:
+    """A run's input or output as text: a string as it is, anything else as JSON."""
+    return value if isinstance(value, str) else to_json(value)
+
+
+# --- emission ---------------------------------------------------------------------------------
+
+
+class ReportedError(NamedTuple):
+    """An error a Lunary SDK reported (the bridge): its class name, message and stack."""
+
+    type: str
+    message: str
+    stacktrace: str | None = None
+
+
+def record_error(span: Span, error: BaseException | ReportedError, timestamp: int | None = None) -> None:
+    """``error.type``, an ERROR status and the ``exception`` event, for a Python exception or
+    a reported one; the same attributes whichever producer saw the error."""
+    if isinstance(error, ReportedError):
+        message = error.message
+        span.set_attribute(ERROR_TYPE, error.type)
+        span.set_status(Status(StatusCode.ERROR, message[:1024]))
+        exception = {EXCEPTION_TYPE: error.type, EXCEPTION_MESSAGE: message[:1024]}
+        if error.stacktrace:
+            exception[EXCEPTION_STACKTRACE] = error.stacktrace[:16384]
+        span.add_event("exception", exception, timestamp=timestamp)
+        return
+    span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, str(error)[:1024]))
+    span.record_exception(error, timestamp=timestamp)
+
+
+def emit(
+    runtime: Runtime,
+    name: str,
+    attributes: dict[str, Any],
+    parent: Context | None,
+    links: Sequence[Link] | None = None,
+    stamp_message_id: bool = False,
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    kind: SpanKind = _INTERNAL,
+    error: ReportedError | None = None,
+) -> tuple[SpanContext, str | None]:
+    """Record one finished span; ``parent`` None means the current context.
+
+    Messages, events and feedback are instants (``end_ns`` defaults to the start, which
+    defaults to now; the bridge passes the client's times). With ``stamp_message_id`` and
+    no ``lunary.message.id`` in ``attributes``, the span's own traceparent becomes it (known
+    only once the span has started) and is returned beside the span context; else None.
+    """
+    start = time_ns() if start_ns is None else start_ns
+    dialects = runtime.settings.dialects
+    if dialects:
+        attributes.update(translate(dialects, attributes))
+    span = runtime.tracer.start_span(name, parent, kind, attributes, links or None, start)
+    span_context = span.get_span_context()
+    stamped = None
+    if stamp_message_id and LUNARY_MESSAGE_ID not in attributes:
+        stamped = format_message_id(span_context)
+        span.set_attribute(LUNARY_MESSAGE_ID, stamped)
+    for event_name, event_attributes in events:
+        span.add_event(event_name, event_attributes, timestamp=start)
+    end = start if end_ns is None else end_ns
+    if error is not None:
+        record_error(span, error, end)
+    span.end(end_time=end)
+    return span_context, stamped
+
+
+_START = never_raises("could not start a span; the work runs unrecorded")
+_SET = never_raises("could not record attributes")
+_FAIL = never_raises("could not record an error")
+_END = never_raises("could not end a span")
+
+
+class Operation:
+    """One span around the application's own work (an LLM call, an agent, a tool); every
+    method is safe to call in any state, and the application's exceptions pass unchanged."""
+
+    __slots__ = ("span", "runtime", "_context", "_conversation", "_explicit", "_finished")
+
+    def __init__(self, name: str, kind: SpanKind, attributes: dict[str, Any], parent_id: Any = None) -> None:
+        """Start the span with ``attributes`` (which it takes over), plus the user and tags of
+        enclosing ``identify``/``tags`` blocks; ``parent_id`` is a message id (``parent=``)."""
+        self.span: Span | None = None
+        self._finished = False
+        self._explicit = False
+        self._conversation: str | None = None
+        with _START:
+            with_ambient_identity(attributes)
+            self.runtime = _state.get()
+            target = _state.resolve(parent_id) if parent_id is not None else None
+            if parent_id is not None and target is None:
+                _health.report("unknown_parent", "otel_lunary: parent=%r is not a message id this process can link to", parent_id)
+            parent_context = _state.context_of(target.span_context) if target is not None else None
+            self._explicit = target is not None
+            conversation = (target.conversation_id if target else None) or _state.current_conversation.get()
+            self._conversation = conversation
+            if conversation is not None:
+                attributes[GEN_AI_CONVERSATION_ID] = conversation
+            dialects = self.runtime.settings.dialects
+            if dialects:
+                attributes.update(translate(dialects, attributes))
+            self.span = self.runtime.tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes)
+            self._context = trace.set_span_in_context(self.span, parent_context)
+
+    @classmethod
+    def unrecorded(cls) -> Operation:
+        """An operation with no span: the work runs, nothing is recorded."""
+        operation = cls.__new__(cls)
+        operation.span = None
+        operation._finished = True
+        operation._explicit = False
+        operation._conversation = None
+        return operation
+
+    @property
+    def policy(self) -> ContentPolicy | None:
+        """The content policy to build this span's attributes with; None when nothing is
+        recorded (no span, or it has ended), so the caller can skip building them."""
+        if self.span is None or self._finished:
+            return None
+        return self.runtime.policy
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the span current so work inside (HTTP calls, nested LLM calls) nests under it."""
+        stack = _state.ContextStack()
+        if self.span is not None:
+            stack.enter(self._context, self._conversation, self._explicit)
+        try:
+            yield
+        finally:
+            stack.exit()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """``active()``, and an exception from the work is recorded, then re-raised unchanged."""
+        with self.active():
+            try:
+                yield
+            except BaseException as error:
+                self.fail(error)
+                raise
+
+    def set(self, attributes: dict[str, Any]) -> None:
+        if self.span is None or self._finished:
+            return
+        with _SET:
+            dialects = self.runtime.settings.dialects
+            if dialects:
+                attributes.update(translate(dialects, attributes))
+            self.span.set_attributes(attributes)
+
+    def fail(self, error: BaseException) -> None:
+        if self.span is None or self._finished:
+            return
+        with _FAIL:
+            record_error(self.span, error)
+        self.finish()
+
+    def finish(self) -> None:
+        if self.span is None or self._finished:
+            return
+        self._finished = True
+        with _END:
+            self.span.end()
+
+
+# --- who and what: options every producer accepts the same way --------------------------------
+
+
+def with_user(attributes: dict[str, Any], user_id: Any, user_props: Any) -> dict[str, Any]:
+    if user_id is not None:
+        attributes[USER_ID] = str(user_id)
+    if user_props is not None:
+        attributes[LUNARY_USER_PROPS] = to_json(user_props)
+    return attributes
+
+
+def with_run_options(attributes: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Add Lunary's per-call ``user_id``, ``user_props``, ``tags`` and ``metadata`` options,
+    which LLM calls, agent/tool/chain runs and the bridge's runs all accept the same way."""
+    with_user(attributes, options.get("user_id"), options.get("user_props"))
+    tags = to_string_list(options.get("tags"))
+    if tags:
+        attributes[LUNARY_TAGS] = tags
+    if options.get("metadata") is not None:
+        attributes[LUNARY_METADATA] = to_json(options["metadata"])
+    return attributes
+
+
+def with_ambient_identity(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Add the user and tags of enclosing ``identify``/``tags`` blocks; explicit values win."""
+    identity = _state.identity.get()
+    if identity is not None:
+        user_id, user_props = identity
+        if user_id is not None and USER_ID not in attributes:
+            attributes[USER_ID] = str(user_id)
+        if user_props is not None and LUNARY_USER_PROPS not in attributes:
+            attributes[LUNARY_USER_PROPS] = to_json(user_props)
+    ambient_tags = _state.ambient_tags.get()
+    if ambient_tags:
+        attributes[LUNARY_TAGS] = list(dict.fromkeys([*attributes.get(LUNARY_TAGS, ()), *ambient_tags]))
+    return attributes
+
+
+# --- threads, messages, events ----------------------------------------------------------------
+
+USER = LunaryMessageRoleValues.USER.value
+ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
+TOOL_ROLE = LunaryMessageRoleValues.TOOL.value
+ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
+MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
+_MESSAGE = LunarySpanTypeValues.MESSAGE.value
+_EVENT = LunarySpanTypeValues.EVENT.value
+# A message with only these keys and text content is the common case: it skips the
+# lookups of the optional keys and the generic content path (same attributes).
+_PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
+# Per role, for a text message: the content attribute and the JSON around the text.
+_TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role, output=role == ASSISTANT)) for role in ROLES}
+
+
+def normalise_role(role: Any) -> str | None:
+    """Lunary's role in lower case, or None when it is not one of the four."""
+    role = role.lower() if isinstance(role, str) else role
+    return role if role in ROLES else None
+
+
+def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
+    """What every span of a thread carries; computed once per thread."""
+    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: thread_id}
+    if tags:
+        base[LUNARY_THREAD_TAGS] = tags
+    if metadata is not None:
+        base[LUNARY_THREAD_METADATA] = to_json(metadata)
+    return with_user(base, user_id, user_props)
+
+
+def message_base(thread_base: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """What every message span of one role in a thread starts from; computed once per thread and role."""
+    attributes = dict(thread_base)
+    attributes[LUNARY_SPAN_TYPE] = _MESSAGE
+    attributes[LUNARY_MESSAGE_ROLE] = role
+    return attributes
+
+
+def message(
+    runtime: Runtime,
+    role_base: dict[str, Any],
+    message: Mapping[str, Any],
+    role: str,
+    parent: Context | None,
+    links: Sequence[Link] | None = None,
+    user_id: Any = None,
+    user_props: Any = None,
+    timestamp_ns: int | None = None,
+) -> tuple[SpanContext, str]:
+    """Record a message span (conventions: span.lunary.message) from
+    ``message_base(thread_base, role)``, which it does not change; ``role`` is valid.
+    Returns the span context and the message id: ``message["id"]`` when given, else the
+    span's traceparent.
+
+    A plain ``{"role", "content": str}`` message is most of the traffic: its content JSON
+    is written around the text directly (the same characters ``genai_message`` gives).
+    """
+    attributes = role_base.copy()
+    if user_id is not None or user_props is not None:
+        with_user(attributes, user_id, user_props)
+    policy = runtime.policy
+    if type(message) is dict and role != TOOL_ROLE and message.keys() <= _PLAIN_MESSAGE_KEYS and isinstance(content := message.get("content"), str):
+        if policy.capture:
+            key, head, tail = _TEXT_SHAPES[role]
+            if len(content) <= policy.untouched_up_to:  # the policy would return it as is
+                attributes[key] = head + json_string(content) + tail
+            else:
+                policy = policy.fresh()
+                attributes[key] = head + json_string(policy.text(content)) + tail
+                _mark(attributes, policy)
+    else:
+        _message_details(attributes, message, role, policy)
+    span_context, stamped = emit(runtime, MESSAGE_SPAN_NAMES[role], attributes, parent, links, True, (), timestamp_ns)
+    return span_context, stamped if stamped is not None else attributes[LUNARY_MESSAGE_ID]
+
+
+def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], role: str, policy: ContentPolicy) -> None:
+    """What a message other than plain text adds: its own id, retry flag, tags, metadata,
+    tool call id, and its content in the GenAI structured shape."""
+    custom_id = message.get("id")
+    if custom_id is not None:
+        attributes[LUNARY_MESSAGE_ID] = str(custom_id)
+    if message.get("is_retry", message.get("isRetry")):
+        attributes[LUNARY_MESSAGE_IS_RETRY] = True
+    tags = to_string_list(message.get("tags"))
+    if tags:
+        attributes[LUNARY_TAGS] = tags
+    if message.get("metadata") is not None:
+        attributes[LUNARY_METADATA] = to_json(message["metadata"])
+    tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
+    if tool_call_id is not None:
+        attributes[GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
+    if policy.capture:
+        policy = policy.fresh()
+        structured = genai_message({**message, "role": role}, policy, output=role == ASSISTANT)
+        attributes[content_attributes(role)[0]] = genai_message_json(structured)
+        _mark(attributes, policy)
+
+
+def event(
+    runtime: Runtime,
+    thread_base: Mapping[str, Any],
+    event_name: str,
+    parent: Context | None,
+    user_id: Any = None,
+    user_props: Any = None,
+    metadata: Any = None,
+    timestamp_ns: int | None = None,
+) -> SpanContext:
+    """Record a custom-event span (conventions: span.lunary.event)."""
+    attributes = dict(thread_base)
+    attributes[LUNARY_SPAN_TYPE] = _EVENT
+    attributes[LUNARY_EVENT_NAME] = event_name
+    with_user(attributes, user_id, user_props)
+    if metadata is not None:
+        attributes[LUNARY_METADATA] = to_json(metadata)
+    name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+    return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
+
+
+# --- feedback ---------------------------------------------------------------------------------
+
+# Keys whose values are the user's words: captured and redacted like message content.
+FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
+NOT_CAPTURED = "[content not captured]"
+THUMB_SCORES = {"up": 1.0, "down": -1.0}
+
+
+def _evaluation(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """The ``gen_ai.evaluation.result`` attributes for one feedback key."""
+    attributes: dict[str, Any] = {GEN_AI_EVALUATION_NAME: key}
+    if value is None:
+        attributes[LUNARY_FEEDBACK_REMOVED] = True
+    elif key in FEEDBACK_CONTENT_KEYS:
+        if policy.capture:
+            attributes[GEN_AI_EVALUATION_EXPLANATION] = policy.text(value)
+    elif key == "thumb" and value in THUMB_SCORES:
+        attributes[GEN_AI_EVALUATION_SCORE_LABEL] = value
+        attributes[GEN_AI_EVALUATION_SCORE_VALUE] = THUMB_SCORES[value]
+    elif isinstance(value, bool):
+        attributes[GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if value else 0.0
+    elif isinstance(value, (int, float)):
+        attributes[GEN_AI_EVALUATION_SCORE_VALUE] = float(value)
+    else:
+        attributes[GEN_AI_EVALUATION_SCORE_LABEL] = policy.bound(text_of(value))
+    return attributes
+
+
+def feedback(
+    runtime: Runtime,
+    message_id: str,
+    values: Mapping[Any, Any],
+    conversation: str | None,
+    parent: Context | None,
+    timestamp_ns: int | None = None,
+) -> SpanContext:
+    """Record a feedback span (conventions: span.lunary.feedback): the raw feedback as JSON
+    (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key."""
+    policy = runtime.policy.fresh()
+    raw: dict[str, Any] = {}
+    events = []
+    for key, value in values.items():
+        name = key if isinstance(key, str) else str(key)
+        evaluation = _evaluation(name, value, policy)
+        if name in FEEDBACK_CONTENT_KEYS and value is not None:
+            raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
+        else:
+            raw[name] = value
+        events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, evaluation))
+    attributes: dict[str, Any] = {
+        LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
+        LUNARY_FEEDBACK_MESSAGE_ID: message_id,
+        LUNARY_FEEDBACK: to_json(raw),
+    }
+    if conversation is not None:
+        attributes[GEN_AI_CONVERSATION_ID] = conversation
+    _mark(attributes, policy)
+    return emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
+
+
+# --- LLM calls --------------------------------------------------------------------------------
+
+OPENAI = "openai"
+CHAT = GenAiOperationNameValues.CHAT.value
+_REQUEST_NUMBERS = (
+    ("temperature", GEN_AI_REQUEST_TEMPERATURE, float),
+    ("top_p", GEN_AI_REQUEST_TOP_P, float),
+    ("max_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("max_completion_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A message as a dict, whether the app passed a mapping or an SDK (pydantic) object."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else {}
+
+
+def inference(model: str, params: Mapping[str, Any], options: Mapping[str, Any], provider: str = OPENAI) -> tuple[str, dict[str, Any]]:
+    """The span name and request attributes of an LLM chat call (``params``: the call's
+    keyword arguments, ``options``: Lunary's per-call options)."""
+    attributes: dict[str, Any] = {
+        GEN_AI_OPERATION_NAME: CHAT,
+        GEN_AI_PROVIDER_NAME: provider,
+        GEN_AI_REQUEST_MODEL: model,
+    }
+    for key, attribute, cast in _REQUEST_NUMBERS:
+        value = params.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[attribute] = cast(value)
+    name = span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
+    return name, with_run_options(attributes, options)
+
+
+def inference_input(messages: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """``gen_ai.input.messages`` of a list of OpenAI-style messages ({} when content is off)."""
+    if not policy.capture or not isinstance(messages, list):
+        return {}
+    policy = policy.fresh()
+    structured = [genai_message(as_dict(m), policy, output=False) for m in messages]
+    return _mark({GEN_AI_INPUT_MESSAGES: to_json(structured)}, policy)
+
+
+def inference_result(
+    policy: ContentPolicy,
+    outputs: Sequence[Mapping[str, Any]] = (),
+    finish_reasons: Sequence[str] | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    response_model: str | None = None,
+    response_id: str | None = None,
+) -> dict[str, Any]:
+    """What an LLM call returned: the response, usage and (content on) its output messages,
+    one per choice, finishing with its ``finish_reasons`` entry when that is not empty."""
+    attributes: dict[str, Any] = {}
+    if response_model:
+        attributes[GEN_AI_RESPONSE_MODEL] = response_model
+    if response_id:
+        attributes[GEN_AI_RESPONSE_ID] = response_id
+    if finish_reasons:
+        attributes[GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
+    if input_tokens is not None:
+        attributes[GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    if output_tokens is not None:
+        attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    if policy.capture and outputs:
+        policy = policy.fresh()
+        structured = []
+        for index, output in enumerate(outputs):
+            one = genai_message({"role": ASSISTANT, **output}, policy, output=True)
+            if finish_reasons and index < len(finish_reasons) and finish_reasons[index]:
+                one["finish_reason"] = finish_reasons[index]
+            structured.append(one)
+        attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(structured)
+        _mark(attributes, policy)
+    return attributes
+
+
+# --- agent, tool and chain runs ---------------------------------------------------------------
+
+
+class RunKind:
+    """What differs between run spans: fixed attributes, the name, where input/output go."""
+
+    def __init__(
+        self,
+        fixed: dict[str, Any],
+        name_attribute: str,
+        template: str,
+        record_input: Callable[[str], dict[str, Any]] | None,
+        record_output: Callable[[str], dict[str, Any]] | None,
+    ) -> None:
+        self.fixed = fixed
+        self.name_attribute = name_attribute
+        self.template = template
+        self._input = record_input
+        self._output = record_output
+
+    def start(self, run_name: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The span name and the attributes a run span starts with."""
+        attributes = with_run_options({**self.fixed, self.name_attribute: run_name}, options)
+        return span_name(self.template, {self.name_attribute: run_name}), attributes
+
+    def input(self, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+        """The run's input (arguments) as attributes; {} when content is off or has no place."""
+        return self._content(self._input, value, policy)
+
+    def output(self, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+        """The run's output (result) as attributes; {} when content is off or has no place."""
+        return self._content(self._output, value, policy)
+
+    @staticmethod
+    def _content(record: Callable[[str], dict[str, Any]] | None, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+        if record is None or not policy.capture:
+            return {}
+        policy = policy.fresh()
+        return _mark(record(policy.text(text_of(value))), policy)
+
+
+AGENT = RunKind(
+    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.INVOKE_AGENT.value},
+    GEN_AI_AGENT_NAME,
+    SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    lambda text: {GEN_AI_INPUT_MESSAGES: text_message_json(USER, text, output=False)},
+    lambda text: {GEN_AI_OUTPUT_MESSAGES: text_message_json(ASSISTANT, text, output=True)},
+)
+TOOL = RunKind(
+    {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.EXECUTE_TOOL.value},
+    GEN_AI_TOOL_NAME,
+    SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
+    lambda text: {GEN_AI_TOOL_CALL_ARGUMENTS: text},
+    lambda text: {GEN_AI_TOOL_CALL_RESULT: text},
+)
+# GenAI has no chain operation and no attribute for a chain's input or output.
+CHAIN = RunKind({LUNARY_SPAN_TYPE: LunarySpanTypeValues.CHAIN.value}, LUNARY_RUN_NAME, SPAN_NAME_LUNARY_CHAIN, None, None)
+RUN_KINDS = {"agent": AGENT, "tool": TOOL, "chain": CHAIN}

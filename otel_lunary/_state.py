@@ -1,0 +1,299 @@
+"""Process state, all of it: the runtime, what is remembered of recent messages, and what
+the current code runs under (conversation, chosen parent, user, tags).
+
+The runtime is which tracer and settings tracking calls use. otel-lunary fits into an
+existing OTel setup: it uses the application's TracerProvider when there is one (including
+the one ``opentelemetry-instrument`` installs) and sets one up only when ``configure()`` is
+asked to or when none exists at the first tracking call.
+
+Two lookups need memory: a caller-supplied message id (``message["id"]``) does not encode
+its span, and a thread's current turn (the last user message) decides where an assistant
+reply goes. Both are LRU-bounded so a long-running server does not grow.
+
+What the current code runs under rides in context variables, so it is right across
+threads and asyncio tasks; spans otel-lunary does not create (OpenAI, LangChain or HTTP
+instrumentation) get the conversation id from a span processor at span start.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
+
+from otel_lunary import export
+from otel_lunary._content import ContentPolicy
+from otel_lunary._health import never_raises
+from otel_lunary._settings import Redactor, Settings, resolve_settings
+from otel_lunary._version import __version__
+from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+from otel_lunary.dialects import translate
+from otel_lunary.ids import parse_message_id
+
+INSTRUMENTATION_NAME = "otel_lunary"
+
+# A context with no span in it: starting a span here makes a new trace root.
+NEW_TRACE = Context()
+
+
+def context_of(span_context: SpanContext) -> Context:
+    """A context whose current span is ``span_context``: children started in it nest under it."""
+    return set_span_in_context(NonRecordingSpan(span_context))
+
+
+# --- what the current code runs under ---------------------------------------------------------
+
+current_conversation: ContextVar[str | None] = ContextVar("otel_lunary_conversation", default=None)
+# True inside lunary.parent(...) / parent=: the current span was chosen by the caller.
+explicit_parent: ContextVar[bool] = ContextVar("otel_lunary_explicit_parent", default=False)
+# (user_id, user_props) of the enclosing lunary.identify(...) block.
+identity: ContextVar[tuple[Any, Any] | None] = ContextVar("otel_lunary_identity", default=None)
+# Tags of the enclosing lunary.tags(...) block.
+ambient_tags: ContextVar[list[str] | None] = ContextVar("otel_lunary_tags", default=None)
+
+_ENTER = never_raises("could not enter a message's context")
+_RESTORE = never_raises("could not restore the context")  # e.g. left from another task
+
+
+class ContextStack:
+    """Entering a message's context (OTel span, chosen parent, conversation) and leaving it
+    in reverse order, never masking the application's own exception."""
+
+    __slots__ = ("_entered",)
+
+    def __init__(self) -> None:
+        self._entered: list[tuple[ContextVar[Any] | None, Token[Any]]] = []
+
+    def enter(self, context: Context, conversation: str | None, explicit: bool) -> None:
+        with _ENTER:
+            self._entered.append((None, otel_context.attach(context)))
+            if explicit:
+                self._entered.append((explicit_parent, explicit_parent.set(True)))
+            if conversation is not None:
+                self._entered.append((current_conversation, current_conversation.set(conversation)))
+
+    def exit(self) -> None:
+        while self._entered:
+            var, token = self._entered.pop()
+            with _RESTORE:
+                if var is None:
+                    otel_context.detach(token)
+                else:
+                    var.reset(token)
+
+
+class ConversationStamper(SpanProcessor):
+    """Adds the current conversation id to spans started inside a conversation context."""
+
+    def __init__(self, dialects: frozenset[str] = frozenset()) -> None:
+        self.dialects = dialects
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        conversation = current_conversation.get()
+        if conversation is None or not span.is_recording():
+            return
+        attributes: Any = span.attributes or {}
+        if GEN_AI_CONVERSATION_ID in attributes:
+            return
+        extra = {GEN_AI_CONVERSATION_ID: conversation}
+        if self.dialects:
+            extra.update(translate(self.dialects, extra))
+        span.set_attributes(extra)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+# --- recent messages and turns ----------------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MAX_MESSAGES = 50_000
+MAX_CONVERSATIONS = 10_000
+
+
+class MessageRef(NamedTuple):
+    span_context: SpanContext
+    conversation_id: str | None
+
+
+class BoundedLRU(Generic[K, V]):
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: K, value: V) -> None:
+        items = self._items
+        with self._lock:
+            if key in items:
+                items.move_to_end(key)
+            items[key] = value  # a new key goes to the end by itself
+            if len(items) > self._capacity:
+                items.popitem(last=False)
+
+    def get(self, key: K) -> V | None:
+        # One dict lookup is atomic under the GIL; the lock only orders the writers.
+        return self._items.get(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+messages: BoundedLRU[str, MessageRef] = BoundedLRU(MAX_MESSAGES)
+turns: BoundedLRU[str, SpanContext] = BoundedLRU(MAX_CONVERSATIONS)
+
+
+def resolve(message_id: object) -> MessageRef | None:
+    """The span (and conversation, when known here) a message id points to."""
+    if not isinstance(message_id, str):
+        return None
+    known = messages.get(message_id)
+    if known is not None:
+        return known
+    span_context = parse_message_id(message_id)
+    return None if span_context is None else MessageRef(span_context, None)
+
+
+# --- the runtime ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Runtime:
+    provider: TracerProvider
+    tracer: Tracer
+    settings: Settings
+    policy: ContentPolicy
+    owns_provider: bool
+
+
+def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool) -> Runtime:
+    """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
+    tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider)
+
+
+# Re-entrant: get() holds it while configure() (which takes it too) sets up the first
+# runtime, so two threads' first tracking calls cannot build two providers.
+_lock = threading.RLock()
+current: Runtime | None = None
+_stampers: weakref.WeakKeyDictionary[Any, ConversationStamper] = weakref.WeakKeyDictionary()
+
+
+def _install_stamper(provider: TracerProvider, dialects: frozenset[str]) -> None:
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        return  # not the SDK's provider: foreign spans go without the conversation id
+    stamper = _stampers.get(provider)
+    if stamper is None:
+        stamper = ConversationStamper(dialects)
+        _stampers[provider] = stamper
+        add(stamper)
+    stamper.dialects = dialects
+
+
+def _global_sdk_provider() -> TracerProvider | None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return provider
+
+
+def configure(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    exporter: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: dict[str, str] | None = None,
+    file_path: str | None = None,
+    service_name: str | None = None,
+    capture_content: bool | None = None,
+    redact: Redactor | None = None,
+    max_content_length: int | None = None,
+    dialects: str | Iterable[str] | None = None,
+) -> TracerProvider:
+    """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
+
+    With ``tracer_provider`` given, spans go there. Otherwise the application's global
+    provider is used if it has one and no export option is passed; else otel-lunary builds
+    one (OTLP or the local file, see ``otel_lunary.export``) and installs it as the global
+    provider when none was set. Raises ``ValueError`` on a wrong argument.
+    """
+    global current
+    settings = resolve_settings(
+        capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects
+    )
+    options = export.ExportOptions(
+        exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
+    )
+    wants_export = options != export.ExportOptions()  # any export option given
+    with _lock:
+        owns = False
+        if tracer_provider is not None:
+            provider = tracer_provider
+        elif not wants_export and (existing := _global_sdk_provider()) is not None:
+            provider = existing
+        else:
+            provider = export.build_tracer_provider(options)
+            if _global_sdk_provider() is None:
+                trace.set_tracer_provider(provider)
+            owns = True
+        _install_stamper(provider, settings.dialects)
+        current = new_runtime(provider, settings, owns_provider=owns)
+    return provider
+
+
+def get() -> Runtime:
+    """The runtime, set up from the environment at the first tracking call if needed."""
+    runtime = current
+    if runtime is not None:
+        return runtime
+    with _lock:
+        if current is None:
+            configure()
+        return current  # type: ignore[return-value]  # configure() always sets it
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export what is queued, giving up after ``timeout`` seconds."""
+    runtime = current
+    if runtime is None:
+        return True
+    if hasattr(runtime.provider, "force_flush"):
+        return export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
+    return True
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Flush and stop. A provider the application owns is flushed, not shut down."""
+    global current
+    runtime = current
+    if runtime is None:
+        return
+    if runtime.owns_provider:
+        export.shutdown(runtime.provider, timeout)  # type: ignore[arg-type]
+    else:
+        flush(timeout)
+    with _lock:
+        current = None
+    messages.clear()
+    turns.clear()
