@@ -6,9 +6,9 @@ existing OTel setup: it uses the application's TracerProvider when there is one 
 the one ``opentelemetry-instrument`` installs) and sets one up only when ``configure()`` is
 asked to or when none exists at the first tracking call.
 
-Two lookups need memory: a caller-supplied message id (``message["id"]``) does not encode
-its span, and a thread's current turn (the last user message) decides where an assistant
-reply goes. Both are LRU-bounded so a long-running server does not grow.
+A caller-supplied message id (``message["id"]``) does not encode its span, so recent
+messages are remembered, LRU-bounded so a long-running server does not grow. Each thread's
+current turn, which decides where a reply goes and which the reply ends, is in ``_turns``.
 
 What the current code runs under rides in context variables, so it is right across
 threads and asyncio tasks; spans otel-lunary does not create (OpenAI, LangChain or HTTP
@@ -31,7 +31,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
-from otel_lunary import export
+from otel_lunary import _turns, export
 from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises
 from otel_lunary._settings import Redactor, Settings, resolve_settings
@@ -126,7 +126,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 MAX_MESSAGES = 50_000
-MAX_CONVERSATIONS = 10_000
 
 
 class MessageRef(NamedTuple):
@@ -159,7 +158,6 @@ class BoundedLRU(Generic[K, V]):
 
 
 messages: BoundedLRU[str, MessageRef] = BoundedLRU(MAX_MESSAGES)
-turns: BoundedLRU[str, SpanContext] = BoundedLRU(MAX_CONVERSATIONS)
 
 
 def resolve(message_id: object) -> MessageRef | None:
@@ -230,6 +228,7 @@ def configure(
     redact: Redactor | None = None,
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
+    turn_timeout: float | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
@@ -240,7 +239,7 @@ def configure(
     """
     global current
     settings = resolve_settings(
-        capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects
+        capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects, turn_timeout=turn_timeout
     )
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
@@ -274,7 +273,9 @@ def get() -> Runtime:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Export what is queued, giving up after ``timeout`` seconds."""
+    """End the turns still waiting for their reply, then export what is queued, giving up
+    after ``timeout`` seconds."""
+    _turns.registry.end_all(_turns.FLUSH)
     runtime = current
     if runtime is None:
         return True
@@ -284,8 +285,10 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    """Flush and stop. A provider the application owns is flushed, not shut down."""
+    """End the waiting turns, flush and stop. A provider the application owns is flushed,
+    not shut down."""
     global current
+    _turns.registry.end_all(_turns.SHUTDOWN)
     runtime = current
     if runtime is None:
         return
@@ -296,4 +299,4 @@ def shutdown(timeout: float = 5.0) -> None:
     with _lock:
         current = None
     messages.clear()
-    turns.clear()
+    _turns.registry.clear()

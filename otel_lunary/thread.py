@@ -2,24 +2,27 @@
 
 A thread is not a span (see conventions/README.md): its id, tags, metadata and user ride
 on every span it records, precomputed once here so each tracking call only adds what is
-specific to the message or event. Where a span goes follows 'Trace layout' in
-conventions/: a user message opens a new trace (the thread's turn); other messages and
-events join the current turn.
+specific to the message or event. Where a span goes follows decision 2 in conventions/:
+a user message opens a turn, a new trace whose root is the turn span (``_turns`` keeps
+it open until the reply); other messages and events join the current turn; a system
+message before the thread's first user message waits for that turn.
 """
 
 from __future__ import annotations
 
 import uuid
+from time import time_ns
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, get_current_span
+from opentelemetry.trace import Link, SpanContext, get_current_span
 
-from otel_lunary import _health, _record, _state
+from otel_lunary import _health, _record, _state, _turns
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
-from otel_lunary._record import USER, normalise_role
+from otel_lunary._record import ASSISTANT, SYSTEM, USER, normalise_role
+from otel_lunary.attributes import LUNARY_MESSAGE_ID
 
 T = TypeVar("T")
 _MessageRef = _state.MessageRef
@@ -53,8 +56,6 @@ class Thread:
         self.user_props = user_props
         self.metadata = metadata
         self._base = _record.thread_attributes(self.id, self.tags, metadata, self.user_id, user_props)
-        # The context of the current turn's span, built once per turn rather than per reply.
-        self._turn_context: tuple[Any, Context] | None = None
         # _record.message_base(self._base, role) per role, built at the role's first message.
         self._message_bases: dict[str, dict[str, Any]] = {}
 
@@ -62,18 +63,13 @@ class Thread:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
 
     def _reply_parent(self) -> Context | None:
-        """Where a non-user message or an event goes: see 'Trace layout' in conventions/."""
+        """Where a non-user message or an event goes: see decision 2 in conventions/README.md."""
         current = get_current_span().get_span_context()
-        turn = _state.turns.get(self.id)
-        if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.trace_id)):
+        turn = _turns.registry.current(self.id)
+        if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.span_context.trace_id)):
             return None
         if turn is not None:
-            cached = self._turn_context
-            if cached is not None and cached[0] is turn:
-                return cached[1]
-            context = _state.context_of(turn)
-            self._turn_context = (turn, context)
-            return context
+            return turn.context
         return _state.NEW_TRACE
 
     @never_raises("Thread.track_message failed and was skipped")
@@ -96,23 +92,55 @@ class Thread:
         role_base = self._message_bases.get(role)
         if role_base is None:
             role_base = self._message_bases[role] = _record.message_base(self._base, role)
-        links: list[Link] | None = None
+        attributes = _record.message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
+        now = time_ns()
         if role == USER:
-            parent: Context | None = _state.NEW_TRACE
-            ambient = get_current_span().get_span_context()
-            if ambient.is_valid:
-                links = [Link(ambient)]
+            span_context, message_id = self._ask(runtime, attributes, now)
         else:
             parent = self._reply_parent()
-        span_context, message_id = _record.message(runtime, role_base, message, role, parent, links, user_id, user_props)
+            if parent is _state.NEW_TRACE and role == SYSTEM:
+                held = self._hold(runtime, attributes, now)
+                if held is not None:
+                    return held
+            span_context, message_id = _record.emit_message(runtime, attributes, role, parent, None, now)
+            if role == ASSISTANT and not _record.has_tool_calls(message):
+                _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
         _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
-        if role == USER:
-            _state.turns.put(self.id, span_context)
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 
             track_feedback(message_id, feedback)
         return message_id
+
+    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> tuple[SpanContext, str]:
+        """A user message: its turn span (a new trace), the messages held for it, then the
+        message span as the turn's first child."""
+        links: list[Link] | None = None
+        ambient = get_current_span().get_span_context()
+        if ambient.is_valid:
+            links = [Link(ambient)]
+        span = _record.start_turn(runtime, self._base, attributes, links, now)
+        turn, held = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
+        for release in held:
+            release(turn.context)
+        return _record.emit_message(runtime, attributes, USER, turn.context, None, now)
+
+    def _hold(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> str | None:
+        """Keep a system message for the thread's first turn; its id, or None if not held.
+
+        Its span does not exist yet, so a generated id is a UUID rather than a traceparent;
+        it is remembered once the span is recorded, in the turn or (no user message came)
+        on its own."""
+        if LUNARY_MESSAGE_ID not in attributes:
+            attributes[LUNARY_MESSAGE_ID] = str(uuid.uuid4())
+        message_id: str = attributes[LUNARY_MESSAGE_ID]
+        thread_id = self.id
+
+        def release(parent: Context | None) -> None:
+            span_context, _ = _record.emit_message(runtime, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
+            _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
+
+        return message_id if _turns.registry.hold(thread_id, release, runtime.settings.turn_timeout) else None
 
     @never_raises("Thread.track_event failed and was skipped")
     def track_event(

@@ -191,7 +191,7 @@ class TestReconcile:
         resumed = lunary.open_thread(thread.id)
         from otel_lunary import _state
 
-        _state.turns.clear()  # as in another process: the thread's current turn is unknown
+        _turns.registry.clear()  # as in another process: the thread's current turn is unknown
         with lunary.parent(msg_id):
             resumed.track_message({"role": "assistant", "content": "Hi"})
         user, reply = recorded.one("message user"), recorded.one("message assistant")
