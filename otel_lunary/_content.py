@@ -68,7 +68,7 @@ def to_string_list(value: Any) -> list[str]:
 # --- which attribute holds a role's content -------------------------------------------------
 
 
-def content_attributes(role: str) -> tuple[str, str]:
+def content_attributes(role: object) -> tuple[str, str]:
     """Where a message span keeps its content, then where versions before 0.2 kept it.
 
     The one rule shared by the writer and every reader. A message span keeps its content

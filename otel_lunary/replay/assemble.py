@@ -28,7 +28,6 @@ from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
     GEN_AI_EVALUATION_NAME,
     GEN_AI_OPERATION_NAME,
-    GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
     LUNARY_FEEDBACK,
@@ -43,9 +42,10 @@ from otel_lunary.attributes import (
     LUNARY_THREAD_TAGS,
     LUNARY_USER_PROPS,
     USER_ID,
+    LunaryMessageRoleValues,
     LunarySpanTypeValues,
 )
-from otel_lunary._content import content_attributes
+from otel_lunary._content import content_attributes, tool_call_id_attributes
 from otel_lunary.ids import parse_message_id
 from otel_lunary.replay.calls import call_kind, call_record
 from otel_lunary.replay.content import json_object, load_json, parse_content
@@ -72,6 +72,9 @@ from otel_lunary.replay.records import EventRecord, Problem, SpanRecord
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
+_USER = LunaryMessageRoleValues.USER.value
+# A tool message's call id: where 0.2 writes it, then where 0.1 did.
+_TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID = tool_call_id_attributes()
 _TIME_THEN_ARRIVAL = itemgetter(0, 1)
 _TIME = attrgetter("time_ns")
 _ZERO_TRACE = bytes(16)
@@ -244,7 +247,8 @@ class Assembler:
                     value = attributes.get(LUNARY_MESSAGE_ID)
                     message_id = value["stringValue"] if type(value) is dict and len(value) == 1 and "stringValue" in value else _decoded(value)
                     # usually absent: decoding None gives None, so these only decode what is there
-                    tool_call_id = _decoded(attributes[GEN_AI_TOOL_CALL_ID]) if GEN_AI_TOOL_CALL_ID in attributes else None
+                    value = attributes.get(_TOOL_CALL_ID, attributes.get(_LEGACY_TOOL_CALL_ID))
+                    tool_call_id = _decoded(value) if value is not None else None
                     is_retry = LUNARY_MESSAGE_IS_RETRY in attributes and bool(_decoded(attributes[LUNARY_MESSAGE_IS_RETRY]))
                     truncated = LUNARY_CONTENT_TRUNCATED in attributes and bool(_decoded(attributes[LUNARY_CONTENT_TRUNCATED]))
                     user_props = _decoded(attributes[LUNARY_USER_PROPS]) if LUNARY_USER_PROPS in attributes else _NOT_SET
@@ -458,7 +462,7 @@ class Assembler:
             start_ns,
             span_id,
             trace_id,
-            (parse_content, a.get(first, a.get(second)), a.get(GEN_AI_TOOL_CALL_ID)),
+            (parse_content, a.get(first, a.get(second)), a.get(_TOOL_CALL_ID, a.get(_LEGACY_TOOL_CALL_ID))),
             self._user(a.get(USER_ID)),
             bool(a.get(LUNARY_MESSAGE_IS_RETRY)),
             bool(a.get(LUNARY_CONTENT_TRUNCATED)),
@@ -569,9 +573,12 @@ class Assembler:
         return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
 
     def _turn_of_trace(self) -> dict[str, str]:
-        """Each trace's first message (by time, then arrival): the turn's user message."""
+        """Each trace's user message (its first, by time then arrival), else its first message.
+        (A system prompt held for a thread's first turn is in the trace before the question.)"""
         turn_of_trace: dict[str, str] = {}
-        for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):
+        for _, _, _, trace_id, span_id in sorted(
+            (message.role != _USER, message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()
+        ):
             if trace_id not in turn_of_trace:
                 turn_of_trace[trace_id] = span_id
         return turn_of_trace

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from otel_lunary._content import content_attributes
-from otel_lunary.attributes import GEN_AI_TOOL_CALL_ID
+from otel_lunary._content import content_attributes, tool_call_id_attributes
 from otel_lunary.replay.model import ToolCall
 
 
@@ -84,7 +83,8 @@ def message_content(attributes: dict[str, Any], role: str) -> tuple[str | None, 
     Content is None (not "") when it was not captured, so renderers can say so.
     """
     first, second = content_attributes(role)
-    return parse_content(attributes.get(first, attributes.get(second)), attributes.get(GEN_AI_TOOL_CALL_ID))
+    tool_call_id, legacy_tool_call_id = tool_call_id_attributes()
+    return parse_content(attributes.get(first, attributes.get(second)), attributes.get(tool_call_id, attributes.get(legacy_tool_call_id)))
 
 
 def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[ToolCall], str | None]:
