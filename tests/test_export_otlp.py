@@ -65,7 +65,7 @@ class TestRotel:
             ids = track_threads(provider, {"a": 2, "b": 1})
         finally:
             export.shutdown(provider, 5.0)
-        expected = 2 * 3 + 2  # two message spans per turn, one feedback span per thread
+        expected = 3 * 3 + 2  # a turn span and two message spans per turn, one feedback span per thread
         poll_until(lambda: sink.count() == expected, timeout=20, what=f"{expected} spans at the sink")
         by_thread: dict[str, int] = {}
         for span in sink.spans:
@@ -73,7 +73,7 @@ class TestRotel:
             by_thread[attrs[a.GEN_AI_CONVERSATION_ID]] = by_thread.get(attrs[a.GEN_AI_CONVERSATION_ID], 0) + 1
             if attrs[a.LUNARY_SPAN_TYPE] == "message":
                 assert attrs[a.LUNARY_THREAD_TAGS] in (["a"], ["b"])
-        assert by_thread == {ids["a"]: 5, ids["b"]: 3}
+        assert by_thread == {ids["a"]: 7, ids["b"]: 4}
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,8 @@ def silent_collector() -> Iterator[int]:
 
 
 def track_turn(thread: lunary.Thread, i: int) -> float:
-    """One user message and its reply; returns the seconds the two calls took."""
+    """One user message and its reply (three spans: the turn and its two messages); returns
+    the seconds the two calls took."""
     start = time.perf_counter()
     thread.track_message({"role": "user", "content": f"question {i}"})
     thread.track_message({"role": "assistant", "content": f"answer {i}"})
@@ -86,22 +87,22 @@ class TestCollectorOutage:
             for i in range(5):
                 track_turn(thread, i)
             assert export.flush(provider, 10.0)
-            poll_until(lambda: sink.count() == 10, timeout=20, what="the first spans through rotel")
+            poll_until(lambda: sink.count() == 15, timeout=20, what="the first spans through rotel")
 
             rotel.stop()
-            slowest = max(track_turn(thread, i) for i in range(5, 1005))  # 2000 spans, queue holds 200
+            slowest = max(track_turn(thread, i) for i in range(5, 1005))  # 3000 spans, queue holds 200
             assert slowest < NEVER_WAITED_S
             assert export.dropped_spans() > 0
 
             rotel.start()
             assert export.flush(provider, 60.0)
             dropped = export.dropped_spans()
-            poll_until(lambda: sink.count() >= 2010 - dropped, timeout=30, what=f"{2010 - dropped} spans at the sink")
-            assert 200 <= sink.count() - 10 <= 2000 - export.drop_counts()["queue_full"] + 2  # the queue's worth arrived
+            poll_until(lambda: sink.count() >= 3015 - dropped, timeout=30, what=f"{3015 - dropped} spans at the sink")
+            assert 200 <= sink.count() - 15 <= 3000 - export.drop_counts()["queue_full"] + 2  # the queue's worth arrived
             assert export.drop_counts()["export_failed"] == 0
             # The SDK checks "queue full" and appends without a lock, so a drop racing the
             # worker's pop can be counted for a span that was kept: allow a couple.
-            assert 2010 <= sink.count() + export.dropped_spans() <= 2012
+            assert 3015 <= sink.count() + export.dropped_spans() <= 3017
         finally:
             lunary.shutdown()
             export.shutdown(provider, 2.0)
