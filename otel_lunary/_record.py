@@ -501,12 +501,9 @@ def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, m
         attributes[mime_key] = _TEXT_MIME
 
 
-def start_turn(
-    runtime: Runtime, thread_base: Mapping[str, Any], question: Mapping[str, Any], links: Sequence[Link] | None, start_ns: int
-) -> Span:
-    """Start the turn span a user message opens (conventions: span.gen_ai.invoke_workflow.internal),
-    a new trace root, from ``question``, the attributes of the user message's span. The
-    caller (``_turns``) ends it; ``turn_output`` gives what the reply adds then."""
+def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes a turn span (conventions: span.gen_ai.invoke_workflow.internal) starts
+    with, from ``question``, the attributes of the user message's span."""
     attributes = dict(thread_base)
     for key in _QUESTION_USER:
         if key in question:
@@ -520,6 +517,15 @@ def start_turn(
         _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE)
     if question.get(LUNARY_CONTENT_TRUNCATED):
         attributes[LUNARY_CONTENT_TRUNCATED] = True
+    return attributes
+
+
+def start_turn(
+    runtime: Runtime, thread_base: Mapping[str, Any], question: Mapping[str, Any], links: Sequence[Link] | None, start_ns: int
+) -> Span:
+    """Start the turn span a user message opens, a new trace root; the caller (``_turns``)
+    ends it, with ``turn_output`` when the reply comes."""
+    attributes = turn_attributes(thread_base, question)
     dialects = runtime.settings.dialects
     if dialects:
         attributes.update(translate(dialects, attributes))
