@@ -202,8 +202,9 @@ class TestBrowserSDK:
                 capture_output=True, text=True, timeout=120,
             )
             assert "DONE " in done.stdout, done.stdout[-1000:] + done.stderr[-1000:]
-            spans = poll_until(lambda: len(bridge.spans()) >= 5 and bridge.spans(), timeout=20, what="the browser's spans")
-            assert sorted(span.name for span in spans) == ["event open-document", "feedback", "feedback", "message assistant", "message user"]
+            spans = poll_until(lambda: len(bridge.spans()) >= 6 and bridge.spans(), timeout=20, what="the browser's spans")
+            assert sorted(span.name for span in spans) == [
+                "event open-document", "feedback", "feedback", "invoke_workflow turn", "message assistant", "message user"]
             assert [problem for span in spans for problem in convention_problems(span)] == []
             assert_layout(spans)
         finally:
