@@ -68,10 +68,10 @@ drops = RateLimitedCounter(60.0, DROP_REASONS)
 _drop_logger = logging.getLogger("otel_lunary.export")
 
 
-def report(kind: str, message: str, *args: object, exc_info: Any = False, key: object = None) -> None:
-    """Count one occurrence of ``kind``; log it unless the same message (or ``key``) was
+def report(kind: str, message: str, *args: object, exc_info: Any = False, key: object = None, n: int = 1) -> None:
+    """Count ``n`` occurrences of ``kind``; log it unless the same message (or ``key``) was
     logged very recently."""
-    count, due = tracking.add(kind, 1, (kind, message if key is None else key))
+    count, due = tracking.add(kind, n, (kind, message if key is None else key))
     if due is not None:
         logger.warning(message + " (%s so far: %d)", *args, kind, count, exc_info=exc_info)
 

@@ -552,8 +552,8 @@ NOT_CAPTURED = "[content not captured]"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
 
 
-def _evaluation(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
-    """The ``gen_ai.evaluation.result`` attributes for one feedback key."""
+def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """The ``gen_ai.evaluation.result`` attributes for one feedback key (None: a removal)."""
     attributes: dict[str, Any] = {GEN_AI_EVALUATION_NAME: key}
     if value is None:
         attributes[LUNARY_FEEDBACK_REMOVED] = True
@@ -572,6 +572,23 @@ def _evaluation(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
     return attributes
 
 
+def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The raw feedback as it may leave the process (content keys redacted or withheld) and
+    one ``gen_ai.evaluation.result`` event per key: what a feedback span carries, and what
+    the Phoenix annotations are made from."""
+    raw: dict[str, Any] = {}
+    events = []
+    for key, value in values.items():
+        name = key if isinstance(key, str) else str(key)
+        evaluation = evaluation_attributes(name, value, policy)
+        if name in FEEDBACK_CONTENT_KEYS and value is not None:
+            raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
+        else:
+            raw[name] = value
+        events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, evaluation))
+    return raw, events
+
+
 def feedback(
     runtime: Runtime,
     message_id: str,
@@ -583,16 +600,7 @@ def feedback(
     """Record a feedback span (conventions: span.lunary.feedback): the raw feedback as JSON
     (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key."""
     policy = runtime.policy.fresh()
-    raw: dict[str, Any] = {}
-    events = []
-    for key, value in values.items():
-        name = key if isinstance(key, str) else str(key)
-        evaluation = _evaluation(name, value, policy)
-        if name in FEEDBACK_CONTENT_KEYS and value is not None:
-            raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
-        else:
-            raw[name] = value
-        events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, evaluation))
+    raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
         LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
         LUNARY_FEEDBACK_MESSAGE_ID: message_id,

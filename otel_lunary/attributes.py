@@ -106,6 +106,9 @@ LUNARY_FEEDBACK: Final = 'lunary.feedback'
 LUNARY_FEEDBACK_MESSAGE_ID: Final = 'lunary.feedback.message_id'
 """The `lunary.message.id` of the message this feedback is about."""
 
+LUNARY_RERUN_ORIGINAL_MESSAGE_ID: Final = 'lunary.rerun.original_message_id'
+"""The `lunary.message.id` of the recorded message this message is the rerun of."""
+
 LUNARY_FEEDBACK_REMOVED: Final = 'lunary.feedback.removed'
 """On a `gen_ai.evaluation.result` event, true when the call removed this feedback key (its value was null)."""
 

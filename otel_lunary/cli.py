@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otel_lunary.demo", "record a scripted conversation into the local file and replay it"),
     "replay": ("otel_lunary.replay.command", "rebuild conversations from OTLP data"),
     "bridge": ("otel_lunary.bridge.command", "accept the Lunary SDKs' ingestion traffic and emit spans"),
+    "rerun": ("otel_lunary.rerun.command", "send recorded conversations to a model again and compare the replies"),
+    "annotate": ("otel_lunary.phoenix_backfill", "write recorded user feedback into Phoenix as annotations"),
 }
 
 

@@ -366,12 +366,13 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0) -> PhoenixProcess:
+def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0, extra_env: dict[str, str] | None = None) -> PhoenixProcess:
     """Start ``phoenix serve`` on 127.0.0.1 (free HTTP and gRPC ports, SQLite under ``tmp_path``).
 
     Runs Phoenix with the interpreter running the tests (``sys.executable -m
     phoenix.server.main serve``), with telemetry to Arize disabled, and waits until
-    ``/healthz`` answers. Returns a ``PhoenixProcess``, usable as a context manager.
+    ``/healthz`` answers. ``extra_env`` adds ``PHOENIX_*`` settings (e.g. authentication).
+    Returns a ``PhoenixProcess``, usable as a context manager.
     """
     working_dir = tmp_path / "phoenix"
     working_dir.mkdir(parents=True, exist_ok=True)
@@ -386,6 +387,7 @@ def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0) -> PhoenixPr
         PHOENIX_WORKING_DIR=str(working_dir),
         PHOENIX_TELEMETRY_ENABLED="false",
     )
+    env.update(extra_env or {})
     log_path = tmp_path / "phoenix.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -34,35 +34,48 @@ def default_file() -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Rebuild Lunary-style conversations (threads, messages, events, feedback, LLM calls) from OTLP data."
-    parser.add_argument("sources", nargs="*", metavar="SOURCE", help="OTLP JSON Lines files or directories (.gz/.zst too; rotated backups are read with their file). Default: $OTEL_LUNARY_FILE_PATH or ./otel-lunary-traces.jsonl")
-    parser.add_argument("--jaeger", metavar="URL", help="read from a Jaeger v2 query service (its /api/v3 API), e.g. http://localhost:16686")
-    parser.add_argument("--jaeger-service", metavar="NAME", help="service name for the Jaeger search (some storages require one)")
-    parser.add_argument("--phoenix", metavar="URL", help="read from a Phoenix server, e.g. http://localhost:6006")
-    parser.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
+    add_source_arguments(parser)
     parser.add_argument("--format", "-f", choices=FORMATS, default="terminal", help="output format (default: %(default)s)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.add_argument("--list", action="store_true", help="list threads: first message, message count, users, tags, feedback")
+    add_filter_arguments(parser)
+    parser.add_argument("--no-details", action="store_true", help="terminal: one line per LLM call, without its prompt and output")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, phoenix: bool = True, default: str = "$OTEL_LUNARY_FILE_PATH or ./otel-lunary-traces.jsonl") -> None:
+    """Where spans are read from; ``phoenix=False`` leaves ``--phoenix`` to a command that writes there."""
+    parser.add_argument("sources", nargs="*", metavar="SOURCE", help=f"OTLP JSON Lines files or directories (.gz/.zst too; rotated backups are read with their file). Default: {default}")
+    parser.add_argument("--jaeger", metavar="URL", help="read from a Jaeger v2 query service (its /api/v3 API), e.g. http://localhost:16686")
+    parser.add_argument("--jaeger-service", metavar="NAME", help="service name for the Jaeger search (some storages require one)")
+    if phoenix:
+        parser.add_argument("--phoenix", metavar="URL", help="read from a Phoenix server, e.g. http://localhost:6006")
+    parser.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which conversations to keep (``Filters``)."""
     parser.add_argument("--conversation", "-c", action="append", default=[], metavar="ID", help="only this conversation (repeatable)")
     parser.add_argument("--user", action="append", default=[], metavar="ID", help="only threads with this user (repeatable)")
     parser.add_argument("--tag", action="append", default=[], metavar="TAG", help="only threads with this tag (repeatable)")
     parser.add_argument("--feedback", action="append", default=[], metavar="KEY[=VALUE]", help="only threads where a message's latest feedback has KEY (=VALUE), e.g. thumb=down")
     parser.add_argument("--since", metavar="TIME", help="only threads active at or after TIME (ISO 8601, or 30m, 2h, 7d ago)")
     parser.add_argument("--until", metavar="TIME", help="only threads that started before TIME")
-    parser.add_argument("--no-details", action="store_true", help="terminal: one line per LLM call, without its prompt and output")
 
 
-def _sources(args: argparse.Namespace) -> list[Source]:
+def sources_of(args: argparse.Namespace, *, default: Source | None = None) -> list[Source]:
+    """The sources ``add_source_arguments`` parsed; ``default`` (else the local file) when none was named."""
     sources: list[Source] = [Path(s) for s in args.sources]
     if args.jaeger:
         sources.append(JaegerSource(args.jaeger, args.jaeger_service))
-    if args.phoenix:
+    if getattr(args, "phoenix", None):  # absent when add_source_arguments(phoenix=False)
         sources.append(PhoenixSource(args.phoenix, args.project))
     if not sources:
-        sources.append(default_file())
+        sources.append(default if default is not None else default_file())
     return sources
 
 
-def _filters(args: argparse.Namespace) -> Filters:
+def filters_of(args: argparse.Namespace) -> Filters:
+    """The ``Filters`` ``add_filter_arguments`` parsed; ``ValueError`` on a bad value."""
     return Filters(
         conversations=frozenset(args.conversation),
         users=frozenset(args.user),
@@ -88,11 +101,12 @@ def _renderer(args: argparse.Namespace) -> Callable[[Iterable[Conversation], Tex
     return importlib.import_module(f"otel_lunary.replay.{module}").render  # type: ignore[no-any-return]
 
 
-class _ProblemReport:
+class ProblemReport:
     """Prints the first problems as they come and counts the rest."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, command: str = "replay") -> None:
         self.stream = stream
+        self.prefix = f"otel-lunary {command}: "
         self.count = 0
         self.unreadable_sources = 0
 
@@ -101,34 +115,40 @@ class _ProblemReport:
         if problem.line is None and problem.message.startswith(("cannot open", "cannot reach", "cannot read from")):
             self.unreadable_sources += 1
         if self.count <= MAX_PROBLEMS_SHOWN:
-            self.stream.write(f"otel-lunary replay: {problem}\n")
+            self.stream.write(f"{self.prefix}{problem}\n")
 
     def close(self) -> None:
         if self.count > MAX_PROBLEMS_SHOWN:
-            self.stream.write(f"otel-lunary replay: ... and {self.count - MAX_PROBLEMS_SHOWN} more problems\n")
+            self.stream.write(f"{self.prefix}... and {self.count - MAX_PROBLEMS_SHOWN} more problems\n")
 
 
-def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """The command body, with streams passed in so the demo and tests can call it."""
-    try:
-        filters = _filters(args)
-    except ValueError as exc:
-        err.write(f"otel-lunary replay: {exc}\n")
-        return 2
-    sources = _sources(args)
-    report = _ProblemReport(err)
+def read_conversations(sources: list[Source], filters: Filters, report: ProblemReport) -> tuple[list[Conversation], int]:
+    """The conversations of ``sources`` that ``filters`` keep, and how many spans were read; problems go to ``report``."""
     assembler = Assembler(conversation_ids=filters.conversations)
     feed_sources(sources, assembler, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns)
     conversations = list(filters.apply(assembler.finish()))
     for problem in assembler.problems:
         report(problem)
     report.close()
-    if report.unreadable_sources == len(sources) and assembler.spans_read == 0:
+    return conversations, assembler.spans_read
+
+
+def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The command body, with streams passed in so the demo and tests can call it."""
+    try:
+        filters = filters_of(args)
+    except ValueError as exc:
+        err.write(f"otel-lunary replay: {exc}\n")
+        return 2
+    sources = sources_of(args)
+    report = ProblemReport(err)
+    conversations, spans_read = read_conversations(sources, filters, report)
+    if report.unreadable_sources == len(sources) and spans_read == 0:
         if not args.sources and not args.jaeger and not args.phoenix:
             err.write("otel-lunary replay: nothing recorded yet here; run `otel-lunary demo`, or pass a SOURCE file, --jaeger or --phoenix\n")
         return 1
     if not conversations:
-        err.write(f"otel-lunary replay: no conversation matched ({assembler.spans_read} spans read)\n")
+        err.write(f"otel-lunary replay: no conversation matched ({spans_read} spans read)\n")
     _renderer(args)(conversations, out)
     return 0
 

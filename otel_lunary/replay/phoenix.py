@@ -5,7 +5,8 @@ Phoenix answers in its own shape, not OTLP: ``context.trace_id``/``span_id`` in 
 dotted keys with list items as ``key.0``, ``key.1``. This module maps that back to
 ``SpanRecord``. For a named conversation it finds the traces holding the conversation
 id, then reads those traces whole, so spans that lack the id (feedback from another
-process, a third-party LLM span) come along.
+process, a third-party LLM span) come along. ``PHOENIX_API_KEY``, when set, is sent as a
+bearer token, for a Phoenix with authentication on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from otel_lunary._phoenix_api import auth_headers
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.replay.decode import decode_id
 from otel_lunary.replay.reader import PhoenixSource
@@ -89,7 +91,7 @@ def _pages(base: str, params: list[tuple[str, str]], on_problem: Callable[[Probl
         query = params + [("limit", str(PAGE_SIZE))] + ([("cursor", cursor)] if cursor else [])
         url = f"{base}?{urllib.parse.urlencode(query)}"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=TIMEOUT_S) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json", **auth_headers()}), timeout=TIMEOUT_S) as response:
                 page = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             on_problem(Problem(url, None, f"Phoenix answered HTTP {exc.code}: {exc.read()[:200]!r}"))
