@@ -596,9 +596,10 @@ def feedback(
     conversation: str | None,
     parent: Context | None,
     timestamp_ns: int | None = None,
-) -> SpanContext:
+) -> tuple[SpanContext, list[dict[str, Any]]]:
     """Record a feedback span (conventions: span.lunary.feedback): the raw feedback as JSON
-    (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key."""
+    (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key.
+    Returns the span context and the events' attributes (what Phoenix annotations mirror)."""
     policy = runtime.policy.fresh()
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
@@ -609,7 +610,8 @@ def feedback(
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
     _mark(attributes, policy)
-    return emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
+    span_context = emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
+    return span_context, [evaluation for _, evaluation in events]
 
 
 # --- LLM calls --------------------------------------------------------------------------------

@@ -18,12 +18,13 @@ instrumentation) get the conversation id from a span processor at span start.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,6 +40,9 @@ from otel_lunary._version import __version__
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
 from otel_lunary.ids import parse_message_id
+
+if TYPE_CHECKING:
+    from otel_lunary.phoenix_feedback import PhoenixAnnotationSink
 
 INSTRUMENTATION_NAME = "otel_lunary"
 
@@ -181,12 +185,28 @@ class Runtime:
     settings: Settings
     policy: ContentPolicy
     owns_provider: bool
+    # Where feedback is mirrored as Phoenix annotations (otel_lunary.phoenix_feedback), if anywhere.
+    annotations: PhoenixAnnotationSink | None = None
 
 
-def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool) -> Runtime:
+def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool, annotations: PhoenixAnnotationSink | None = None) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
-    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider)
+    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, annotations)
+
+
+def _annotation_sink(phoenix_annotations: str | bool | None, previous: Runtime | None) -> PhoenixAnnotationSink | None:
+    """The sink ``phoenix_annotations`` (or the environment) asks for; the running one is kept
+    when it already writes there, and stopped (bounded) when it does not."""
+    from otel_lunary import phoenix_feedback
+
+    endpoint = phoenix_feedback.resolve_endpoint(phoenix_annotations)  # ValueError on a bad explicit URL
+    old = previous.annotations if previous is not None else None
+    if old is not None and old.endpoint == endpoint:
+        return old
+    if old is not None:
+        old.shutdown(timeout=2.0)
+    return None if endpoint is None else phoenix_feedback.PhoenixAnnotationSink(endpoint)
 
 
 # Re-entrant: get() holds it while configure() (which takes it too) sets up the first
@@ -229,13 +249,16 @@ def configure(
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
     turn_timeout: float | None = None,
+    phoenix_annotations: str | bool | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
     With ``tracer_provider`` given, spans go there. Otherwise the application's global
     provider is used if it has one and no export option is passed; else otel-lunary builds
     one (OTLP or the local file, see ``otel_lunary.export``) and installs it as the global
-    provider when none was set. Raises ``ValueError`` on a wrong argument.
+    provider when none was set. ``phoenix_annotations`` (Phoenix's base URL, or
+    ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``) also mirrors feedback as Phoenix annotations.
+    Raises ``ValueError`` on a wrong argument.
     """
     global current
     settings = resolve_settings(
@@ -257,7 +280,8 @@ def configure(
                 trace.set_tracer_provider(provider)
             owns = True
         _install_stamper(provider, settings.dialects)
-        current = new_runtime(provider, settings, owns_provider=owns)
+        annotations = _annotation_sink(phoenix_annotations, current)
+        current = new_runtime(provider, settings, owns_provider=owns, annotations=annotations)
     return provider
 
 
@@ -273,15 +297,19 @@ def get() -> Runtime:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """End the turns still waiting for their reply, then export what is queued, giving up
-    after ``timeout`` seconds."""
+    """End the turns still waiting for their reply, then export what is queued (spans, then
+    Phoenix annotations), giving up after ``timeout`` seconds."""
     _turns.registry.end_all(_turns.FLUSH)
     runtime = current
     if runtime is None:
         return True
+    deadline = time.monotonic() + max(0.0, timeout)
+    done = True
     if hasattr(runtime.provider, "force_flush"):
-        return export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
-    return True
+        done = export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
+    if runtime.annotations is not None:
+        done = runtime.annotations.flush(max(0.0, deadline - time.monotonic())) and done
+    return done
 
 
 def shutdown(timeout: float = 5.0) -> None:
@@ -292,10 +320,13 @@ def shutdown(timeout: float = 5.0) -> None:
     runtime = current
     if runtime is None:
         return
+    deadline = time.monotonic() + max(0.0, timeout)
     if runtime.owns_provider:
         export.shutdown(runtime.provider, timeout)  # type: ignore[arg-type]
     else:
         flush(timeout)
+    if runtime.annotations is not None:
+        runtime.annotations.shutdown(max(0.0, deadline - time.monotonic()))
     with _lock:
         current = None
     messages.clear()

@@ -8,7 +8,6 @@ the installed UI bundle), so they check what a person opening the session sees.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,6 @@ KINDS = {
     None: {"invoke_workflow": "UNKNOWN", "message": "UNKNOWN", "event": "UNKNOWN", "feedback": "UNKNOWN", "chat": "LLM", "execute_tool": "TOOL"},
     OPENINFERENCE: {"invoke_workflow": "CHAIN", "message": "CHAIN", "event": "CHAIN", "feedback": "EVALUATOR", "chat": "LLM", "execute_tool": "TOOL"},
 }
-ANNOTATION_SINK = importlib.util.find_spec("otel_lunary.phoenix_feedback") is not None
 
 
 @dataclass
@@ -130,14 +128,23 @@ class TestSessionView:
         assert len(feedback) == 3 and {span["parentId"] for span in feedback} == replies
 
 
-@pytest.mark.skipif(not ANNOTATION_SINK, reason="the Phoenix annotation sink (otel_lunary.phoenix_feedback) is not in this tree")
+def _annotations(turns: list[dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    return [{a["name"]: a for a in turn["rootSpan"]["trace"]["summaryTraceAnnotations"]} for turn in turns]
+
+
 class TestFeedbackAnnotations:
     def test_live_feedback_values_are_annotations_on_their_turn(self, seen: Seen) -> None:
         """Each turn carries its live feedback as HUMAN trace annotations; the removed thumb is gone."""
-        for turn, tracked in zip(seen.turns, seen.conversation.turns):
-            annotations = {a["name"]: a for a in turn["rootSpan"]["trace"]["summaryTraceAnnotations"]}
-            assert set(annotations) == set(tracked.feedback), turn["traceId"]
-            assert {a["annotatorKind"] for a in annotations.values()} <= {"HUMAN"}
+        expected = [set(tracked.feedback) for tracked in seen.conversation.turns]
+
+        def landed() -> list[dict[str, dict[str, Any]]] | None:
+            found = _annotations(seen.ui.turns(seen.session["id"]))
+            return found if [set(names) for names in found] == expected else None
+
+        # The sinks post asynchronously and retry while Phoenix ingests the spans.
+        found = poll_until(landed, timeout=60, what=f"annotations {expected} on the turns")
+        for annotations, tracked in zip(found, seen.conversation.turns):
+            assert {a["annotatorKind"] for a in annotations.values()} == {"HUMAN"}
             for key, value in tracked.feedback.items():
                 annotation = annotations[key]
                 if key == "thumb":
