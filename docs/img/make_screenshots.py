@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dialect", default="openinference", help="OTEL_LUNARY_DIALECTS for the recording ('' for none)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "phoenix-session.png")
-    parser.add_argument("--size", default="1440,900", help="browser window, width,height")
+    parser.add_argument("--size", default="1440,1500", help="browser window, width,height")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="otel-lunary-screenshots-"))
