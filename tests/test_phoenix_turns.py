@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from otel_lunary.bridge import Bridge, export_provider_factory, resolve_config
+from otel_lunary.export import ExportOptions
 from phoenix_session import SYSTEM_PROMPT, USER, Conversation, PhoenixUI, converse
 from servers import PhoenixProcess, poll_until, start_phoenix
+from test_bridge_support import APP_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +158,36 @@ class TestFeedbackAnnotations:
                     assert annotation["explanation"] == value
                 else:
                     assert annotation["score"] == value
+
+
+class TestThroughTheBridge:
+    def test_lunary_sdk_traffic_reads_as_turns_with_feedback(self, phoenix: PhoenixProcess, tmp_path: Path) -> None:
+        """Lunary SDK events through the bridge: the turn reads question -> answer, its thumb an annotation."""
+        project, thread = "bridge-turns", "bridge-thread-1"
+        options = ExportOptions(endpoint=phoenix.url, service_name="bridge", resource_attributes={"openinference.project.name": project})
+        config = resolve_config(keys=f"{APP_KEY}=demo", port=0, state_path=str(tmp_path / "state.sqlite"))
+        with Bridge(config, export_provider_factory(options), phoenix_annotations=phoenix.url) as bridge:
+            events = [
+                {"event": "chat", "type": "thread", "runId": "u-1", "parentRunId": thread, "timestamp": 1795924374000,
+                 "message": {"role": "user", "content": "Is my order shipped?"}},
+                {"event": "chat", "type": "thread", "runId": "a-1", "parentRunId": thread, "timestamp": 1795924374750,
+                 "message": {"role": "assistant", "content": "Yes, it left this morning."}},
+                {"event": "feedback", "runId": "a-1", "timestamp": 1795924379000, "feedback": {"thumb": "down"}},
+            ]
+            response = httpx.post(bridge.url + "/v1/runs/ingest", headers={"Authorization": f"Bearer {APP_KEY}"}, json={"events": events}, timeout=10)
+            assert all(result["success"] for result in response.json()["results"])
+            assert bridge.flush(30.0)
+        ui = PhoenixUI(phoenix.url)
+
+        def turn() -> dict[str, Any] | None:
+            project_id = ui.project_id(project)
+            session = ui.session(project_id, thread) if project_id else None
+            turns = ui.turns(session["id"]) if session else []
+            return turns[0] if turns and turns[0]["rootSpan"]["trace"]["summaryTraceAnnotations"] else None
+
+        found = poll_until(turn, timeout=60, what="the bridged turn in Phoenix")
+        root = found["rootSpan"]
+        annotations = {a["name"]: (a["label"], a["score"]) for a in found["rootSpan"]["trace"]["summaryTraceAnnotations"]}
+        assert (root["input"]["value"], root["output"]["value"]) == ("Is my order shipped?", "Yes, it left this morning.")
+        assert root["latencyMs"] == 750  # the clients' timestamps: question at 0 ms, answer at 750 ms
+        assert annotations == {"thumb": ("down", -1.0)}

@@ -34,6 +34,7 @@ from otel_lunary.bridge.config import BridgeConfig, resolve_config
 from otel_lunary.bridge.ingest import Ingestor, ProviderFactory
 from otel_lunary.bridge.server import BridgeHTTPServer, Maintenance
 from otel_lunary.bridge.store import StateStore
+from otel_lunary.phoenix_feedback import sink_from_settings
 
 __all__ = ["Bridge", "BridgeConfig", "export_provider_factory", "resolve_config"]
 
@@ -52,11 +53,22 @@ def export_provider_factory(options: export.ExportOptions | None = None) -> Prov
 class Bridge:
     """The server, its state store and its maintenance thread; ``start()``/``close()``."""
 
-    def __init__(self, config: BridgeConfig, provider_factory: ProviderFactory | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        provider_factory: ProviderFactory | None = None,
+        *,
+        settings: Settings | None = None,
+        phoenix_annotations: str | bool | None = None,
+    ) -> None:
         self.config = config
         self._owns_providers = provider_factory is None
         self.store = StateStore(config.state_path, ttl_s=config.state_ttl_s, max_rows=config.state_max_rows)
-        self.ingestor = Ingestor(self.store, provider_factory or export_provider_factory(), settings=settings, run_timeout_s=config.run_timeout_s)
+        # Feedback mirrored as Phoenix annotations, as the SDK's configure() does (explicit > env > off).
+        self.annotations = sink_from_settings(phoenix_annotations)
+        self.ingestor = Ingestor(
+            self.store, provider_factory or export_provider_factory(), settings=settings, run_timeout_s=config.run_timeout_s, annotations=self.annotations
+        )
         self.server = BridgeHTTPServer(config, self.ingestor)
         self.maintenance = Maintenance(self.ingestor, max(0.05, min(30.0, config.run_timeout_s / 4)))
         self._thread: threading.Thread | None = None
@@ -81,6 +93,8 @@ class Bridge:
         ok = True
         for project in list(self.ingestor.projects.values()):
             ok = export.flush(project.runtime.provider, timeout_s) and ok  # type: ignore[arg-type]
+        if self.annotations is not None:
+            ok = self.annotations.flush(timeout_s) and ok
         return ok
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -98,6 +112,8 @@ class Bridge:
                 export.shutdown(provider, timeout_s)  # type: ignore[arg-type]
             else:
                 export.flush(provider, timeout_s)  # type: ignore[arg-type]
+        if self.annotations is not None:
+            self.annotations.shutdown(timeout_s)
         self.store.close()
 
     def __enter__(self) -> Bridge:

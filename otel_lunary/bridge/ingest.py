@@ -32,6 +32,7 @@ from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
 from otel_lunary.bridge.store import OpenRun, StateStore
 from otel_lunary.bridge.wire import Event, EventError, parse_event
+from otel_lunary.phoenix_feedback import PhoenixAnnotationSink, feedback_annotations
 
 logger = logging.getLogger("otel_lunary.bridge")
 
@@ -81,8 +82,17 @@ class Project:
 class Ingestor:
     """Turns batches of Lunary events into spans; thread-safe (one batch at a time)."""
 
-    def __init__(self, store: StateStore, provider_factory: ProviderFactory, *, settings: Settings | None = None, run_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        provider_factory: ProviderFactory,
+        *,
+        settings: Settings | None = None,
+        run_timeout_s: float = 600.0,
+        annotations: PhoenixAnnotationSink | None = None,
+    ) -> None:
         self.store = store
+        self.annotations = annotations
         self.provider_factory = provider_factory
         self.settings = settings or resolve_settings()
         self.run_timeout_s = run_timeout_s
@@ -229,7 +239,11 @@ class Ingestor:
     def _emit_feedback(self, project: Project, message_id: str, feedback: Mapping[str, Any], timestamp: int) -> None:
         target = self.store.get(project.name, message_id)
         parent = NEW_TRACE if target is None else context_of(target.span_context)
-        _record.feedback(project.runtime, message_id, feedback, target.conversation_id if target else None, parent, timestamp)
+        conversation = target.conversation_id if target else None
+        _, evaluations = _record.feedback(project.runtime, message_id, feedback, conversation, parent, timestamp)
+        if self.annotations is not None and target is not None:
+            span = target.span_context
+            self.annotations.submit(feedback_annotations(span.trace_id, span.span_id, evaluations, message_id=message_id, conversation_id=conversation))
 
     # --- runs ----------------------------------------------------------------------------
     def _start_attributes(self, event: Event, policy: ContentPolicy) -> tuple[str, str, dict[str, Any]]:
