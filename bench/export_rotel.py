@@ -69,7 +69,7 @@ def main() -> None:
     rounds = max(3, spans_total // BATCH)
     spans = record_turns(BATCH)  # 4 batches of distinct spans
     batches = [spans[i : i + BATCH] for i in range(0, len(spans), BATCH)]
-    from servers import start_rotel
+    from helpers.servers import start_rotel
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 

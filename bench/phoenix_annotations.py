@@ -35,7 +35,7 @@ import otel_lunary as lunary
 from otel_lunary import _state
 from otel_lunary.attributes import GEN_AI_EVALUATION_NAME, GEN_AI_EVALUATION_SCORE_LABEL, GEN_AI_EVALUATION_SCORE_VALUE
 from otel_lunary.phoenix_feedback import PhoenixAnnotationSink, feedback_annotations
-from servers import PhoenixProcess, poll_until, start_phoenix
+from helpers.servers import PhoenixProcess, poll_until, start_phoenix
 
 THUMB_UP = [{GEN_AI_EVALUATION_NAME: "thumb", GEN_AI_EVALUATION_SCORE_LABEL: "up", GEN_AI_EVALUATION_SCORE_VALUE: 1.0}]
 

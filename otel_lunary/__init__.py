@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from otel_lunary import _health
 from otel_lunary._state import configure, flush, shutdown
-from otel_lunary._version import __version__
+from otel_lunary._version import __version__ as __version__
 from otel_lunary.agents import agent, chain, tool, wrap_agent, wrap_tool
 from otel_lunary.context import identify, parent, tags
 from otel_lunary.feedback import track_feedback
@@ -55,7 +55,6 @@ def config(**lunary_cloud_settings: object) -> None:
 
 __all__ = [
     "Thread",
-    "__version__",
     "agent",
     "chain",
     "config",

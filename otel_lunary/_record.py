@@ -20,6 +20,7 @@ the rules live once:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -346,17 +347,17 @@ ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
-# A message with only these keys and text content is the common case: it skips the
-# lookups of the optional keys and the generic content path (same attributes).
-_PLAIN_MESSAGE_KEYS = frozenset({"role", "content"})
 # Per role, for a text message: the content attribute and the JSON around the text.
 _TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role, output=role == ASSISTANT)) for role in ROLES}
 
 
-def normalise_role(role: Any) -> str | None:
-    """Lunary's role in lower case, or None when it is not one of the four."""
-    role = role.lower() if isinstance(role, str) else role
-    return role if role in ROLES else None
+# Each role in every letter case ("User", "ASSISTANT"...) -> the role.
+_ROLE_SPELLINGS: dict[Any, str] = {
+    "".join(letters): role for role in ROLES for letters in itertools.product(*({c, c.upper()} for c in role))
+}
+# Lunary's role in lower case, or None when it is not one of the four (any letter case).
+# A dict lookup, not a function: track_message calls it first, on the hot path.
+normalise_role: Callable[[Any], str | None] = _ROLE_SPELLINGS.get
 
 
 def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
@@ -388,13 +389,14 @@ def message_attributes(
     """The attributes of a message span (conventions: span.lunary.message) from
     ``message_base(thread_base, role)``, which it does not change; ``role`` is valid.
 
-    A plain ``{"role", "content": str}`` message is most of the traffic: its content JSON
-    is written around the text directly (the same characters ``genai_message`` gives).
+    A plain ``{"role", "content": str}`` dict is most of the traffic: it skips the lookups
+    of the optional keys, and its content JSON is written around the text directly (the
+    same characters ``genai_message`` gives).
     """
     attributes = role_base.copy()
     if user_id is not None or user_props is not None:
         with_user(attributes, user_id, user_props)
-    if type(message) is dict and role != TOOL_ROLE and message.keys() <= _PLAIN_MESSAGE_KEYS and isinstance(content := message.get("content"), str):
+    if type(message) is dict and len(message) == 2 and role != TOOL_ROLE and "role" in message and isinstance(content := message.get("content"), str):
         if policy.capture:
             key, head, tail = _TEXT_SHAPES[role]
             if len(content) <= policy.untouched_up_to:  # the policy would return it as is

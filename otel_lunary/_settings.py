@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 logger = logging.getLogger("otel_lunary")
@@ -66,46 +67,38 @@ def split_names(value: str | Iterable[str]) -> list[str]:
     return [name for name in (str(item).strip().lower() for item in items) if name]
 
 
-def resolve_int(explicit: int | None, env: str, default: int, minimum: int, what: str) -> int:
-    """An integer setting >= ``minimum``."""
+def _resolve_number(kind: type[int] | type[float], noun: str, explicit: Any, env: str | None, default: Any, minimum: float, what: str) -> Any:
+    """A number of ``kind`` >= ``minimum``: explicit (checked) > ``env`` > ``default``."""
     if explicit is not None:
-        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < minimum:
-            raise ValueError(f"{what} must be an integer >= {minimum}, got {explicit!r}")
-        return explicit
-    raw = env_str(env)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        warn_env(env, raw, "not an integer", default)
-        return default
-    if value < minimum:
-        warn_env(env, raw, f"must be >= {minimum}", default)
-        return default
-    return value
-
-
-def resolve_float(explicit: float | None, env: str | None, default: float | None, minimum: float, what: str) -> float | None:
-    """A float setting >= ``minimum`` (``env`` None: no environment variable)."""
-    if explicit is not None:
-        if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not explicit >= minimum:
-            raise ValueError(f"{what} must be a number >= {minimum}, got {explicit!r}")
-        return float(explicit)
+        accepted = (int,) if kind is int else (int, float)
+        if isinstance(explicit, bool) or not isinstance(explicit, accepted) or not explicit >= minimum:
+            raise ValueError(f"{what} must be {noun} >= {minimum}, got {explicit!r}")
+        return kind(explicit)
     if not env:
         return default
     raw = env_str(env)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        warn_env(env, raw, "not a number", default)
+        warn_env(env, raw, f"not {noun}", default)
         return default
     if not value >= minimum:
         warn_env(env, raw, f"must be >= {minimum}", default)
         return default
     return value
+
+
+def resolve_int(explicit: int | None, env: str, default: int, minimum: int, what: str) -> int:
+    """An integer setting >= ``minimum``."""
+    return int(_resolve_number(int, "an integer", explicit, env, default, minimum, what))
+
+
+def resolve_float(explicit: float | None, env: str | None, default: float | None, minimum: float, what: str) -> float | None:
+    """A float setting >= ``minimum`` (``env`` None: no environment variable)."""
+    value = _resolve_number(float, "a number", explicit, env, default, minimum, what)
+    return None if value is None else float(value)
 
 
 def url_problem(url: str) -> str | None:

@@ -29,7 +29,7 @@ settings.register_profile(
 )
 settings.load_profile("otel-lunary")
 from otel_lunary._fake_llm import FakeLLM
-from servers import OtlpSink
+from helpers.servers import OtlpSink
 
 MEMORY = InMemorySpanExporter()
 PROVIDER = TracerProvider()

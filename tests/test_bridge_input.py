@@ -17,8 +17,8 @@ from otel_lunary.attributes import (
     LUNARY_RUN_ID,
     LUNARY_RUN_UNFINISHED,
 )
-from servers import poll_until
-from test_bridge_support import APP_KEY, RunningBridge
+from helpers.servers import poll_until
+from helpers.bridge import APP_KEY, RunningBridge
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}"}

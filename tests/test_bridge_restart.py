@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from servers import poll_until
-from test_bridge_support import APP_KEY, REPO
+from helpers.servers import poll_until
+from helpers.bridge import APP_KEY, REPO
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}"}

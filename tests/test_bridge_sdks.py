@@ -32,8 +32,8 @@ from otel_lunary.attributes import (
     LUNARY_PROJECT,
     LUNARY_RUN_ID,
 )
-from servers import poll_until
-from test_bridge_support import APP_KEY, BRIDGE_ONLY, CLIENTS, NOT_ON_THE_WIRE, RunningBridge, convention_problems, keys_by_name, shape
+from helpers.servers import poll_until
+from helpers.bridge import APP_KEY, BRIDGE_ONLY, CLIENTS, NOT_ON_THE_WIRE, RunningBridge, convention_problems, keys_by_name, shape
 
 NODE_DIR = CLIENTS / "node"
 

@@ -310,7 +310,7 @@ class TestRotelEnvFile:
 @pytest.mark.parametrize("path", ROTEL_ENV_FILES, ids=_ids(ROTEL_ENV_FILES))
 def test_rotel_env_file_starts_agent(path, tmp_path):
     """rotel-agent accepts every value in the env file and starts (receiver ports moved to free ones)."""
-    from servers import RotelProcess, free_port, poll_until
+    from helpers.servers import RotelProcess, free_port, poll_until
 
     grpc_port, http_port = free_port(), free_port()
     env = TestRotelEnvFile._settings(path)

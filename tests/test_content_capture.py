@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from servers import OtlpSink
+from helpers.servers import OtlpSink
 
 import otel_lunary as lunary
 from otel_lunary.attributes import (

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otel_lunary as lunary
 from otel_lunary import attributes as a
 from otel_lunary.dialects import resolve_dialects, translate
-from test_file_exporter import REPO
+from helpers import REPO
 
 DIALECT_ATTRIBUTES = {
     attr["id"]

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_lunary import _health, export
 from otel_lunary.export import ExportOptions, build_tracer_provider, resolve_exporters, resolve_protocol
-from servers import OtlpSink, free_port, poll_until
+from helpers.servers import OtlpSink, free_port
 
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")

@@ -12,7 +12,7 @@ import otel_lunary as lunary
 from otel_lunary import attributes as a
 from otel_lunary import export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from servers import OtlpSink, RotelProcess, poll_until, start_phoenix, start_rotel
+from helpers.servers import OtlpSink, RotelProcess, poll_until, start_phoenix, start_rotel
 
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from helpers.otlp import json_format_dict
 from otel_lunary import attributes as a
 from otel_lunary import export
 from otel_lunary.export import otlp_json
@@ -35,23 +35,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- a small OTLP JSON reader, independent of the package ---------------------------------
-
-
-def json_format_oracle(request: Any) -> dict[str, Any]:
-    """OTLP JSON the slow, generic way: protobuf's ``MessageToDict`` plus the OTLP id rule
-    (lowercase hex, not base64) and the status the walker always writes."""
-    from google.protobuf.json_format import MessageToDict
-
-    out = MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in out.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                span.setdefault("status", {})
-                for holder in (span, *span.get("links", ())):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in holder:
-                            holder[key] = base64.b64decode(holder[key]).hex()
-    return out
 
 
 def any_value(value: dict[str, Any]) -> Any:
@@ -141,7 +124,7 @@ class TestRoundTrip:
         memory = InMemorySpanExporter()
         spans = record_conversation(memory)  # type: ignore[arg-type]
         request = encode_spans(spans)
-        assert otlp_json.request_to_dict(request) == json_format_oracle(request)
+        assert otlp_json.request_to_dict(request) == json_format_dict(request)
 
     def test_file_is_the_default_when_nothing_is_configured(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """With no exporter setting at all, spans land in ./otel-lunary-traces.jsonl."""

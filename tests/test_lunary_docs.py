@@ -190,9 +190,8 @@ class TestReconcile:
         thread = lunary.open_thread()
         msg_id = thread.track_message({"role": "user", "content": "Hello!"})
         resumed = lunary.open_thread(thread.id)
-        from otel_lunary import _turns
-
-        _turns.registry.clear()  # as in another process: the thread's current turn is unknown
+        lunary.shutdown()  # as in another process: nothing of the thread is remembered here
+        lunary.configure(tracer_provider=recorded.provider)
         with lunary.parent(msg_id):
             resumed.track_message({"role": "assistant", "content": "Hi"})
         user, reply = recorded.one("message user"), recorded.one("message assistant")

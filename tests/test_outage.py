@@ -17,7 +17,7 @@ import pytest
 import otel_lunary as lunary
 from otel_lunary import _health, export
 from otel_lunary.export import ExportOptions, build_tracer_provider
-from servers import OtlpSink, poll_until, start_rotel
+from helpers.servers import OtlpSink, poll_until, start_rotel
 
 REPO = Path(__file__).resolve().parent.parent
 # Not a speed assertion (speed is measured in bench/): a call that waited on the network

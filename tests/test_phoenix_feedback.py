@@ -27,7 +27,7 @@ from otel_lunary.phoenix_feedback import (
     resolve_endpoint,
 )
 from otel_lunary.attributes import GEN_AI_EVALUATION_NAME, GEN_AI_EVALUATION_SCORE_LABEL
-from servers import free_port
+from helpers.servers import free_port
 
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 SPAN_ID = 0xB7AD6B7169203331

@@ -16,8 +16,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 
 import otel_lunary as lunary
 from otel_lunary.phoenix_feedback import ENV_API_KEY, PhoenixAnnotationSink
-from servers import PhoenixProcess, poll_until, start_phoenix
-from test_phoenix_feedback_phoenix import annotate, ids, mirror_feedback, recording
+from helpers.phoenix_feedback import annotate, ids, mirror_feedback, recording
+from helpers.servers import PhoenixProcess, poll_until, start_phoenix
 
 pytestmark = pytest.mark.slow
 

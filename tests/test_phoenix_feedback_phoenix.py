@@ -9,28 +9,21 @@ submit ``feedback_annotations`` built from the same evaluation events.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 import otel_lunary as lunary
-from otel_lunary import _state
-from otel_lunary._record import feedback_record
-from otel_lunary.file_exporter import OtlpJsonFileExporter
-from otel_lunary.ids import parse_message_id
-from otel_lunary.phoenix_feedback import IDENTIFIER_PREFIX, PhoenixAnnotationSink, feedback_annotations
-from servers import PhoenixProcess, poll_until, start_phoenix
+from otel_lunary.export.file import OtlpJsonFileExporter
+from otel_lunary.phoenix_feedback import IDENTIFIER_PREFIX, PhoenixAnnotationSink
+from helpers.phoenix_feedback import annotate, ids, mirror_feedback, recording
+from helpers.servers import PhoenixProcess, poll_until, start_phoenix
 
 pytestmark = pytest.mark.slow
 
@@ -41,39 +34,6 @@ Live = dict[tuple[str, str], tuple[str | None, float | None, str | None]]
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixProcess]:
     with start_phoenix(tmp_path_factory.mktemp("phoenix")) as server:
         yield server
-
-
-@contextmanager
-def recording(*exporters: SpanExporter, hold_until_flushed: bool = False) -> Iterator[TracerProvider]:
-    """otel-lunary on an SDK provider exporting to ``exporters``; ``hold_until_flushed`` keeps spans until ``force_flush``."""
-    provider = TracerProvider()
-    for exporter in exporters:
-        if hold_until_flushed:
-            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
-        else:
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-    lunary.configure(tracer_provider=provider)
-    try:
-        yield provider
-    finally:
-        provider.shutdown()
-
-
-def mirror_feedback(sink: PhoenixAnnotationSink, message_id: str, feedback: Mapping[str, Any]) -> None:
-    """``track_feedback`` with the Phoenix sink on: the feedback span, then its annotations."""
-    lunary.track_feedback(message_id, feedback)
-    target = _state.resolve(message_id)
-    assert target is not None
-    _, events = feedback_record(feedback, _state.get().policy.fresh())
-    context = target.span_context
-    sink.submit(feedback_annotations(context.trace_id, context.span_id, [a for _, a in events], message_id=message_id))
-
-
-def ids(message_id: str) -> tuple[str, str]:
-    """(trace id, span id) in hex of a message id (a traceparent)."""
-    context = parse_message_id(message_id)
-    assert context is not None
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
 def annotation_rows(phoenix: PhoenixProcess, kind: str, targets: list[str]) -> list[dict[str, Any]]:
@@ -201,16 +161,6 @@ class TestSink:
         assert sink.counts()["superseded"] >= 1
         assert live(phoenix, "span", [span_id]) == {}
         assert live(phoenix, "trace", [trace_id]) == {}
-
-
-def annotate(phoenix: PhoenixProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """``otel-lunary annotate --phoenix URL ARGS`` in a child process."""
-    return subprocess.run(
-        [sys.executable, "-m", "otel_lunary", "annotate", "--phoenix", phoenix.url, "--wait", "30", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def full_rows(phoenix: PhoenixProcess, kind: str, targets: list[str]) -> list[tuple[Any, ...]]:

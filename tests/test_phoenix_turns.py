@@ -1,7 +1,7 @@
 """Phoenix's session view shows each turn as question -> answer, with and without the dialect.
 
 A real Phoenix (``phoenix serve``) receives the scripted conversation of
-``phoenix_session.converse`` over OTLP/HTTP from the SDK and from a second process; the
+``helpers.phoenix_session.converse`` over OTLP/HTTP from the SDK and from a second process; the
 assertions read Phoenix through the GraphQL operations of its own web UI (taken from
 the installed UI bundle), so they check what a person opening the session sees.
 """
@@ -18,9 +18,9 @@ import pytest
 
 from otel_lunary.bridge import Bridge, export_provider_factory, resolve_config
 from otel_lunary.export import ExportOptions
-from phoenix_session import SYSTEM_PROMPT, USER, Conversation, PhoenixUI, converse
-from servers import PhoenixProcess, poll_until, start_phoenix
-from test_bridge_support import APP_KEY
+from helpers.phoenix_session import SYSTEM_PROMPT, USER, Conversation, PhoenixUI, converse
+from helpers.servers import PhoenixProcess, poll_until, start_phoenix
+from helpers.bridge import APP_KEY
 
 pytestmark = pytest.mark.slow
 

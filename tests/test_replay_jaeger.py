@@ -18,7 +18,7 @@ import pytest
 from fixtures.replay import raw_conversation as raw
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.export.otlp_json import encode_request
-from test_replay_outputs import run
+from helpers.replay import run
 
 
 class FakeJaeger:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.replay import raw_conversation as raw
+from helpers.replay import run
 from otel_lunary.cli import build_parser
 from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay.command import replay
@@ -21,13 +22,6 @@ def trace_file(tmp_path: Path) -> Path:
     path = tmp_path / "traces.jsonl"
     path.write_bytes(encode_line(raw.record()))
     return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """``otel-lunary replay *argv`` in this process: (exit status, stdout, stderr)."""
-    args = build_parser(["replay", *argv]).parse_args(["replay", *argv])
-    out, err = io.StringIO(), io.StringIO()
-    return replay(args, out, err), out.getvalue(), err.getvalue()
 
 
 class TestFormats:

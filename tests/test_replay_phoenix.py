@@ -9,8 +9,8 @@ import pytest
 from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.replay.assemble import assemble
 from otel_lunary.replay.reader import PhoenixSource, read_sources
-from servers import poll_until, start_phoenix
-from test_replay_roundtrip import assert_replays, only
+from helpers.servers import poll_until, start_phoenix
+from helpers.replay import assert_replays, only
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from fixtures.replay import raw_conversation as raw
 from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.export.otlp_json import encode_line, request_to_dict
 from otel_lunary.replay import assemble_file
-from servers import OtlpSink, poll_until, start_rotel
-from test_replay_roundtrip import assert_replays, only
+from helpers.servers import OtlpSink, poll_until, start_rotel
+from helpers.replay import assert_replays, only
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from fixtures.replay import raw_conversation as raw
 from fixtures.replay.sdk_conversation import Tracked, record
+from helpers.replay import assert_replays, only
 from otel_lunary.export.file import OtlpJsonFileExporter
 from otel_lunary.export.otlp_json import encode_line
-from otel_lunary.replay import Conversation, assemble_file
+from otel_lunary.replay import assemble_file
 
 
 def sdk_to_file(path: Path) -> Tracked:
@@ -25,29 +26,6 @@ def sdk_to_file(path: Path) -> Tracked:
         return record(provider)
     finally:
         provider.shutdown()
-
-
-def only(conversations: list[Conversation], conversation_id: str) -> Conversation:
-    found = [c for c in conversations if c.id == conversation_id]
-    assert len(found) == 1, [c.id for c in conversations]
-    return found[0]
-
-
-def assert_replays(conversation: Conversation, tracked: Tracked) -> None:
-    """Roles, content, order, ids, latest feedback, events and LLM calls in place."""
-    assert [(m.role, m.content) for m in conversation.messages] == tracked.messages
-    assert [m.id for m in conversation.messages] == tracked.message_ids
-    assert [e.name for e in conversation.events] == tracked.events
-    by_id = {m.id: m for m in conversation.messages}
-    assert {i: by_id[i].feedback for i in tracked.feedback} == tracked.feedback
-    assert all(not m.feedback for m in conversation.messages if m.id not in tracked.feedback)
-    llm_calls = {m.id: sum(c.kind == "llm" for c in m.calls) for m in conversation.messages if m.calls}
-    assert llm_calls == tracked.llm_calls_by_message
-    tool_message = next(m for m in conversation.messages if m.role == "tool")
-    assert tool_message.tool_call_id == tracked.tool_call_id
-    asking = next(m for m in conversation.messages if m.tool_calls)
-    assert [c.id for c in asking.tool_calls] == [tracked.tool_call_id]
-    assert any(c.kind == "tool" and c.tool_name == "get_weather" for m in conversation.messages for c in m.calls)
 
 
 class TestSdkRoundTrip:

@@ -19,7 +19,7 @@ from fixtures.rerun_recordings import Recording, record_all
 from otel_lunary._fake_llm import ERROR_MODEL, FLAKY_MODEL, LYON_WEATHER_MODEL, SMALL_CONTEXT_MODEL, TERSE_MODEL, FakeLLM
 from otel_lunary.cli import build_parser
 from otel_lunary.rerun.command import rerun
-from servers import free_port
+from helpers.servers import free_port
 
 WEATHER_RESULT = '{"city": "Paris", "temperature_c": 14, "sky": "light rain"}'
 

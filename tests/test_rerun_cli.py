@@ -22,7 +22,7 @@ import pytest
 from fixtures.rerun_recordings import Recording, record_all
 from otel_lunary._fake_llm import TERSE_MODEL, FakeLLM
 from otel_lunary.replay import assemble_file
-from servers import poll_until
+from helpers.servers import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "rerun.md"

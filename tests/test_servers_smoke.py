@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
-from servers import poll_until, start_phoenix, start_rotel
+from helpers.servers import poll_until, start_phoenix, start_rotel
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ from otel_lunary.attributes import (
     USER_ID,
 )
 from otel_lunary.ids import format_message_id
-from servers import poll_until
+from helpers.servers import poll_until
 
 TURN = "invoke_workflow turn"
 

@@ -1,7 +1,7 @@
 """Take the screenshots docs/export.md shows: Phoenix's session view of a tracked conversation.
 
 Starts a real Phoenix on 127.0.0.1 (as the tests do), sends it the scripted conversation
-of ``tests/phoenix_session.py`` (system prompt, three turns, a tool call, feedback from
+of ``tests/helpers/phoenix_session.py`` (system prompt, three turns, a tool call, feedback from
 this process and from a second one), waits until Phoenix has it, and photographs the
 session page in headless Chromium. Needs the test extras (``pip install -e '.[test]'``)
 and Debian's ``chromium``.
@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from phoenix_session import PhoenixUI, converse  # noqa: E402
-from servers import poll_until, start_phoenix  # noqa: E402
+from helpers.phoenix_session import PhoenixUI, converse  # noqa: E402
+from helpers.servers import poll_until, start_phoenix  # noqa: E402
 
 PROJECT = "travel-assistant"
 CHROMIUM_FLAGS = [

@@ -45,21 +45,20 @@ def drop_counts() -> dict[str, int]:
 
 
 class _DropCountingMetrics:
-    """Wraps the BatchProcessor's processor-metrics hook, the one place the SDK reports a
-    dropped span (``drop_items(count, error_type)``), to count drops exactly."""
+    """Wraps the BatchProcessor's processor-metrics hook (opentelemetry-sdk >= 1.41), the
+    one place the SDK reports a span dropped from a full queue (``drop_items``), to count
+    drops exactly; everything else goes to the SDK's own hook unchanged."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
-    def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
-        self._inner.register_queue_size(get_queue_size)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
-    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        _health.count_drops("after_shutdown" if error_type == "already_shutdown" else "queue_full", count)
-        self._inner.drop_items(count, error_type)
-
-    def finish_items(self, count: int) -> None:
-        self._inner.finish_items(count)
+    def drop_items(self, count: int, *reason: Any) -> None:
+        # 1.45 added a reason argument; spans ended after shutdown never get here (on_end).
+        _health.count_drops("after_shutdown" if reason[:1] == ("already_shutdown",) else "queue_full", count)
+        self._inner.drop_items(count, *reason)
 
 
 class _QueueFullFilter(logging.Filter):
@@ -143,6 +142,7 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
             )
             super().__init__(self.counting_exporter, max_queue_size=queue, schedule_delay_millis=delay, max_export_batch_size=batch)
         self.shutdown_deadline: float | None = None
+        self._stopped = False
         batch_processor = getattr(self, "_batch_processor", None)
         if batch_processor is not None and hasattr(batch_processor, "_metrics"):
             batch_processor._metrics = _DropCountingMetrics(batch_processor._metrics)
@@ -154,7 +154,14 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
         return len(queue) if queue is not None else 0
 
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._stopped:  # the SDK drops it silently before 1.45: count it here, for every version
+            _health.count_drops("after_shutdown", 1)
+            return
+        super().on_end(span)
+
     def shutdown(self) -> None:
+        self._stopped = True
         batch = getattr(self, "_batch_processor", None)
         if batch is None:  # pragma: no cover
             super().shutdown()

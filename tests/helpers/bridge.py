@@ -1,7 +1,7 @@
-"""Helpers for the bridge tests (no tests here): a real bridge on 127.0.0.1 with an
+"""Bridge helpers: a real bridge on 127.0.0.1 with an
 in-memory exporter per project, and the structural view of a set of spans (trace trees
 of span names and attribute keys) used to compare the bridge with the native SDK.
-Polling goes through ``servers.poll_until``."""
+Polling goes through ``helpers.servers.poll_until``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from otel_lunary.attributes import (
 )
 from otel_lunary.bridge import Bridge, resolve_config
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 CLIENTS = REPO / "tests" / "lunary_clients"
 APP_KEY = "test-app-key"
 

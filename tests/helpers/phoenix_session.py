@@ -1,6 +1,6 @@
 """A scripted conversation sent to Phoenix, and Phoenix read back the way its UI reads it.
 
-Shared by ``test_phoenix_turns.py`` and ``docs/img/make_screenshots.py``:
+Shared by ``tests/test_phoenix_turns.py`` and ``docs/img/make_screenshots.py``:
 
 - ``converse(endpoint)`` tracks the conversation with the real SDK, the real ``openai``
   client against the offline fake model, and exports it over OTLP/HTTP (system prompt,
@@ -30,7 +30,7 @@ import openai
 import otel_lunary as lunary
 from otel_lunary._fake_llm import FakeLLM
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 USER = "alice"
 MODEL = "gpt-4o-mini"
 SYSTEM_PROMPT = "You are a helpful travel assistant."

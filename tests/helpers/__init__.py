@@ -1,0 +1,8 @@
+"""What several test modules share, and no tests: real servers (``servers``), a running
+bridge and the structural view of spans (``bridge``), the replay command and the checks
+of a replayed conversation (``replay``). Test modules import from here, never from each
+other."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
