@@ -30,6 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
 from otel_lunary import _turns, export
@@ -39,7 +40,7 @@ from otel_lunary._settings import Redactor, Settings, resolve_settings
 from otel_lunary._version import __version__
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
-from otel_lunary.ids import parse_message_id
+from otel_lunary.ids import ForcedIdGenerator, parse_message_id
 
 if TYPE_CHECKING:
     from otel_lunary.phoenix_feedback import PhoenixAnnotationSink
@@ -187,12 +188,28 @@ class Runtime:
     owns_provider: bool
     # Where feedback is mirrored as Phoenix annotations (otel_lunary.phoenix_feedback), if anywhere.
     annotations: PhoenixAnnotationSink | None = None
+    # The tracer's id generator, able to give a span ids drawn in advance (ids.py); None
+    # when the tracer is not the SDK's.
+    ids: ForcedIdGenerator | None = None
+
+
+def _forced_ids(tracer: Tracer) -> ForcedIdGenerator | None:
+    """Let ``tracer`` (ours: ``get_tracer`` makes a new one per call) start spans with ids
+    drawn in advance; the SDK's ``Tracer.id_generator`` is where it draws them."""
+    current = getattr(tracer, "id_generator", None)
+    if isinstance(current, ForcedIdGenerator):
+        return current
+    if not isinstance(current, IdGenerator):
+        return None
+    forced = ForcedIdGenerator(current)
+    tracer.id_generator = forced  # type: ignore[attr-defined]  # the SDK Tracer's public attribute
+    return forced
 
 
 def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool, annotations: PhoenixAnnotationSink | None = None) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
-    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, annotations)
+    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, annotations, _forced_ids(tracer))
 
 
 def _annotation_sink(phoenix_annotations: str | bool | None, previous: Runtime | None) -> PhoenixAnnotationSink | None:

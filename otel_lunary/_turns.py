@@ -9,8 +9,10 @@ idle server still exports its unanswered turns), ``flush``/``shutdown``/exit, an
 eviction when more than ``MAX_TURNS`` threads are remembered.
 
 It also holds the system messages a thread tracks before its first user message here,
-so they can be recorded inside that first turn rather than as a turn of their own; held
-ones are recorded on their own when the turn timeout passes, or at flush and shutdown.
+so they can be recorded inside that first turn rather than as a turn of their own. The
+turn's trace and span ids are drawn when the first one is held, so each held message has
+its final traceparent as soon as it is tracked; held ones are recorded on their own
+(same ids) when the turn timeout passes, or at flush and shutdown.
 
 Spans are ended outside the lock (ending runs the span processors, which may export).
 """
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanContext
 
 from otel_lunary.attributes import LUNARY_TURN_ENDED_BY, LunaryTurnEndedByValues
@@ -44,8 +47,19 @@ EVICTED = _Ended.EVICTED.value
 monotonic = time.monotonic
 time_ns = time.time_ns
 
-# Records a held message: given the parent context (the turn's, or a new trace), it emits.
+# Records a held message: given the parent context (the turn's, or None: on its own), it emits.
 Release = Callable[[Context | None], None]
+
+
+class Reservation:
+    """The ids of a thread's next turn span, drawn when its first message was held."""
+
+    __slots__ = ("trace_id", "span_id", "held")
+
+    def __init__(self, trace_id: int, span_id: int) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.held: list[tuple[float, Release]] = []
 
 
 class Turn:
@@ -83,7 +97,7 @@ class TurnRegistry:
     def __init__(self, capacity: int = MAX_TURNS) -> None:
         self._capacity = capacity
         self._turns: OrderedDict[str, Turn] = OrderedDict()
-        self._held: dict[str, list[tuple[float, Release]]] = {}
+        self._held: dict[str, Reservation] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._sweeper: threading.Thread | None = None
@@ -95,16 +109,17 @@ class TurnRegistry:
         """The thread's current turn in this process, open or answered; one dict lookup."""
         return self._turns.get(thread_id)
 
-    def has_turn(self, thread_id: str) -> bool:
-        return thread_id in self._turns
-
     # --- the turn's life -------------------------------------------------------------------
 
-    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float) -> tuple[Turn, list[Release]]:
-        """Make ``span`` the thread's current turn; returns it and the thread's held messages.
+    def take_held(self, thread_id: str) -> Reservation | None:
+        """The reservation of the thread's next turn and what it holds (the caller starts the
+        turn span with its ids, then records the held messages in it)."""
+        with self._lock:
+            return self._held.pop(thread_id, None)
 
-        The thread's previous turn, if still open, ends now, unanswered (``next_message``).
-        """
+    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float) -> Turn:
+        """Make ``span`` the thread's current turn. The thread's previous turn, if still
+        open, ends now, unanswered (``next_message``)."""
         turn = Turn(span, context, thread_id, monotonic() + timeout_s)
         ending: list[Turn] = []
         with self._lock:
@@ -116,13 +131,12 @@ class TurnRegistry:
                 _, evicted = self._turns.popitem(last=False)
                 if evicted.span is not None:
                     ending.append(evicted)
-            held = self._held.pop(thread_id, None)
             self._ensure_sweeper()
             self._wake.notify()
         start_ns = _start_ns(span)
         for old in ending:
             self._finish(old, NEXT_MESSAGE if old.thread_id == thread_id else EVICTED, None, start_ns if old.thread_id == thread_id else None)
-        return turn, [release for _, release in held or ()]
+        return turn
 
     def answer(self, thread_id: str, trace_id: int, attributes: dict[str, Any], end_ns: int) -> bool:
         """End the thread's open turn with its reply, when the reply is in the turn's trace."""
@@ -134,25 +148,34 @@ class TurnRegistry:
         _end(span, REPLY, attributes, end_ns)
         return True
 
-    def hold(self, thread_id: str, release: Release, timeout_s: float) -> bool:
-        """Keep a message for the thread's first turn; False (not held) when the thread already
-        has a turn here or holds ``MAX_HELD_PER_THREAD`` messages."""
+    def hold(
+        self, thread_id: str, ids: IdGenerator, make: Callable[[int, int], tuple[Release, str]], timeout_s: float
+    ) -> str | None:
+        """Keep a message for the thread's first turn; its id, or None (not held) when the
+        thread already has a turn here or holds ``MAX_HELD_PER_THREAD`` messages.
+
+        ``make(trace_id, turn_span_id)`` gets the ids reserved for that turn and returns
+        the function recording the message and the message's id (cheap: runs under the lock).
+        """
         with self._lock:
             if thread_id in self._turns:
-                return False
-            held = self._held.setdefault(thread_id, [])
-            if len(held) >= MAX_HELD_PER_THREAD:
-                return False
-            held.append((monotonic() + timeout_s, release))
+                return None
+            reservation = self._held.get(thread_id)
+            if reservation is None:
+                reservation = self._held[thread_id] = Reservation(ids.generate_trace_id(), ids.generate_span_id())
+            if len(reservation.held) >= MAX_HELD_PER_THREAD:
+                return None
+            release, message_id = make(reservation.trace_id, reservation.span_id)
+            reservation.held.append((monotonic() + timeout_s, release))
             self._ensure_sweeper()
             self._wake.notify()
-        return True
+        return message_id
 
     def end_all(self, ended_by: str) -> None:
         """End every open turn and record every held message (flush, shutdown, exit)."""
         with self._lock:
             ending = [turn for turn in self._turns.values() if turn.span is not None]
-            held = [release for messages in self._held.values() for _, release in messages]
+            held = [release for reservation in self._held.values() for _, release in reservation.held]
             self._held.clear()
         for release in held:
             _release(release, None)
@@ -197,16 +220,16 @@ class TurnRegistry:
                     overdue.append(turn)
                 else:
                     upcoming.append(turn.deadline)
-            for thread_id in list(self._held):
+            for thread_id, reservation in list(self._held.items()):
                 keep = []
-                for deadline, release in self._held[thread_id]:
+                for deadline, release in reservation.held:
                     if deadline <= now:
                         released.append(release)
                     else:
                         keep.append((deadline, release))
                         upcoming.append(deadline)
                 if keep:
-                    self._held[thread_id] = keep
+                    reservation.held = keep
                 else:
                     del self._held[thread_id]
         for release in released:

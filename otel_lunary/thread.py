@@ -10,21 +10,24 @@ message before the thread's first user message waits for that turn.
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from time import time_ns
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanContext, get_current_span
+from opentelemetry.trace import Link, SpanContext, TraceFlags, get_current_span
 
 from otel_lunary import _health, _record, _state, _turns
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
 from otel_lunary._record import ASSISTANT, SYSTEM, USER, normalise_role
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
+from otel_lunary.ids import format_message_id
 
 T = TypeVar("T")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)  # a held message's id: its turn is sampled, as almost all are
 _MessageRef = _state.MessageRef
 _new_ref = tuple.__new__  # _new_ref(_MessageRef, (a, b)) is _MessageRef(a, b) without its Python-level __new__
 
@@ -113,34 +116,55 @@ class Thread:
         return message_id
 
     def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> tuple[SpanContext, str]:
-        """A user message: its turn span (a new trace), the messages held for it, then the
-        message span as the turn's first child."""
+        """A user message: its turn span (a new trace; with the ids reserved for it when a
+        system message was held for it), the held messages, then the message span as the
+        turn's first child."""
         links: list[Link] | None = None
         ambient = get_current_span().get_span_context()
         if ambient.is_valid:
             links = [Link(ambient)]
-        span = _record.start_turn(runtime, self._base, attributes, links, now)
-        turn, held = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
-        for release in held:
+        reservation = _turns.registry.take_held(self.id)
+        if reservation is not None and runtime.ids is not None:
+            with runtime.ids.forced(reservation.trace_id, reservation.span_id):
+                span = _record.start_turn(runtime, self._base, attributes, links, now)
+        else:
+            span = _record.start_turn(runtime, self._base, attributes, links, now)
+        turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
+        for _, release in reservation.held if reservation is not None else ():
             release(turn.context)
         return _record.emit_message(runtime, attributes, USER, turn.context, None, now)
 
     def _hold(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> str | None:
         """Keep a system message for the thread's first turn; its id, or None if not held.
 
-        Its span does not exist yet, so a generated id is a UUID rather than a traceparent;
-        it is remembered once the span is recorded, in the turn or (no user message came)
-        on its own."""
-        if LUNARY_MESSAGE_ID not in attributes:
-            attributes[LUNARY_MESSAGE_ID] = str(uuid.uuid4())
-        message_id: str = attributes[LUNARY_MESSAGE_ID]
+        The turn's ids are reserved at the first held message and the message's span id is
+        drawn now, so the id is its final traceparent already; the span is recorded in the
+        turn when the user message comes, or on its own (same ids) if none comes in time."""
+        ids = runtime.ids
+        if ids is None:  # not the SDK's tracer: no ids in advance, so no holding
+            return None
         thread_id = self.id
 
-        def release(parent: Context | None) -> None:
-            span_context, _ = _record.emit_message(runtime, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
-            _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
+        def make(trace_id: int, turn_span_id: int) -> tuple[_turns.Release, str]:
+            span_id = ids.generate_span_id()
+            message_id: str = attributes.get(LUNARY_MESSAGE_ID) or format_message_id(SpanContext(trace_id, span_id, False, _SAMPLED))
+            attributes[LUNARY_MESSAGE_ID] = message_id
 
-        return message_id if _turns.registry.hold(thread_id, release, runtime.settings.turn_timeout) else None
+            # Recorded later, but in the context it was tracked in: span processors that
+            # read context variables at span start see what they would have seen then.
+            tracked_in = contextvars.copy_context()
+
+            def record(parent: Context | None) -> None:
+                with ids.forced(trace_id, span_id):
+                    span_context, _ = _record.emit_message(runtime, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
+                _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
+
+            def release(parent: Context | None) -> None:
+                tracked_in.run(record, parent)
+
+            return release, message_id
+
+        return _turns.registry.hold(thread_id, ids, make, runtime.settings.turn_timeout)
 
     @never_raises("Thread.track_event failed and was skipped")
     def track_event(

@@ -186,16 +186,17 @@ class TestTheSystemPrompt:
         (turn,) = turns(recorded)
         system = span_of(recorded, system_id)
         assert system.parent.span_id == turn.context.span_id
+        assert system_id == format_message_id(system.context)  # a traceparent from the start
         assert before <= system.start_time <= after
         assert turn.attributes[INPUT_VALUE] == "Hi"
         assert [span.name for span in recorded.all() if span.parent is None] == [TURN]
 
     def test_feedback_on_a_held_system_message_finds_it(self, recorded):
-        """The id returned for a held system message resolves once the turn recorded it."""
+        """Feedback given while the system message is still held lands under its span."""
         thread = lunary.open_thread()
         system_id = thread.track_message({"role": "system", "content": "Be brief."})
-        thread.track_message({"role": "user", "content": "Hi"})
         lunary.track_feedback(system_id, {"thumb": "down"})
+        thread.track_message({"role": "user", "content": "Hi"})
         feedback = recorded.one("feedback")
         assert feedback.parent.span_id == span_of(recorded, system_id).context.span_id
 
@@ -205,7 +206,8 @@ class TestTheSystemPrompt:
         system_id = thread.track_message({"role": "system", "content": "Be brief."})
         assert recorded.all() == []
         lunary.flush()
-        assert span_of(recorded, system_id).parent is None
+        system = span_of(recorded, system_id)
+        assert system.parent is None and system_id == format_message_id(system.context)
 
 
 class TestNotModelCalls:
