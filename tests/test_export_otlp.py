@@ -96,7 +96,7 @@ class TestPhoenix:
                 ids = track_threads(provider, {"long": 3, "short": 2}, dialects="openinference")
             finally:
                 export.shutdown(provider, 5.0)
-            total = (3 + 2) * 2 + 2
+            total = (3 + 2) * 3 + 2  # per turn: the turn span and its two messages; one feedback per thread
             poll_until(lambda: len(phoenix.spans(project)) == total, timeout=60, what=f"{total} spans in Phoenix")
             for span in phoenix.spans(project):
                 assert span["attributes"][a.SESSION_ID] in ids.values(), span
