@@ -107,7 +107,10 @@ class Thread:
                     return held
             span_context, message_id = _record.emit_message(runtime, attributes, role, parent, None, now)
             if role == ASSISTANT and not _record.has_tool_calls(message):
-                _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
+                turn = _turns.registry.current(self.id)
+                if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
+                    # the turn's answer (checked again under the registry's lock)
+                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
         _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
