@@ -23,6 +23,8 @@ from otel_lunary.attributes import (
     GEN_AI_TOOL_CALL_ID,
     GEN_AI_WORKFLOW_NAME,
     INPUT_VALUE,
+    LANGFUSE_OBSERVATION_TYPE,
+    LANGFUSE_TRACE_NAME,
     LUNARY_MESSAGE_CONTENT,
     LUNARY_MESSAGE_ID,
     LUNARY_MESSAGE_TOOL_CALL_ID,
@@ -241,3 +243,20 @@ class TestNotModelCalls:
         step()
         thread.track_message({"role": "assistant", "content": "Hello!"})
         assert recorded.named(name)[0].attributes[OPENINFERENCE_SPAN_KIND] == "CHAIN"
+
+    def test_langfuse_dialect_names_the_turn_and_types_our_spans(self, recorded):
+        """Under the langfuse dialect the turn names the trace, and messages are events, not spans or tools."""
+        lunary.configure(tracer_provider=recorded.provider, dialects="langfuse")
+        thread = lunary.open_thread()
+        answer = thread.track_message({"role": "user", "content": "Hi"})
+        thread.track_message({"role": "tool", "tool_call_id": "c1", "content": "rain"})
+        thread.track_message({"role": "assistant", "content": "Hello!"})
+        lunary.track_feedback(answer, {"thumb": "up"})
+        kinds = {span.name: (span.attributes.get(LANGFUSE_OBSERVATION_TYPE), span.attributes.get(LANGFUSE_TRACE_NAME)) for span in recorded.all()}
+        assert kinds == {
+            TURN: ("chain", "turn"),
+            "message user": ("event", None),
+            "message tool": ("event", None),
+            "message assistant": ("event", None),
+            "feedback": ("evaluator", None),
+        }
