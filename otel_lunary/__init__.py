@@ -17,6 +17,10 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
   (default true, see conventions/README.md); ``false``/``NO_CONTENT`` keeps it in-process.
 - ``OTEL_LUNARY_MAX_CONTENT_LENGTH``: longest text kept per piece of content (32768).
 - ``OTEL_LUNARY_DIALECTS``: extra attributes for ``openinference`` and/or ``langfuse``.
+- ``OTEL_LUNARY_TURN_TIMEOUT``: seconds a turn waits for its reply before it ends
+  unanswered (300; ``configure(turn_timeout=...)``).
+- ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``: Phoenix's URL, to mirror feedback as annotations
+  there (``configure(phoenix_annotations=...)``, docs/export.md).
 - ``OTEL_LUNARY_EXPORTER``, ``OTEL_LUNARY_FILE_PATH`` and the standard ``OTEL_EXPORTER_OTLP_*``,
   ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``: where spans go when
   otel-lunary sets up the TracerProvider itself (see docs/export.md).
