@@ -103,6 +103,15 @@ def table(results: dict[str, Any]) -> list[str]:
         else:
             add(f"5. Bridge, one process: {bridge['events_per_s']:,.0f} events/s; request of {bridge['events_per_request']} events "
                 f"p50 {bridge['p50_ms']:.1f} ms, p99 {bridge['p99_ms']:.1f} ms, max {bridge['max_ms']:.1f} ms")
+            if "exported_events_per_s" in bridge:
+                add(f"   exported (outbox empty): {bridge['exported_events_per_s']:,.0f} events/s")
+            crowd, large, slow = bridge.get("crowd"), bridge.get("large"), bridge.get("slow")
+            if crowd and large and slow:
+                add(f"   32 clients x 40 requests: {crowd['ok']}/{crowd['requests']} ok, {crowd['connection_errors']} connection errors, "
+                    f"p50 {crowd['p50_ms']:.0f} ms, p99 {crowd['p99_ms']:.0f} ms, {crowd['over_1s']} over 1 s")
+                add(f"   40 parallel 5 MB posts: {large['ok']}/40 ok, RSS {large['rss_before_mb']:.0f} -> peak {large['peak_rss_mb']:.0f} MiB; "
+                    f"400 slow sockets: threads {slow['threads_before']} -> {slow['threads_with_sockets']}, "
+                    f"{slow['served_meanwhile']}/5 requests served meanwhile, {slow['closed_by_server']} closed by the server")
     return rows
 
 

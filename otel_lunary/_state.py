@@ -97,7 +97,21 @@ class ContextStack:
                     var.reset(token)
 
 
-class ConversationStamper(SpanProcessor):
+class SpanStartHook(SpanProcessor):
+    """A span processor that only acts when a span starts (adding attributes from the
+    context): ending, flushing and shutting down have nothing to do."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class ConversationStamper(SpanStartHook):
     """Adds the current conversation id to spans started inside a conversation context."""
 
     def __init__(self, dialects: frozenset[str] = frozenset()) -> None:
@@ -114,15 +128,6 @@ class ConversationStamper(SpanProcessor):
         if self.dialects:
             extra.update(translate(self.dialects, extra))
         span.set_attributes(extra)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 # --- recent messages and turns ----------------------------------------------------------------

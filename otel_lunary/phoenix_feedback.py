@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_lunary import _health
+from otel_lunary._health import never_raises
 from otel_lunary._settings import env_str, url_problem, warn_env
 from otel_lunary._phoenix_api import ENV_API_KEY, Answer, Outcome, PhoenixAnnotationsAPI, TargetKind, auth_headers
 from otel_lunary.attributes import (
@@ -277,28 +278,26 @@ class PhoenixAnnotationSink:
 
     # --- the application side: never blocks on the network, never raises ---------------
 
+    @never_raises("queueing Phoenix annotations failed")  # feedback must never break the application
     def submit(self, annotations: Iterable[Annotation]) -> None:
         """Queue ``annotations`` for Phoenix."""
-        try:
-            now = time.monotonic()
-            with self._cond:
-                for annotation in annotations:
-                    if self._closed:
-                        self._drop("dropped_shutdown", 1, "the sink is shut down")
-                        continue
-                    key = annotation.key
-                    if self._pending.pop(key, None) is not None:
-                        self._counts["superseded"] += 1
-                    elif len(self._pending) >= self._max_queue:
-                        self._drop("dropped_queue_full", 1, "the queue is full")
-                        continue
-                    self._pending[key] = _Job(annotation, next_attempt=now)
-                if not self._closed:
-                    self._ensure_worker()
-                    self._cond.notify_all()
-            self._log_drops()
-        except Exception:  # noqa: BLE001 - feedback must never break the application
-            _health.report("internal_errors", "otel_lunary: queueing Phoenix annotations failed", exc_info=True)
+        now = time.monotonic()
+        with self._cond:
+            for annotation in annotations:
+                if self._closed:
+                    self._drop("dropped_shutdown", 1, "the sink is shut down")
+                    continue
+                key = annotation.key
+                if self._pending.pop(key, None) is not None:
+                    self._counts["superseded"] += 1
+                elif len(self._pending) >= self._max_queue:
+                    self._drop("dropped_queue_full", 1, "the queue is full")
+                    continue
+                self._pending[key] = _Job(annotation, next_attempt=now)
+            if not self._closed:
+                self._ensure_worker()
+                self._cond.notify_all()
+        self._log_drops()
 
     def counts(self) -> dict[str, int]:
         """What happened to submitted annotations so far: ``written``, ``removed``, ``superseded``

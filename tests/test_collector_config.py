@@ -1,13 +1,19 @@
-"""Static checks of every file in collector-config/.
+"""Checks of every file in collector-config/.
 
-No collector binary is needed: the checks read the YAML and the component list
+Most checks are static: they read the YAML and the component list
 (collector-config/contrib-components.txt) built from the contrib distribution's manifest.
+``TestValidate`` runs the real Collector built from source (collector-config/build.sh)
+on every file: `otelcol-lunary validate` builds each component from its configuration,
+OTTL statements included, exactly as a start would, and the distribution must hold
+exactly the component types the files use. Those tests skip when the binaries are not
+built, and fail instead under CI=true.
 Every file is picked up by glob, so a new scenario file is checked without editing this
 module, and a file of an unknown kind fails until a check covers it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +25,15 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "collector-config"
 COMPONENTS_FILE = CONFIG_DIR / "contrib-components.txt"
 COMPOSE_FILE = CONFIG_DIR / "docker-compose.yaml"
 ROTEL_DIR = CONFIG_DIR / "rotel"
+BUILD_FILES = {
+    CONFIG_DIR / "build.sh",
+    CONFIG_DIR / "otelcol" / "go.mod",
+    CONFIG_DIR / "otelcol" / "go.sum",
+    *(CONFIG_DIR / "otelcol").glob("*.go"),
+    CONFIG_DIR / "jaeger" / "go.mod",
+    CONFIG_DIR / "jaeger" / "go.sum",
+}
+JAEGER_CONFIG = CONFIG_DIR / "jaeger" / "jaeger-v2.yaml"
 
 ALL_FILES = sorted(p for p in CONFIG_DIR.rglob("*") if p.is_file())
 COLLECTOR_CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p != COMPOSE_FILE)
@@ -87,7 +102,7 @@ def _rotel_agent() -> Path:
 
 def test_every_file_is_checked():
     """Every file in collector-config/ is one of the kinds this module checks."""
-    known = set(COLLECTOR_CONFIGS) | set(ROTEL_ENV_FILES) | {COMPOSE_FILE, COMPONENTS_FILE}
+    known = set(COLLECTOR_CONFIGS) | set(ROTEL_ENV_FILES) | BUILD_FILES | {COMPOSE_FILE, COMPONENTS_FILE, JAEGER_CONFIG}
     assert COLLECTOR_CONFIGS, "no collector configs found"
     assert [p for p in ALL_FILES if p not in known] == []
 
@@ -207,6 +222,7 @@ class TestRedaction:
     CONTENT = (
         "gen_ai.input.messages",
         "gen_ai.output.messages",
+        "lunary.message.content",
         "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.result",
         "gen_ai.evaluation.explanation",
@@ -325,3 +341,67 @@ def test_rotel_env_file_starts_agent(path, tmp_path):
     with agent.start():
         # The ports accept before the banner reaches the log file: wait for it, bounded.
         poll_until(lambda: "Starting Rotel" in agent.log(), timeout=10, what="rotel's start banner")
+
+
+# Values for the variables a config requires (a ${env:NAME} without default). A new
+# required variable fails test_required_variables_are_known until it gets a value here.
+VALIDATE_ENV = {
+    "BACKEND_OTLP_ENDPOINT": "127.0.0.1:4317",
+    "REDACTED_EXPORT_ENDPOINT": "http://127.0.0.1:4318",
+    "LANGFUSE_AUTH": "cGstbGYtMTpzay1sZi0x",
+}
+REQUIRED_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _validate(binary: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(VALIDATE_ENV)
+    return subprocess.run([str(binary), "validate", f"--config={config}"], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def built():
+    from helpers.collector import binaries
+
+    return binaries()
+
+
+class TestValidate:
+    @pytest.mark.parametrize("path", COLLECTOR_CONFIGS, ids=_ids(COLLECTOR_CONFIGS))
+    def test_required_variables_are_known(self, path):
+        """Every variable a config cannot start without has a value in VALIDATE_ENV."""
+        assert set(REQUIRED_ENV.findall(path.read_text())) - set(VALIDATE_ENV) == set()
+
+    @pytest.mark.parametrize("path", COLLECTOR_CONFIGS, ids=_ids(COLLECTOR_CONFIGS))
+    def test_collector_validates_config(self, built, path):
+        """The real Collector accepts the file: known components, valid settings, OTTL that compiles."""
+        done = _validate(built.otelcol, path)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    def test_collector_rejects_a_broken_config(self, built, tmp_path):
+        """validate is a real check: a wrong OTTL statement in a copy of redaction.yaml fails it."""
+        broken = tmp_path / "broken.yaml"
+        broken.write_text((CONFIG_DIR / "redaction.yaml").read_text().replace("delete_key(attributes,", "delete_key(no_such_path,", 1))
+        done = _validate(built.otelcol, broken)
+        assert done.returncode != 0
+        assert "no_such_path" in done.stderr
+
+    def test_distribution_holds_exactly_the_components_used(self, built):
+        """otelcol-lunary has as many component types of each kind as the configs use, and validate proved each is there.
+
+        Counted per kind rather than compared by name: v0.161.0 lists its new names
+        (otlp_grpc, otlp_http, load_balancing, span_metrics) while the configs keep the
+        older ones it still accepts as aliases, which the Docker image's release knows.
+        """
+        used: dict[str, set[str]] = {kind: set() for kind in KINDS}
+        for path in COLLECTOR_CONFIGS:
+            for section, kind in SECTIONS.items():
+                used[kind].update(_ctype(name) for name in _load(path).get(section) or {})
+        listed = yaml.safe_load(subprocess.run([str(built.otelcol), "components"], capture_output=True, text=True, check=True, timeout=60).stdout)
+        shipped = {kind: [entry["name"] for entry in listed.get(kind + "s") or []] for kind in KINDS}
+        assert {kind: len(names) for kind, names in shipped.items()} == {kind: len(types) for kind, types in used.items()}, shipped
+
+    def test_jaeger_validates_its_config(self, built):
+        """Jaeger v2 accepts collector-config/jaeger/jaeger-v2.yaml."""
+        done = subprocess.run([str(built.jaeger), "validate", f"--config={JAEGER_CONFIG}"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]

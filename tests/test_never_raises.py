@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import otel_lunary as lunary
@@ -52,7 +52,9 @@ messages = st.one_of(
     ),
 )
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# Only the example count differs from the CI-safe profile of conftest.py (no deadline, no
+# health check about the machine's speed), which every other setting is inherited from.
+FAST = settings(max_examples=150)
 
 
 @FAST
@@ -98,7 +100,7 @@ def test_invalid_calls_are_counted(recorded):
     assert recorded.all() == []
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=60)
 @given(model=values, user_id=values, tags=values, messages=values)
 def test_monitor_never_changes_what_a_call_raises(recorded, llm, model, user_id, tags, messages):
     """Whatever arguments and Lunary options an LLM call gets, the monitored client raises

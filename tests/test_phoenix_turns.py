@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otel_lunary.bridge import Bridge, export_provider_factory, resolve_config
+from otel_lunary.bridge import Bridge, resolve_config
 from otel_lunary.export import ExportOptions
 from helpers.phoenix_session import SYSTEM_PROMPT, USER, Conversation, PhoenixUI, converse
 from helpers.servers import PhoenixProcess, poll_until, start_phoenix
@@ -166,7 +166,7 @@ class TestThroughTheBridge:
         project, thread = "bridge-turns", "bridge-thread-1"
         options = ExportOptions(endpoint=phoenix.url, service_name="bridge", resource_attributes={"openinference.project.name": project})
         config = resolve_config(keys=f"{APP_KEY}=demo", port=0, state_path=str(tmp_path / "state.sqlite"))
-        with Bridge(config, export_provider_factory(options), phoenix_annotations=phoenix.url) as bridge:
+        with Bridge(config, export_options=options, phoenix_annotations=phoenix.url) as bridge:
             events = [
                 {"event": "chat", "type": "thread", "runId": "u-1", "parentRunId": thread, "timestamp": 1795924374000,
                  "message": {"role": "user", "content": "Is my order shipped?"}},

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-timeout", dest="run_timeout_s", type=float, help="seconds before a run with no end is closed as unfinished (default 600)")
     parser.add_argument("--max-body", dest="max_body_bytes", type=int, help="request body limit in bytes (default 5 MiB)")
     parser.add_argument("--max-events", type=int, help="events per request (default 10000)")
+    parser.add_argument("--max-connections", type=int, help="open connections; requests above it get 503 (default 1000)")
+    parser.add_argument("--max-pending", type=int, help="spans waiting for the exporter; at the bound requests get 503 (default 1000000)")
+    parser.add_argument("--state-busy-timeout", dest="state_busy_timeout_s", type=float,
+                        help="seconds to wait for the state file's write lock before answering 503 (default 5)")
     parser.add_argument("--exporter", help="otlp, file, console, none, or several (default: otel_lunary.export's rules)")
     parser.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     parser.add_argument("--file", dest="file_path", help="file exporter path (default: OTEL_LUNARY_FILE_PATH)")
@@ -32,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from otel_lunary.bridge import Bridge, export_provider_factory, resolve_config
+    try:
+        from otel_lunary.bridge import Bridge, StoreUnusable, resolve_config
+    except ImportError as missing:
+        print(f"otel-lunary bridge needs the bridge extra: pip install 'otel-lunary[bridge]' ({missing})", file=sys.stderr)
+        return 2
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -47,11 +55,13 @@ def run(args: argparse.Namespace) -> int:
             run_timeout_s=args.run_timeout_s,
             max_body_bytes=args.max_body_bytes,
             max_events=args.max_events,
+            max_connections=args.max_connections,
+            max_pending=args.max_pending,
+            state_busy_timeout_s=args.state_busy_timeout_s,
         )
         options = export.ExportOptions(exporter=args.exporter, endpoint=args.endpoint, file_path=args.file_path, service_name=args.service_name)
-        export.build_tracer_provider(options).shutdown()  # fail fast on a wrong export setting
-        bridge = Bridge(config, export_provider_factory(options))
-    except (ValueError, OSError) as problem:
+        bridge = Bridge(config, export_options=options)
+    except (ValueError, OSError, StoreUnusable) as problem:
         print(f"otel-lunary bridge: {problem}", file=sys.stderr)
         return 2
 
@@ -60,14 +70,16 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     projects = ", ".join(sorted(set(config.keys.values())))
-    print(f"otel-lunary bridge listening on {bridge.url} (projects: {projects}; state: {config.state_path})", flush=True)
-    if args.url_file:
-        with open(args.url_file, "w", encoding="utf-8") as handle:
-            handle.write(bridge.url + "\n")
     try:
+        bridge.start()
+        print(f"otel-lunary bridge listening on {bridge.url} (projects: {projects}; state: {config.state_path})", flush=True)
+        if args.url_file:
+            with open(args.url_file, "w", encoding="utf-8") as handle:
+                handle.write(bridge.url + "\n")
         bridge.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         bridge.close()
     return 0

@@ -30,7 +30,7 @@ from otel_lunary._settings import Settings, resolve_settings
 from otel_lunary._state import NEW_TRACE, context_of, new_runtime
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY_RUN_UNFINISHED, LUNARY_TURN_ENDED_BY
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
-from otel_lunary.bridge.store import OpenRun, StateStore
+from otel_lunary.bridge.store import OpenRun, StateStore, StoreFailure
 from otel_lunary.bridge.wire import Event, EventError, parse_event
 from otel_lunary.phoenix_feedback import PhoenixAnnotationSink, feedback_annotations
 
@@ -123,13 +123,17 @@ class Ingestor:
                 except EventError as problem:
                     result.update(success=False, error=str(problem))
                     self.counts["rejected"] += 1
+                except StoreFailure:
+                    raise  # the state file, not the event: the whole request fails and is retried
                 except Exception as problem:  # noqa: BLE001 - one event must not sink the batch
                     logger.warning("otel-lunary bridge: could not process an event", exc_info=True)
                     result.update(success=False, error=f"internal error: {type(problem).__name__}")
                     self.counts["rejected"] += 1
                 results.append(result)
-        finally:
-            self.store.commit()
+        except BaseException:
+            self.store.rollback()  # no state and no spans of this request
+            raise
+        self.store.commit()
         return results
 
     def _one(self, project: Project, app_key: str, event: Event) -> None:
@@ -336,6 +340,8 @@ class Ingestor:
             reported = event.get("error")
             message = str(reported.get("message") if isinstance(reported, Mapping) else reported or "")
             stack = reported.get("stack") if isinstance(reported, Mapping) else None
+            if not runtime.policy.capture:  # messages and stacks quote arguments: content
+                message, stack = "", None
             error = ReportedError(error_type(reported), message, stack if isinstance(stack, str) else None)
         with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
             _record.emit(
@@ -365,7 +371,9 @@ class Ingestor:
                 elif opened is not None:
                     self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
                     closed += 1
-        finally:
-            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.store.commit()
         self.counts["unfinished"] += closed
         return closed

@@ -8,9 +8,17 @@ What is kept, per project (app key's project) and Lunary run id:
   span can be created with its real start time when ``end`` comes, even after a restart;
 - ``turns``: each thread's current turn (its last user message's span context).
 
+- ``outbox``: the spans each request produced, written in the same transaction as the
+  state they go with, so an acknowledged event is on disk before its answer and its span
+  leaves the bridge from here (``outbox.Delivery``) even after a crash.
+
 Bounded: rows not touched for ``ttl_s`` go, and beyond ``max_rows`` the least recently
 touched go first (``prune``, run periodically). One connection, one lock: the bridge
 serialises ingestion anyway, and SQLite in WAL mode keeps readers off the writer's back.
+
+A store operation that cannot use the file (locked by another process past the busy
+timeout, disk full, read-only) raises ``sqlite3.Error`` (``StoreFailure``); the
+transaction is rolled back and the lock released, so the next request tries again.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -51,7 +60,33 @@ CREATE TABLE IF NOT EXISTS turns (
     PRIMARY KEY (project, thread_id)
 );
 CREATE INDEX IF NOT EXISTS turns_touched ON turns (touched);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    span TEXT NOT NULL
+);
 """
+
+# What a store operation raises when the file cannot be used right now or at all.
+StoreFailure = sqlite3.Error
+DEFAULT_BUSY_TIMEOUT_S = 5.0
+
+
+class StoreUnusable(RuntimeError):
+    """The state file cannot be opened or written at startup; the message says which and why."""
+
+
+def connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, the schema in place."""
+    db = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
+        db.executescript(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 @dataclass(frozen=True)
@@ -83,26 +118,69 @@ def _ids(span_context: SpanContext) -> tuple[str, str, int]:
 class StateStore:
     """Run id -> span context (+ conversation, + open run's start data); thread -> turn."""
 
-    def __init__(self, path: str, *, ttl_s: float = 7 * 86400, max_rows: int = 1_000_000) -> None:
+    def __init__(self, path: str, *, ttl_s: float = 7 * 86400, max_rows: int = 1_000_000, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self.path = path
         self.ttl_s = ttl_s
         self.max_rows = max_rows
+        self.busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._spooled: list[tuple[str, str]] = []  # this transaction's spans, written at commit
+        self.on_commit: list[Callable[[], None]] = []  # e.g. wake the outbox delivery
+        try:
+            self._db = connect(path, busy_timeout_s)
+        except sqlite3.Error as problem:
+            raise StoreUnusable(f"cannot use the state file {path}: {problem} (is it a writable SQLite file on a local disk?)") from None
+        except OSError as problem:  # pragma: no cover - sqlite3 reports most of these as sqlite3.Error
+            raise StoreUnusable(f"cannot use the state file {path}: {problem}") from None
 
     # --- transactions: one per ingest request -------------------------------------------
     def begin(self) -> None:
+        """Take the thread lock and SQLite's write lock (``BEGIN IMMEDIATE``: no upgrade deadlock
+        between processes); on failure neither is held."""
         self._lock.acquire()
-        self._db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock between processes
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
 
     def commit(self) -> None:
+        """Write the spooled spans and commit; on failure roll back. The lock is released either way."""
         try:
-            self._db.execute("COMMIT")
+            try:
+                if self._spooled:
+                    self._db.executemany("INSERT INTO outbox (project, span) VALUES (?, ?)", self._spooled)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback_quietly()
+                raise
         finally:
+            wrote = bool(self._spooled)
+            self._spooled = []
             self._lock.release()
+        if wrote:
+            for callback in self.on_commit:
+                callback()
+
+    def rollback(self) -> None:
+        """Abandon the transaction (state and spans alike) and release the lock."""
+        try:
+            self._rollback_quietly()
+        finally:
+            self._spooled = []
+            self._lock.release()
+
+    def _rollback_quietly(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:  # SQLite may already have rolled back (disk full, I/O error)
+            pass
+
+    # --- outbox ----------------------------------------------------------------------------
+    def spool(self, project: str, span: str) -> None:
+        """Queue an encoded span for the outbox, in the transaction under way (written at commit)."""
+        self._spooled.append((project, span))
 
     # --- runs ------------------------------------------------------------------------------
     def get(self, project: str, run_id: str) -> RunRef | None:

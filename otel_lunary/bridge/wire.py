@@ -8,6 +8,7 @@ accepted; see docs/lunary-wire-protocol.md. A problem with one event is an
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -22,6 +23,21 @@ RUN_KINDS = frozenset({"start", "end", "error"})
 KINDS = THREAD_KINDS | RUN_KINDS | {"feedback"}
 RUN_TYPES = frozenset({"llm", "agent", "tool", "chain"})
 MAX_ID_LENGTH = 512
+# OTLP carries times as nanoseconds since the Unix epoch, unsigned; Go, Jaeger and most
+# stores read them as signed 64-bit. One span outside that range fails the encoding of
+# the whole export batch it sits in, so such a time is refused at the door.
+MAX_TIME_NS = 2**63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Objects and lists nested deeper than this inside one event are refused: no SDK sends
+# them, and as JSON attribute values they would crash the readers (replay, collectors'
+# JSON parsers) that recurse into them.
+MAX_DEPTH = 64
+# Request parameters the span carries as integer attributes (OTLP int64).
+_INTEGER_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+class BodyError(ValueError):
+    """The request body as a whole cannot be read; the message goes back with a 400."""
 
 
 class EventError(ValueError):
@@ -55,6 +71,34 @@ def _identifier(raw: Mapping[str, Any], key: str, required: bool) -> str | None:
     return text
 
 
+def _int_or_float(text: str) -> int | float:
+    """A JSON integer; past 64 bits it is read as the double a JS client meant (OTLP has no bigger int)."""
+    value = int(text)
+    return value if _INT64_MIN <= value <= _INT64_MAX else float(value)
+
+
+def parse_body(data: bytes) -> list[Any]:
+    """The ``events`` of an ingest body; raises ``BodyError`` with the reason for a 400."""
+    try:
+        parsed = json.loads(data, parse_int=_int_or_float)
+    except RecursionError:
+        raise BodyError("body is nested too deeply to read") from None
+    except (UnicodeDecodeError, ValueError) as problem:
+        raise BodyError(f"body is not JSON: {str(problem)[:200]}") from None
+    events = parsed.get("events") if isinstance(parsed, dict) else None
+    if not isinstance(events, list):
+        raise BodyError('body must be an object {"events": [...]}')
+    return events
+
+
+def _in_time_range(nanoseconds: int, shown: str) -> int:
+    if nanoseconds < 0:
+        raise EventError(f"timestamp {shown} is before 1970-01-01, which OTLP cannot carry")
+    if nanoseconds > MAX_TIME_NS:
+        raise EventError(f"timestamp {shown} is after 2262-04-11, outside the range OTLP backends read")
+    return nanoseconds
+
+
 def timestamp_ns(value: Any) -> int:
     """ISO 8601 (Python SDK) or epoch milliseconds (JS SDK); None means now."""
     if value is None:
@@ -62,9 +106,9 @@ def timestamp_ns(value: Any) -> int:
     if isinstance(value, bool):
         raise EventError("timestamp must be an ISO 8601 string or epoch milliseconds, got a boolean")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0 or value > 1e14:
+        if not math.isfinite(value):
             raise EventError(f"timestamp {value!r} is not epoch milliseconds")
-        return int(value * 1_000_000)
+        return _in_time_range(int(value * 1_000_000), repr(value))
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -73,14 +117,41 @@ def timestamp_ns(value: Any) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        return _in_time_range((delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000, repr(value[:64]))
     raise EventError(f"timestamp must be an ISO 8601 string or epoch milliseconds, got {type(value).__name__}")
+
+
+def _check_integer_params(params: Any) -> None:
+    if not isinstance(params, Mapping):
+        return
+    for key in _INTEGER_PARAMS:
+        value = params.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (math.isfinite(value) and _INT64_MIN <= value <= _INT64_MAX):
+                raise EventError(f"params.{key} {value!r:.64} is outside the 64-bit integer range OTLP carries")
+
+
+def _too_deep(value: Any, room: int) -> bool:
+    """True if ``value`` nests more than ``room`` more levels (stops as soon as it does, so
+    the recursion never goes past ``MAX_DEPTH``)."""
+    if room <= 0:
+        return True
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and _too_deep(child, room - 1):
+            return True
+    return False
+
+
+def _check_depth(raw: Mapping[str, Any]) -> None:
+    if _too_deep(raw, MAX_DEPTH):
+        raise EventError(f"the event nests objects or lists deeper than {MAX_DEPTH} levels")
 
 
 def parse_event(raw: Any) -> Event:
     """Validate the envelope and what each kind needs; raises ``EventError``."""
     if not isinstance(raw, Mapping):
         raise EventError(f"each event must be an object, got {type(raw).__name__}")
+    _check_depth(raw)
     kind = raw.get("event")
     if not isinstance(kind, str):
         raise EventError("event (the event kind) is required and must be a string")
@@ -107,6 +178,8 @@ def parse_event(raw: Any) -> Event:
             raise EventError("a feedback event needs feedback, an object such as {\"thumb\": \"up\"}")
     elif run_type not in RUN_TYPES:
         raise EventError(f"unsupported run type {run_type!r:.64} for {kind} (supported: {', '.join(sorted(RUN_TYPES))})")
+    else:
+        _check_integer_params(raw.get("params"))
     inline = raw.get("feedback")
     if kind == "chat" and inline is not None and not isinstance(inline, Mapping):
         raise EventError("feedback must be an object")

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 from otel_lunary.export.processor import drop_counts, dropped_spans, flush, shutdown
-from otel_lunary.export.provider import ExportOptions, build_tracer_provider, resolve_exporters, resolve_protocol
+from otel_lunary.export.provider import ExportOptions, build_exporters, build_tracer_provider, resolve_exporters, resolve_protocol
 
 __all__ = [
     "ExportOptions",
+    "build_exporters",
     "build_tracer_provider",
     "drop_counts",
     "dropped_spans",

@@ -275,6 +275,12 @@ def _resource(service_name: str | None, extra: Mapping[str, str] | None) -> Reso
     return Resource.create(attributes)
 
 
+def build_exporters(options: ExportOptions) -> list[SpanExporter]:
+    """The exporters ``build_tracer_provider`` puts behind its processors, for a caller that
+    queues, retries and counts spans itself (the bridge's outbox)."""
+    return [_make_exporter(name, options) for name in resolve_exporters(options)]
+
+
 def build_tracer_provider(options: ExportOptions) -> TracerProvider:
     """A TracerProvider exporting where ``options`` and the ``OTEL_*`` env say."""
     names = resolve_exporters(options)

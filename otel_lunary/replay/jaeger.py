@@ -36,6 +36,9 @@ def query_url(source: JaegerSource, conversation_id: str | None, since_ns: int |
     until = until_ns if until_ns is not None else time.time_ns()
     since = since_ns if since_ns is not None else until - DEFAULT_WINDOW_NS
     params = {"query.start_time_min": _rfc3339(since), "query.start_time_max": _rfc3339(until), "query.search_depth": str(SEARCH_DEPTH)}
+    # Jaeger v2 (v1.76) reads the depth as query.num_traces and answers 500 without it;
+    # earlier /api/v3 servers read query.search_depth. Each ignores the other's name.
+    params["query.num_traces"] = str(SEARCH_DEPTH)
     if source.service:
         params["query.service_name"] = source.service
     if conversation_id is not None:

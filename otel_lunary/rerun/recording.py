@@ -22,10 +22,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Span
 from opentelemetry.trace import TracerProvider
 
 import otel_lunary as lunary
+from otel_lunary._state import SpanStartHook
 from otel_lunary.attributes import LUNARY_RERUN_ORIGINAL_MESSAGE_ID, LUNARY_SPAN_TYPE, LunarySpanTypeValues
 from otel_lunary.ids import parse_message_id
 
@@ -49,7 +50,7 @@ def original(message_id: str | None) -> Iterator[None]:
         _original.reset(token)
 
 
-class OriginalMessageLinks(SpanProcessor):
+class OriginalMessageLinks(SpanStartHook):
     """Adds the original message's id and a link to its span to rerun message spans."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -60,15 +61,6 @@ class OriginalMessageLinks(SpanProcessor):
         span_context = parse_message_id(message_id)
         if span_context is not None:
             span.add_link(span_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 _linked: weakref.WeakSet[Any] = weakref.WeakSet()

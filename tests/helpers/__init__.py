@@ -1,6 +1,8 @@
 """What several test modules share, and no tests: real servers (``servers``), a running
-bridge and the structural view of spans (``bridge``), the replay command and the checks
-of a replayed conversation (``replay``). Test modules import from here, never from each
+bridge and the structural view of spans (``bridge``), load against a bridge process
+(``bridge_load``), the replay command and the checks of a replayed conversation
+(``replay``), the Collector and Jaeger built from source (``collector``). Test modules
+import from here, never from each
 other."""
 
 from pathlib import Path

@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_lunary._settings import resolve_settings
@@ -21,7 +19,6 @@ from otel_lunary.attributes import (
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
-    LUNARY_PROJECT,
     LUNARY_RUN_ID,
     SERVER_ADDRESS,
     SERVER_PORT,
@@ -41,20 +38,13 @@ BRIDGE_ONLY = frozenset({LUNARY_RUN_ID})
 
 
 class RunningBridge:
-    """A Bridge serving on 127.0.0.1:<free port>, its spans captured per project in memory."""
+    """A Bridge serving on 127.0.0.1:<free port>, its spans captured in memory."""
 
-    def __init__(self, state_path: Path, keys: str = f"{APP_KEY}=demo", **options: Any) -> None:
+    def __init__(self, state_path: Path, keys: str = f"{APP_KEY}=demo", capture_content: bool = True, **options: Any) -> None:
         self.exporter = InMemorySpanExporter()
-        self.providers: dict[str, TracerProvider] = {}
         config = resolve_config(keys=keys, port=0, state_path=str(state_path), **options)
-        self.bridge = Bridge(config, self._provider, settings=resolve_settings(capture_content=True)).start()
+        self.bridge = Bridge(config, [self.exporter], settings=resolve_settings(capture_content=capture_content)).start()
         self.url = self.bridge.url
-
-    def _provider(self, project: str) -> TracerProvider:
-        provider = TracerProvider(resource=Resource.create({LUNARY_PROJECT: project}))
-        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.providers[project] = provider
-        return provider
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
