@@ -1,12 +1,21 @@
-"""Section 3: export throughput to a local rotel collector, and the share spent encoding.
+"""Section 3: encoding and export throughput, otel-lunary's encoders against the stock ones.
 
-rotel-agent (tests/servers.py ``start_rotel``, blackhole exporter) listens on
-127.0.0.1. The SDK's OTLP exporters (HTTP/protobuf and gRPC) export batches of 512 real
-otel-lunary spans (user message, event, reply, feedback), as the BatchSpanProcessor
-would hand them over. "encode" is the exporter's own encoding step alone
-(``encode_spans(batch).SerializeToString()``), timed on the same batches; its share is
-encode time / whole export time. The file exporter (OTLP JSON Lines into a temporary
-file) is measured the same way with ``encode_line``.
+Encoders, on the same batches of 512 real otel-lunary spans (user message, event, reply,
+feedback; every message's text distinct, so no encoder gains from repeated content),
+timed in interleaved rounds:
+
+- protobuf: the SDK's ``encode_spans(batch).SerializeToString()`` (what its OTLP
+  exporters send) against ``otel_lunary.export.otlp_proto.encode_request``;
+- OTLP JSON: the file exporter's previous encoder (the SDK's ``encode_spans`` then a walker
+  to OTLP JSON, ``otlp_json.request_to_dict``) and protobuf's own
+  ``json_format.MessageToJson`` of the SDK's request, against ``otlp_json.encode_line``.
+
+Both outputs are proven equal to the SDK encoder's by tests/test_otlp_encoding.py.
+
+Export: rotel-agent (tests/servers.py ``start_rotel``, blackhole exporter) on 127.0.0.1
+receives batches from the SDK's OTLP exporters (HTTP/protobuf and gRPC) and from
+otel-lunary's (the same exporters with the body encoding replaced); the file exporter
+writes OTLP JSON Lines to a temporary file. "encoding share" is encode time / export time.
 
     python bench/export_rotel.py [--quick]
 """
@@ -14,51 +23,85 @@ file) is measured the same way with ``encode_line``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import common
 from spans import record_turns
 
+from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_lunary.export.file import OtlpJsonFileExporter
-from otel_lunary.export.otlp_json import encode_line
+from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter, grpc_span_exporter
+from otel_lunary.export.otlp_json import encode_line, request_to_dict
+from otel_lunary.export.otlp_proto import encode_request
 
 BATCH = 512
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
-def timed_rounds(fn, batches, rounds: int) -> list[float]:
-    times = []
-    for i in range(rounds):
-        batch = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        fn(batch)
-        times.append(time.perf_counter() - t0)
-    return times
+def sdk_protobuf(batch: Sequence[Any]) -> bytes:
+    return encode_spans(batch).SerializeToString()
 
 
-def measure(name: str, export, encode, batches, rounds: int) -> dict:
+def walker_json(batch: Sequence[Any]) -> bytes:
+    """The file exporter's encoder before otlp_json wrote the text directly."""
+    return (_dumps(request_to_dict(encode_spans(batch))) + "\n").encode()
+
+
+def message_to_json(batch: Sequence[Any]) -> bytes:
+    return json_format.MessageToJson(encode_spans(batch), indent=None).encode()
+
+
+def interleaved_rates(fns: dict[str, Callable[[Any], Any]], batches: list[Any], rounds: int) -> dict[str, dict[str, Any]]:
+    """spans/s of each function, rounds interleaved (A B C, B C A, ...) over the same batches."""
+    names = list(fns)
+    for fn in fns.values():
+        fn(batches[0])  # warm up caches, imports
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        batch = batches[r % len(batches)]
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name](batch)
+            seconds[name].append(time.perf_counter() - t0)
+    return {n: {"spans_per_s": BATCH * len(s) / sum(s), "batch_ms": common.stats([t * 1000 for t in s])} for n, s in seconds.items()}
+
+
+def measure_export(export: Callable[[Any], None], encode: Callable[[Any], Any], batches: list[Any], rounds: int) -> dict[str, Any]:
     export(batches[0])  # connect, warm up
-    encode(batches[0])
     export_times, encode_times = [], []
-    for _ in range(3):  # interleave export and encode passes against noise
-        export_times += timed_rounds(export, batches, rounds // 3)
-        encode_times += timed_rounds(encode, batches, rounds // 3)
+    for r in range(rounds):  # interleave export and encode against noise
+        batch = batches[r % len(batches)]
+        t0 = time.perf_counter()
+        export(batch)
+        t1 = time.perf_counter()
+        encode(batch)
+        encode_times.append(time.perf_counter() - t1)
+        export_times.append(t1 - t0)
     n = len(export_times) * BATCH
-    per_batch_export = common.stats([t * 1000 for t in export_times])
-    per_batch_encode = common.stats([t * 1000 for t in encode_times])
     return {
         "spans": n,
         "spans_per_s": n / sum(export_times),
         "encode_spans_per_s": n / sum(encode_times),
         "encode_share": sum(encode_times) / sum(export_times),
-        "batch_ms": per_batch_export,
-        "encode_batch_ms": per_batch_encode,
+        "batch_ms": common.stats([t * 1000 for t in export_times]),
     }
+
+
+def checked(exporter: Any, name: str) -> Callable[[Any], None]:
+    def export(batch: Any) -> None:
+        if exporter.export(batch) is not SpanExportResult.SUCCESS:
+            raise RuntimeError(f"{name} export failed")
+
+    return export
 
 
 def main() -> None:
@@ -66,36 +109,36 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     spans_total = 30_000 if args.quick else 150_000
-    rounds = max(3, spans_total // BATCH)
-    spans = record_turns(BATCH)  # 4 batches of distinct spans
+    rounds = max(6, spans_total // BATCH)
+    spans = record_turns(BATCH, distinct_content=True)  # 4 batches of distinct spans
     batches = [spans[i : i + BATCH] for i in range(0, len(spans), BATCH)]
     from helpers.servers import start_rotel
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockGrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockHttpExporter
 
-    def proto(batch):
-        return encode_spans(batch).SerializeToString()
-
-    results: dict[str, dict] = {}
+    encoders = {
+        "protobuf": interleaved_rates({"sdk": sdk_protobuf, "otel_lunary": encode_request}, batches, rounds),
+        "json": interleaved_rates(
+            {"walker": walker_json, "message_to_json": message_to_json, "otel_lunary": encode_line}, batches, max(6, rounds // 3)
+        ),
+    }
+    export: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         with start_rotel(Path(tmp), export_endpoint=None, exporter="blackhole") as rotel:
-            http = HttpExporter(endpoint=rotel.http_endpoint + "/v1/traces")
-            grpc = GrpcExporter(endpoint=rotel.grpc_endpoint, insecure=True)
-            for name, exporter in (("otlp_http", http), ("otlp_grpc", grpc)):
-                def export(batch, exporter=exporter):
-                    if exporter.export(batch) is not SpanExportResult.SUCCESS:
-                        raise RuntimeError(f"{name} export failed")
-                results[name] = measure(name, export, proto, batches, rounds)
+            http_url = rotel.http_endpoint + "/v1/traces"
+            variants = [
+                ("otlp_http (SDK)", StockHttpExporter(endpoint=http_url), sdk_protobuf),
+                ("otlp_http", OtlpHttpSpanExporter(endpoint=http_url), encode_request),
+                ("otlp_grpc (SDK)", StockGrpcExporter(endpoint=rotel.grpc_endpoint, insecure=True), sdk_protobuf),
+                ("otlp_grpc", grpc_span_exporter(endpoint=rotel.grpc_endpoint, insecure=True), encode_request),
+            ]
+            for name, exporter, encode in variants:
+                export[name] = measure_export(checked(exporter, name), encode, batches, rounds)
                 exporter.shutdown()
         file_exporter = OtlpJsonFileExporter(str(Path(tmp) / "bench.jsonl"), max_bytes=256 * 2**20, backups=0)
-
-        def export_file(batch):
-            if file_exporter.export(batch) is not SpanExportResult.SUCCESS:
-                raise RuntimeError("file export failed")
-
-        results["file"] = measure("file", export_file, encode_line, batches, rounds)
+        export["file"] = measure_export(checked(file_exporter, "file"), encode_line, batches, rounds)
         file_exporter.shutdown()
-    common.emit({"batch": BATCH, "results": results})
+    common.emit({"batch": BATCH, "encoders": encoders, "results": export})
 
 
 if __name__ == "__main__":

@@ -24,16 +24,18 @@ from typing import Any
 
 import common
 
-SECTIONS = ("overhead", "lunary", "outage", "export", "replay", "bridge")
+SECTIONS = ("overhead", "lunary", "process", "outage", "export", "replay", "bridge", "startup")
 SCRIPTS = {
     "overhead": "overhead.py",
     "lunary": "lunary_sdk.py",
+    "process": "process_cpu.py",
+    "startup": "startup.py",
     "outage": "outage.py",
     "export": "export_rotel.py",
     "replay": "replay_bench.py",
     "bridge": "bridge_bench.py",
 }
-TIMEOUTS = {"overhead": 900, "lunary": 900, "outage": 1800, "export": 900, "replay": 3600, "bridge": 900}
+TIMEOUTS = {"overhead": 900, "lunary": 900, "process": 1800, "startup": 600, "outage": 1800, "export": 900, "replay": 3600, "bridge": 900}
 
 
 def machine() -> dict[str, Any]:
@@ -76,6 +78,17 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"{fmt_range(row['ratio'], 2):>17} {lunary_cell:>19}")
     elif sdk:
         add("1. lunary SDK (calling-thread CPU µs): " + ", ".join(f"{k} {v['cpu_us']['median']:.1f}" for k, v in sdk["rows"].items()))
+    proc = results.get("process")
+    if proc:
+        add(f"2b. Whole-process CPU per tracked message, µs: fresh children tracking {proc['messages']:,} chat messages and exiting, "
+            f"minus a set-up-only child; median (min-max) of {proc['repeats']} interleaved repeats")
+        add(f"   {'exporter':26} {'otel-lunary':>19} {'lunary SDK':>19} {'ratio':>17} {'delivered':>10}")
+        lunary_row = proc["rows"]["lunary"]
+        for name, row in proc["rows"].items():
+            if name == "lunary":
+                continue
+            add(f"   {name:26} {fmt_range(row['cpu_us_per_message']):>19} {fmt_range(lunary_row['cpu_us_per_message']):>19} "
+                f"{fmt_range(row['ratio_to_lunary'], 2):>17} {row['delivered_min']:>10,}")
     out = results.get("outage")
     if out:
         rss = ", ".join(f"{int(k):,}: {v:.0f}" for k, v in out["rss_mb"].items() if k != "start")
@@ -85,9 +98,20 @@ def table(results: dict[str, Any]) -> list[str]:
         add(f"   RSS MiB at start {out['rss_mb']['start']:.0f}; after {rss}; peak {out['peak_rss_mb']:.0f}")
     exp = results.get("export")
     if exp:
-        add(f"3. Export throughput, batches of {exp['batch']} real spans (rotel-agent blackhole on 127.0.0.1; file = OTLP JSON Lines)")
+        enc = exp.get("encoders")
+        if enc:
+            proto, js = enc["protobuf"], enc["json"]
+            add(f"3. Encoding, spans/s on the same batches of {exp['batch']} real spans (every text distinct); "
+                "output equal to the SDK encoder's (tests/test_otlp_encoding.py)")
+            add(f"   protobuf   SDK encode_spans+SerializeToString {proto['sdk']['spans_per_s']:>9,.0f}   otel-lunary "
+                f"{proto['otel_lunary']['spans_per_s']:>9,.0f}   {proto['otel_lunary']['spans_per_s'] / proto['sdk']['spans_per_s']:.2f}x")
+            add(f"   OTLP JSON  previous (SDK + walker) {js['walker']['spans_per_s']:>9,.0f}   MessageToJson "
+                f"{js['message_to_json']['spans_per_s']:>9,.0f}   otel-lunary {js['otel_lunary']['spans_per_s']:>9,.0f}   "
+                f"{js['otel_lunary']['spans_per_s'] / js['walker']['spans_per_s']:.2f}x / "
+                f"{js['otel_lunary']['spans_per_s'] / js['message_to_json']['spans_per_s']:.2f}x")
+        add(f"   Export, batches of {exp['batch']} (rotel-agent blackhole on 127.0.0.1; file = OTLP JSON Lines to a temporary file)")
         for name, row in exp["results"].items():
-            add(f"   {name:10} {row['spans_per_s']:>9,.0f} spans/s; encoding alone {row['encode_spans_per_s']:>9,.0f} spans/s = "
+            add(f"   {name:16} {row['spans_per_s']:>9,.0f} spans/s; encoding alone {row['encode_spans_per_s']:>9,.0f} spans/s = "
                 f"{row['encode_share'] * 100:.0f}% of export time")
     rep = results.get("replay")
     if rep:
@@ -112,6 +136,15 @@ def table(results: dict[str, Any]) -> list[str]:
                 add(f"   40 parallel 5 MB posts: {large['ok']}/40 ok, RSS {large['rss_before_mb']:.0f} -> peak {large['peak_rss_mb']:.0f} MiB; "
                     f"400 slow sockets: threads {slow['threads_before']} -> {slow['threads_with_sockets']}, "
                     f"{slow['served_meanwhile']}/5 requests served meanwhile, {slow['closed_by_server']} closed by the server")
+    start = results.get("startup")
+    if start:
+        add(f"6. Start-up, fresh interpreters, median (min-max) of {start['repeats']} interleaved runs; import ms = python -X importtime "
+            "(cumulative, the statement's own imports)")
+        reference = start["imports"]["reference: sdk.trace + OTLP/HTTP exporter"]["importtime_ms"]["median"]
+        for name, row in start["imports"].items():
+            add(f"   {name:45} {fmt_range(row['importtime_ms']):>22} ms  = {row['importtime_ms']['median'] / reference:.2f}x the reference")
+        for name, row in start["commands"].items():
+            add(f"   {name:45} {fmt_range(row['wall_ms']):>22} ms wall, whole process")
     return rows
 
 

@@ -11,9 +11,18 @@ from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, TH
 import otel_lunary as lunary
 
 
-def record_turns(turns: int, threads: int = 8) -> list[ReadableSpan]:
+def numbered(message: dict[str, str], turn: int) -> dict[str, str]:
+    """``message`` with the turn number in its text, so no two messages are the same."""
+    return {**message, "content": f"{message['content']} (turn {turn})"}
+
+
+def record_turns(turns: int, threads: int = 8, *, distinct_content: bool = False) -> list[ReadableSpan]:
     """``turns`` turns spread over ``threads`` threads: user message, event, assistant
-    reply, feedback on the reply (4 spans a turn), as the SDK records them."""
+    reply, feedback on the reply (4 spans a turn), as the SDK records them.
+
+    ``distinct_content`` numbers every message's text, as real conversations never repeat
+    a message: an encoder that caches recurring values must not gain from the workload.
+    """
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -21,9 +30,9 @@ def record_turns(turns: int, threads: int = 8) -> list[ReadableSpan]:
     opened = [lunary.open_thread(tags=THREAD_TAGS, user_id=f"{USER_ID}-{i}") for i in range(threads)]
     for turn in range(turns):
         thread = opened[turn % threads]
-        thread.track_message(USER_MESSAGE)
+        thread.track_message(numbered(USER_MESSAGE, turn) if distinct_content else USER_MESSAGE)
         thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
-        reply = thread.track_message(ASSISTANT_MESSAGE)
+        reply = thread.track_message(numbered(ASSISTANT_MESSAGE, turn) if distinct_content else ASSISTANT_MESSAGE)
         lunary.track_feedback(reply, FEEDBACK)
     spans = list(memory.get_finished_spans())
     lunary.shutdown()

@@ -219,26 +219,26 @@ def message_parts(message: Mapping[str, Any], policy: ContentPolicy) -> list[dic
     return _content_parts(message.get("content"), policy) + tool_call_parts(message.get("tool_calls"), policy)
 
 
-def genai_message(message: Mapping[str, Any], policy: ContentPolicy, *, output: bool) -> dict[str, Any]:
-    """One message in the GenAI JSON schema; output messages need a finish reason."""
+def genai_message(message: Mapping[str, Any], policy: ContentPolicy) -> dict[str, Any]:
+    """One message in the GenAI JSON schema. Input and output messages have the same shape:
+    the output schema deprecates a message's ``finish_reason`` (an LLM span reports it in
+    ``gen_ai.response.finish_reasons``), and a tracked message has none to report."""
     structured: dict[str, Any] = {"role": message.get("role"), "parts": message_parts(message, policy)}
     name = message.get("name")
     if isinstance(name, str):
         structured["name"] = name
-    if output:
-        structured["finish_reason"] = "tool_call" if message.get("tool_calls") else "stop"
     return structured
 
 
 def genai_message_json(structured: dict[str, Any]) -> str:
     """``to_json([structured])`` for one message from ``genai_message``, character for character.
 
-    The common message (role, text parts, maybe a name and finish reason) is written
+    The common message (role, text parts, maybe a name) is written
     directly, which costs a fraction of the generic encoder; any other shape goes through
     ``to_json``.
     """
     role = structured["role"]
-    if not isinstance(role, str) or len(structured) > 4:
+    if not isinstance(role, str) or len(structured) > 3:
         return to_json([structured])
     chunks = ['[{"role":', json_string(role), ',"parts":[']
     for part in structured["parts"]:
@@ -254,7 +254,7 @@ def genai_message_json(structured: dict[str, Any]) -> str:
     for key, value in structured.items():
         if key in ("role", "parts"):
             continue
-        if key not in ("name", "finish_reason") or not isinstance(value, str):
+        if key != "name" or not isinstance(value, str):
             return to_json([structured])
         chunks.append(f',"{key}":')
         chunks.append(json_string(value))
@@ -262,15 +262,15 @@ def genai_message_json(structured: dict[str, Any]) -> str:
     return "".join(chunks)
 
 
-def text_message_json_ends(role: str, *, output: bool) -> tuple[str, str]:
+def text_message_json_ends(role: str) -> tuple[str, str]:
     """The JSON around the text of a text-only message: ``head + json_string(text) + tail``
-    is ``text_message_json(role, text, output=output)``; a role's ends can be computed once."""
+    is ``text_message_json(role, text)``; a role's ends can be computed once."""
     head = '[{"role":' + json_string(role) + ',"parts":[{"type":"text","content":'
-    return head, ('}],"finish_reason":"stop"}]' if output else "}]}]")
+    return head, "}]}]"
 
 
-def text_message_json(role: str, text: str, *, output: bool) -> str:
+def text_message_json(role: str, text: str) -> str:
     """``to_json([genai_message({"role": role, "content": text}, ...)])`` for a text-only
     message whose ``text`` already went through the policy: the same characters, built directly."""
-    head, tail = text_message_json_ends(role, output=output)
+    head, tail = text_message_json_ends(role)
     return head + json_string(text) + tail

@@ -59,13 +59,21 @@ from otel_lunary.attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_PROVIDER_NAME,
+    GEN_AI_OUTPUT_TYPE,
+    GEN_AI_REQUEST_CHOICE_COUNT,
+    GEN_AI_REQUEST_FREQUENCY_PENALTY,
     GEN_AI_REQUEST_MAX_TOKENS,
     GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_PRESENCE_PENALTY,
+    GEN_AI_REQUEST_SEED,
+    GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_REQUEST_STREAM,
     GEN_AI_REQUEST_TEMPERATURE,
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
@@ -103,6 +111,7 @@ from otel_lunary.attributes import (
     OUTPUT_VALUE,
     USER_ID,
     GenAiOperationNameValues,
+    GenAiOutputTypeValues,
     LunaryMessageRoleValues,
     LunarySpanTypeValues,
 )
@@ -299,6 +308,55 @@ class Operation:
             self.span.end()
 
 
+class Handover:
+    """An LLM call that another instrumentation records, so ``lunary.monitor`` records no span
+    of its own (one call, one LLM span). The call still runs under ``parent=`` (the other
+    span nests under the message) and the other span gets what monitor's would have had:
+    the conversation and the call's Lunary options. It is the first span started inside
+    the call (the conversation stamper adds them), or, when it encloses the call (a
+    LangChain span around a monitored client), ``enclosing``, which gets them at once."""
+
+    __slots__ = ("_attributes", "_context", "_conversation", "_enclosing")
+
+    def __init__(self, attributes: dict[str, Any], parent_id: Any = None, enclosing: Span | None = None) -> None:
+        self._attributes: dict[str, Any] | None = None
+        self._context: Context | None = None
+        self._conversation: str | None = None
+        self._enclosing = enclosing
+        with _START:
+            with_ambient_identity(attributes)
+            runtime = _state.get()  # also puts the stamper on the provider in use
+            target = _state.resolve(parent_id) if parent_id is not None else None
+            if parent_id is not None and target is None:
+                _health.report("unknown_parent", "otel_lunary: parent=%r is not a message id this process can link to", parent_id)
+            self._context = _state.context_of(target.span_context) if target is not None else None
+            conversation = (target.conversation_id if target else None) or _state.current_conversation.get()
+            self._conversation = conversation
+            if conversation is not None:
+                attributes[GEN_AI_CONVERSATION_ID] = conversation
+            dialects = runtime.settings.dialects
+            if dialects:
+                attributes.update(translate(dialects, attributes))
+            self._attributes = attributes
+
+    def enter(self) -> _state.ContextStack:
+        """Enter the call's context (parent, conversation, attributes for the other span);
+        the caller exits the returned stack when the call is over."""
+        stack = _state.ContextStack()
+        attributes = self._attributes
+        if attributes is not None:
+            if self._context is not None:
+                stack.enter(self._context, self._conversation, explicit=True)
+            elif self._conversation is not None:
+                stack.push(_state.current_conversation, self._conversation)
+            if self._enclosing is not None:
+                with _SET:
+                    self._enclosing.set_attributes(attributes)
+            elif attributes:
+                stack.push(_state.pending_call, [attributes])
+        return stack
+
+
 # --- who and what: options every producer accepts the same way --------------------------------
 
 
@@ -348,7 +406,7 @@ MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 # Per role, for a text message: the content attribute and the JSON around the text.
-_TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role, output=role == ASSISTANT)) for role in ROLES}
+_TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role)) for role in ROLES}
 
 
 # Each role in every letter case ("User", "ASSISTANT"...) -> the role.
@@ -453,7 +511,7 @@ def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], rol
         attributes[LUNARY_MESSAGE_TOOL_CALL_ID] = str(tool_call_id)
     if policy.capture:
         policy = policy.fresh()
-        structured = genai_message({**message, "role": role}, policy, output=role == ASSISTANT)
+        structured = genai_message({**message, "role": role}, policy)
         attributes[content_attributes(role)[0]] = genai_message_json(structured)
         _mark(attributes, policy)
 
@@ -523,15 +581,20 @@ def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any])
 
 
 def start_turn(
-    runtime: Runtime, thread_base: Mapping[str, Any], question: Mapping[str, Any], links: Sequence[Link] | None, start_ns: int
+    runtime: Runtime,
+    thread_base: Mapping[str, Any],
+    question: Mapping[str, Any],
+    parent: Context | None,
+    links: Sequence[Link] | None,
+    start_ns: int,
 ) -> Span:
-    """Start the turn span a user message opens, a new trace root; the caller (``_turns``)
-    ends it, with ``turn_output`` when the reply comes."""
+    """Start the turn span a user message opens (``parent`` is a new trace, or None: the
+    current span); the caller (``_turns``) ends it, with ``turn_output`` when the reply comes."""
     attributes = turn_attributes(thread_base, question)
     dialects = runtime.settings.dialects
     if dialects:
         attributes.update(translate(dialects, attributes))
-    return runtime.tracer.start_span(TURN_SPAN_NAME, _state.NEW_TRACE, _INTERNAL, attributes, links or None, start_ns)
+    return runtime.tracer.start_span(TURN_SPAN_NAME, parent, _INTERNAL, attributes, links or None, start_ns)
 
 
 def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
@@ -625,7 +688,47 @@ _REQUEST_NUMBERS = (
     ("top_p", GEN_AI_REQUEST_TOP_P, float),
     ("max_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
     ("max_completion_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("seed", GEN_AI_REQUEST_SEED, int),
+    ("frequency_penalty", GEN_AI_REQUEST_FREQUENCY_PENALTY, float),
+    ("presence_penalty", GEN_AI_REQUEST_PRESENCE_PENALTY, float),
 )
+# OpenAI's response_format types -> gen_ai.output.type (a pydantic class given to
+# ``.parse()`` asks for JSON too).
+_OUTPUT_TYPES = {
+    "json_object": GenAiOutputTypeValues.JSON.value,
+    "json_schema": GenAiOutputTypeValues.JSON.value,
+    "text": GenAiOutputTypeValues.TEXT.value,
+}
+# The registry's finish reason for a generation that ended without one from the model
+# (a stream closed early or dropped): gen-ai-output-messages.json's FinishReason.
+NO_FINISH_REASON = "error"
+
+
+def _output_type(response_format: Any) -> str | None:
+    if isinstance(response_format, type):
+        return GenAiOutputTypeValues.JSON.value
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else getattr(response_format, "type", None)
+    return _OUTPUT_TYPES.get(kind) if isinstance(kind, str) else None
+
+
+def _request_details(attributes: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """What the request asked for beyond the model: sampling, stop, choices, format, streaming."""
+    for key, attribute, cast in _REQUEST_NUMBERS:
+        value = params.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[attribute] = cast(value)
+    choices = params.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
+        attributes[GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    stop = params.get("stop")
+    stop_sequences = [stop] if isinstance(stop, str) else to_string_list(stop) if isinstance(stop, (list, tuple)) else []
+    if stop_sequences:
+        attributes[GEN_AI_REQUEST_STOP_SEQUENCES] = stop_sequences
+    output_type = _output_type(params.get("response_format"))
+    if output_type is not None:
+        attributes[GEN_AI_OUTPUT_TYPE] = output_type
+    if params.get("stream") is True:
+        attributes[GEN_AI_REQUEST_STREAM] = True
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -644,10 +747,7 @@ def inference(model: str, params: Mapping[str, Any], options: Mapping[str, Any],
         GEN_AI_PROVIDER_NAME: provider,
         GEN_AI_REQUEST_MODEL: model,
     }
-    for key, attribute, cast in _REQUEST_NUMBERS:
-        value = params.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            attributes[attribute] = cast(value)
+    _request_details(attributes, params)
     name = span_name(SPAN_NAME_GEN_AI_INFERENCE_CLIENT, {GEN_AI_OPERATION_NAME: CHAT, GEN_AI_REQUEST_MODEL: model}).strip()
     return name, with_run_options(attributes, options)
 
@@ -657,7 +757,7 @@ def inference_input(messages: Any, policy: ContentPolicy) -> dict[str, Any]:
     if not policy.capture or not isinstance(messages, list):
         return {}
     policy = policy.fresh()
-    structured = [genai_message(as_dict(m), policy, output=False) for m in messages]
+    structured = [genai_message(as_dict(m), policy) for m in messages]
     return _mark({GEN_AI_INPUT_MESSAGES: to_json(structured)}, policy)
 
 
@@ -669,9 +769,11 @@ def inference_result(
     output_tokens: int | None = None,
     response_model: str | None = None,
     response_id: str | None = None,
+    time_to_first_chunk_s: float | None = None,
 ) -> dict[str, Any]:
     """What an LLM call returned: the response, usage and (content on) its output messages,
-    one per choice, finishing with its ``finish_reasons`` entry when that is not empty."""
+    one per choice; each choice's finish reason goes in ``finish_reasons`` only (the output
+    schema deprecates a message's own)."""
     attributes: dict[str, Any] = {}
     if response_model:
         attributes[GEN_AI_RESPONSE_MODEL] = response_model
@@ -679,18 +781,15 @@ def inference_result(
         attributes[GEN_AI_RESPONSE_ID] = response_id
     if finish_reasons:
         attributes[GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
+    if time_to_first_chunk_s is not None:
+        attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk_s
     if input_tokens is not None:
         attributes[GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
     if output_tokens is not None:
         attributes[GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
     if policy.capture and outputs:
         policy = policy.fresh()
-        structured = []
-        for index, output in enumerate(outputs):
-            one = genai_message({"role": ASSISTANT, **output}, policy, output=True)
-            if finish_reasons and index < len(finish_reasons) and finish_reasons[index]:
-                one["finish_reason"] = finish_reasons[index]
-            structured.append(one)
+        structured = [genai_message({"role": ASSISTANT, **output}, policy) for output in outputs]
         attributes[GEN_AI_OUTPUT_MESSAGES] = to_json(structured)
         _mark(attributes, policy)
     return attributes
@@ -741,8 +840,8 @@ AGENT = RunKind(
     {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.INVOKE_AGENT.value},
     GEN_AI_AGENT_NAME,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
-    lambda text: {GEN_AI_INPUT_MESSAGES: text_message_json(USER, text, output=False)},
-    lambda text: {GEN_AI_OUTPUT_MESSAGES: text_message_json(ASSISTANT, text, output=True)},
+    lambda text: {GEN_AI_INPUT_MESSAGES: text_message_json(USER, text)},
+    lambda text: {GEN_AI_OUTPUT_MESSAGES: text_message_json(ASSISTANT, text)},
 )
 TOOL = RunKind(
     {GEN_AI_OPERATION_NAME: GenAiOperationNameValues.EXECUTE_TOOL.value},

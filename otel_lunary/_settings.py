@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
 logger = logging.getLogger("otel_lunary")
@@ -43,6 +43,19 @@ _CAPTURE_VALUES = {
 }
 
 Redactor = Callable[[str], str]
+
+# Where a turn (a user message) starts: a new trace linked to the current span, or under it.
+TurnParent = Literal["new_trace", "current_span"]
+TURN_PARENTS: tuple[TurnParent, ...] = ("new_trace", "current_span")
+TURN_PARENT_ENV = "OTEL_LUNARY_TURN_PARENT"
+DEFAULT_TURN_PARENT: TurnParent = "new_trace"
+CURRENT_SPAN: TurnParent = "current_span"
+
+# Whether lunary.monitor records its own LLM span when something else records the call.
+MonitorSpans = Literal["auto", "always", "never"]
+MONITOR_SPANS: tuple[MonitorSpans, ...] = ("auto", "always", "never")
+MONITOR_SPANS_ENV = "OTEL_LUNARY_MONITOR_SPANS"
+DEFAULT_MONITOR_SPANS: MonitorSpans = "auto"
 
 
 # --- the environment ----------------------------------------------------------------------
@@ -127,6 +140,7 @@ class Settings:
     redact: Redactor | None = None
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     dialects: frozenset[str] = frozenset()
+    turn_parent: TurnParent = DEFAULT_TURN_PARENT
     turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
 
 
@@ -161,12 +175,39 @@ def resolve_dialects(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(known)
 
 
+def _resolve_choice(explicit: str | None, env: str, choices: tuple[str, ...], default: str, what: str) -> str:
+    """One of ``choices``: explicit (a wrong one raises) > ``env`` (a wrong one warns) > default."""
+    if explicit is not None:
+        value = str(explicit).strip().lower()
+        if value not in choices:
+            raise ValueError(f"{what} must be one of {', '.join(choices)}, not {explicit!r}")
+        return value
+    raw = env_str(env)
+    if raw is None:
+        return default
+    if raw.lower() not in choices:
+        warn_env(env, raw, f"expected one of {', '.join(choices)}", default)
+        return default
+    return raw.lower()
+
+
+def resolve_turn_parent(explicit: str | None) -> TurnParent:
+    """``configure(turn_parent=...)`` > ``OTEL_LUNARY_TURN_PARENT`` > ``new_trace``."""
+    return cast(TurnParent, _resolve_choice(explicit, TURN_PARENT_ENV, TURN_PARENTS, DEFAULT_TURN_PARENT, "turn_parent"))
+
+
+def resolve_monitor_spans(explicit: str | None) -> MonitorSpans:
+    """``monitor(client, spans=...)`` > ``OTEL_LUNARY_MONITOR_SPANS`` > ``auto``."""
+    return cast(MonitorSpans, _resolve_choice(explicit, MONITOR_SPANS_ENV, MONITOR_SPANS, DEFAULT_MONITOR_SPANS, "spans"))
+
+
 def resolve_settings(
     *,
     capture_content: bool | None = None,
     redact: Redactor | None = None,
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
+    turn_parent: str | None = None,
     turn_timeout: float | None = None,
 ) -> Settings:
     if capture_content is not None and not isinstance(capture_content, bool):
@@ -178,5 +219,6 @@ def resolve_settings(
         redact=redact,
         max_content_length=resolve_int(max_content_length, MAX_CONTENT_LENGTH_ENV, DEFAULT_MAX_CONTENT_LENGTH, 1, "max_content_length"),
         dialects=resolve_dialects(dialects),
+        turn_parent=resolve_turn_parent(turn_parent),
         turn_timeout=resolve_float(turn_timeout, TURN_TIMEOUT_ENV, DEFAULT_TURN_TIMEOUT_S, 0.0, "turn_timeout") or 0.0,
     )

@@ -3,8 +3,8 @@ the current code runs under (conversation, chosen parent, user, tags).
 
 The runtime is which tracer and settings tracking calls use. otel-lunary fits into an
 existing OTel setup: it uses the application's TracerProvider when there is one (including
-the one ``opentelemetry-instrument`` installs) and sets one up only when ``configure()`` is
-asked to or when none exists at the first tracking call.
+the one ``opentelemetry-instrument`` installs, or one set after the first tracking call)
+and never installs a global provider of its own.
 
 A caller-supplied message id (``message["id"]``) does not encode its span, so recent
 messages are remembered, LRU-bounded so a long-running server does not grow. Each thread's
@@ -17,6 +17,7 @@ instrumentation) get the conversation id from a span processor at span start.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -27,13 +28,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
 from otel_lunary import _turns, export
+from otel_lunary._adoption import HoldingProcessor, application_provider, describe
 from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises
 from otel_lunary._settings import Redactor, Settings, resolve_settings
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from otel_lunary.phoenix_feedback import PhoenixAnnotationSink
 
 INSTRUMENTATION_NAME = "otel_lunary"
+_logger = logging.getLogger("otel_lunary")
 
 # A context with no span in it: starting a span here makes a new trace root.
 NEW_TRACE = Context()
@@ -65,6 +67,10 @@ explicit_parent: ContextVar[bool] = ContextVar("otel_lunary_explicit_parent", de
 identity: ContextVar[tuple[Any, Any] | None] = ContextVar("otel_lunary_identity", default=None)
 # Tags of the enclosing lunary.tags(...) block.
 ambient_tags: ContextVar[list[str] | None] = ContextVar("otel_lunary_tags", default=None)
+# Inside an LLM call that another instrumentation records (``_record.Handover``): the
+# attributes (conversation, the call's Lunary options) for the first span started in it,
+# in a one-item list that the stamper empties.
+pending_call: ContextVar[list[dict[str, Any]] | None] = ContextVar("otel_lunary_pending_call", default=None)
 
 _ENTER = never_raises("could not enter a message's context")
 _RESTORE = never_raises("could not restore the context")  # e.g. left from another task
@@ -86,6 +92,11 @@ class ContextStack:
                 self._entered.append((explicit_parent, explicit_parent.set(True)))
             if conversation is not None:
                 self._entered.append((current_conversation, current_conversation.set(conversation)))
+
+    def push(self, var: ContextVar[Any], value: Any) -> None:
+        """Set one more context variable until ``exit``."""
+        with _ENTER:
+            self._entered.append((var, var.set(value)))
 
     def exit(self) -> None:
         while self._entered:
@@ -112,12 +123,16 @@ class SpanStartHook(SpanProcessor):
 
 
 class ConversationStamper(SpanStartHook):
-    """Adds the current conversation id to spans started inside a conversation context."""
+    """Adds the current conversation id to spans started inside a conversation context,
+    and a deferred LLM call's attributes to the first span started in that call."""
 
     def __init__(self, dialects: frozenset[str] = frozenset()) -> None:
         self.dialects = dialects
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pending = pending_call.get()
+        if pending and span.is_recording():
+            span.set_attributes(pending.pop())  # already in the dialects
         conversation = current_conversation.get()
         if conversation is None or not span.is_recording():
             return
@@ -191,6 +206,9 @@ class Runtime:
     settings: Settings
     policy: ContentPolicy
     owns_provider: bool
+    # Set while ``provider`` is otel-lunary's own and may still hand its spans over to the
+    # application's provider (see otel_lunary._adoption).
+    holding: HoldingProcessor | None = None
     # Where feedback is mirrored as Phoenix annotations (otel_lunary.phoenix_feedback), if anywhere.
     annotations: PhoenixAnnotationSink | None = None
     # The tracer's id generator, able to give a span ids drawn in advance (ids.py); None
@@ -211,10 +229,17 @@ def _forced_ids(tracer: Tracer) -> ForcedIdGenerator | None:
     return forced
 
 
-def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool, annotations: PhoenixAnnotationSink | None = None) -> Runtime:
+def new_runtime(
+    provider: TracerProvider,
+    settings: Settings,
+    *,
+    owns_provider: bool,
+    holding: HoldingProcessor | None = None,
+    annotations: PhoenixAnnotationSink | None = None,
+) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
-    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, annotations, _forced_ids(tracer))
+    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, holding, annotations, _forced_ids(tracer))
 
 
 def _annotation_sink(phoenix_annotations: str | bool | None, previous: Runtime | None) -> PhoenixAnnotationSink | None:
@@ -234,7 +259,10 @@ def _annotation_sink(phoenix_annotations: str | bool | None, previous: Runtime |
 # Re-entrant: get() holds it while configure() (which takes it too) sets up the first
 # runtime, so two threads' first tracking calls cannot build two providers.
 _lock = threading.RLock()
+# The runtime for good. While it is None and ``provisional`` is set, otel-lunary records
+# into its own provider until the application sets one; get() checks for that.
 current: Runtime | None = None
+provisional: Runtime | None = None
 _stampers: weakref.WeakKeyDictionary[Any, ConversationStamper] = weakref.WeakKeyDictionary()
 
 
@@ -250,13 +278,6 @@ def _install_stamper(provider: TracerProvider, dialects: frozenset[str]) -> None
     stamper.dialects = dialects
 
 
-def _global_sdk_provider() -> TracerProvider | None:
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    return provider
-
-
 def configure(
     *,
     tracer_provider: TracerProvider | None = None,
@@ -270,41 +291,88 @@ def configure(
     redact: Redactor | None = None,
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
+    turn_parent: str | None = None,
     turn_timeout: float | None = None,
     phoenix_annotations: str | bool | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
     With ``tracer_provider`` given, spans go there. Otherwise the application's global
-    provider is used if it has one and no export option is passed; else otel-lunary builds
-    one (OTLP or the local file, see ``otel_lunary.export``) and installs it as the global
-    provider when none was set. ``phoenix_annotations`` (Phoenix's base URL, or
+    provider is used if it has one and no export option is passed. Else otel-lunary builds
+    its own (OTLP or the local file, see ``otel_lunary.export``), never installed as the
+    global provider: with no export option, it is only used until the application sets
+    its provider, and the first spans move there (``otel_lunary._adoption``).
+    ``turn_parent`` (``OTEL_LUNARY_TURN_PARENT``): ``new_trace`` (each turn is its own trace,
+    linked to the current span) or ``current_span`` (a turn nests under the current span,
+    for apps where one request is one turn). ``turn_timeout`` (``OTEL_LUNARY_TURN_TIMEOUT``):
+    how long a turn waits for its reply. ``phoenix_annotations`` (Phoenix's base URL, or
     ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``) also mirrors feedback as Phoenix annotations.
     Raises ``ValueError`` on a wrong argument.
     """
-    global current
+    global current, provisional
     settings = resolve_settings(
-        capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects, turn_timeout=turn_timeout
+        capture_content=capture_content,
+        redact=redact,
+        max_content_length=max_content_length,
+        dialects=dialects,
+        turn_parent=turn_parent,
+        turn_timeout=turn_timeout,
     )
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
     )
     wants_export = options != export.ExportOptions()  # any export option given
     with _lock:
-        owns = False
+        annotations = _annotation_sink(phoenix_annotations, recording())
+        if provisional is not None and provisional.holding is not None:
+            provisional.holding.release()  # replaced: what it held goes to its own exporters
+        provisional = None
         if tracer_provider is not None:
-            provider = tracer_provider
-        elif not wants_export and (existing := _global_sdk_provider()) is not None:
-            provider = existing
-        else:
+            _install_stamper(tracer_provider, settings.dialects)
+            current = new_runtime(tracer_provider, settings, owns_provider=False, annotations=annotations)
+            _logger.info("otel-lunary records to the TracerProvider given to configure() (%s)", describe(tracer_provider))
+        elif not wants_export and (existing := application_provider()) is not None:
+            _install_stamper(existing, settings.dialects)
+            current = new_runtime(existing, settings, owns_provider=False, annotations=annotations)
+            _logger.info("otel-lunary records to the application's TracerProvider (%s)", describe(existing))
+        elif wants_export:
             provider = export.build_tracer_provider(options)
-            if _global_sdk_provider() is None:
-                trace.set_tracer_provider(provider)
-            owns = True
-        _install_stamper(provider, settings.dialects)
-        annotations = _annotation_sink(phoenix_annotations, current)
-        current = new_runtime(provider, settings, owns_provider=owns, annotations=annotations)
-    return provider
+            _install_stamper(provider, settings.dialects)
+            current = new_runtime(provider, settings, owns_provider=True, annotations=annotations)
+            _logger.info("otel-lunary records to its own TracerProvider (exporting to %s), as configure() asked", _exporters(options))
+        else:
+            provider, holding = export.build_provisional_provider(options)
+            _install_stamper(provider, settings.dialects)
+            current = None
+            provisional = new_runtime(provider, settings, owns_provider=True, holding=holding, annotations=annotations)
+            _logger.info(
+                "otel-lunary records to its own TracerProvider (exporting to %s) until the application sets one; it sets no global provider",
+                _exporters(options),
+            )
+            return provider
+        return current.provider
+
+
+def _exporters(options: export.ExportOptions) -> str:
+    return ", ".join(export.resolve_exporters(options)) or "nowhere"
+
+
+def _adopt(provider: TracerProvider) -> None:
+    """Move from otel-lunary's own provider to the application's, which it has just set."""
+    global current, provisional
+    waiting = provisional
+    if waiting is None:
+        return
+    _install_stamper(provider, waiting.settings.dialects)
+    current = new_runtime(provider, waiting.settings, owns_provider=False, annotations=waiting.annotations)
+    provisional = None
+    moved = waiting.holding.hand_over(provider) if waiting.holding is not None else 0
+    _logger.info(
+        "otel-lunary records to the application's TracerProvider (%s), set after the first tracking call; "
+        "%d spans recorded before moved to it",
+        describe(provider),
+        moved,
+    )
 
 
 def get() -> Runtime:
@@ -312,17 +380,37 @@ def get() -> Runtime:
     runtime = current
     if runtime is not None:
         return runtime
+    waiting = provisional
+    if waiting is not None and application_provider() is None:
+        return waiting
     with _lock:
         if current is None:
-            configure()
-        return current  # type: ignore[return-value]  # configure() always sets it
+            application = application_provider()
+            if provisional is not None and application is not None:
+                _adopt(application)
+            elif provisional is None:
+                configure()
+        found = current if current is not None else provisional
+        return found  # type: ignore[return-value]  # configure() always sets one of them
+
+
+def recording() -> Runtime | None:
+    """The runtime tracking calls use now, without setting one up."""
+    return current if current is not None else provisional
+
+
+def drop_scope() -> str:
+    """Whose losses ``dropped_spans()`` can count: ``otel_lunary`` (its own provider records)
+    or ``application`` (the application's provider records, its losses are not visible)."""
+    runtime = recording()
+    return "application" if runtime is not None and not runtime.owns_provider else "otel_lunary"
 
 
 def flush(timeout: float = 5.0) -> bool:
     """End the turns still waiting for their reply, then export what is queued (spans, then
     Phoenix annotations), giving up after ``timeout`` seconds."""
     _turns.registry.end_all(_turns.FLUSH)
-    runtime = current
+    runtime = recording()
     if runtime is None:
         return True
     deadline = time.monotonic() + max(0.0, timeout)
@@ -337,9 +425,9 @@ def flush(timeout: float = 5.0) -> bool:
 def shutdown(timeout: float = 5.0) -> None:
     """End the waiting turns, flush and stop. A provider the application owns is flushed,
     not shut down."""
-    global current
+    global current, provisional
     _turns.registry.end_all(_turns.SHUTDOWN)
-    runtime = current
+    runtime = recording()
     if runtime is None:
         return
     deadline = time.monotonic() + max(0.0, timeout)
@@ -351,5 +439,6 @@ def shutdown(timeout: float = 5.0) -> None:
         runtime.annotations.shutdown(max(0.0, deadline - time.monotonic()))
     with _lock:
         current = None
+        provisional = None
     messages.clear()
     _turns.registry.clear()

@@ -151,6 +151,30 @@ GEN_AI_REQUEST_MAX_TOKENS: Final = 'gen_ai.request.max_tokens'
 GEN_AI_REQUEST_TOP_P: Final = 'gen_ai.request.top_p'
 """The top_p sampling setting for the GenAI request."""
 
+GEN_AI_REQUEST_STREAM: Final = 'gen_ai.request.stream'
+"""Whether the request was made in streaming mode. Set (true) only on streaming calls; unset means not streaming."""
+
+GEN_AI_REQUEST_SEED: Final = 'gen_ai.request.seed'
+"""The seed sent with the request (`seed`); requests with the same seed are more likely to return the same result."""
+
+GEN_AI_REQUEST_CHOICE_COUNT: Final = 'gen_ai.request.choice.count'
+"""The number of candidate completions asked for (`n`); recorded only when it is not 1."""
+
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = 'gen_ai.request.stop_sequences'
+"""The sequences the model stops generating at (`stop`, a string or a list)."""
+
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = 'gen_ai.request.frequency_penalty'
+"""The frequency penalty setting for the GenAI request."""
+
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = 'gen_ai.request.presence_penalty'
+"""The presence penalty setting for the GenAI request."""
+
+GEN_AI_OUTPUT_TYPE: Final = 'gen_ai.output.type'
+"""The content type the client asked for. otel-lunary reads OpenAI's `response_format`: `json_object` and `json_schema` are `json`, `text` is `text`; unset when the request has none."""
+
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = 'gen_ai.response.time_to_first_chunk'
+"""Seconds from issuing a streaming request to receiving the first chunk of its response stream. Streaming calls only."""
+
 GEN_AI_RESPONSE_MODEL: Final = 'gen_ai.response.model'
 """The name of the model that generated the response."""
 
@@ -170,7 +194,7 @@ GEN_AI_INPUT_MESSAGES: Final = 'gen_ai.input.messages'
 """The chat history provided to the model as an input, as a JSON array in the upstream `gen-ai-input-messages.json` schema (role + typed parts). Opt-in content."""
 
 GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
-"""Messages returned by the model, as a JSON array in the upstream `gen-ai-output-messages.json` schema (role, parts, finish_reason). Opt-in content."""
+"""Messages returned by the model, as a JSON array in the upstream `gen-ai-output-messages.json` schema (role, parts). The schema deprecates a message's `finish_reason`; an LLM span reports it in `gen_ai.response.finish_reasons` only. Opt-in content."""
 
 GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
 """Human-readable name of the GenAI agent."""
@@ -270,6 +294,15 @@ class GenAiOperationNameValues(str, Enum):
     INVOKE_AGENT = 'invoke_agent'
     EXECUTE_TOOL = 'execute_tool'
     INVOKE_WORKFLOW = 'invoke_workflow'
+
+
+class GenAiOutputTypeValues(str, Enum):
+    """Values of ``gen_ai.output.type``."""
+
+    TEXT = 'text'
+    JSON = 'json'
+    IMAGE = 'image'
+    SPEECH = 'speech'
 
 
 EVENT_NAME_GEN_AI_EVALUATION_RESULT: Final = 'gen_ai.evaluation.result'

@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanContext, TraceFlags, get_current_span
+from opentelemetry.trace import SpanContext, TraceFlags, get_current_span
 
 from otel_lunary import _health, _record, _state, _turns
+from otel_lunary._ambient import mark_conversation, turn_start
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
+from otel_lunary._settings import CURRENT_SPAN
 from otel_lunary._record import ASSISTANT, SYSTEM, USER, normalise_role
 from otel_lunary.attributes import LUNARY_MESSAGE_ID
 from otel_lunary.ids import format_message_id
@@ -65,9 +67,9 @@ class Thread:
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
 
-    def _reply_parent(self) -> Context | None:
-        """Where a non-user message or an event goes: see decision 2 in conventions/README.md."""
-        current = get_current_span().get_span_context()
+    def _reply_parent(self, current: SpanContext) -> Context | None:
+        """Where a non-user message or an event goes, given the current span's context: see
+        decision 2 in conventions/README.md."""
         turn = _turns.registry.current(self.id)
         if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.span_context.trace_id)):
             return None
@@ -95,12 +97,16 @@ class Thread:
         role_base = self._message_bases.get(role)
         if role_base is None:
             role_base = self._message_bases[role] = _record.message_base(self._base, role)
+        ambient_span = get_current_span()
+        ambient = ambient_span.get_span_context()
+        if ambient.is_valid:
+            mark_conversation(ambient_span, self.id, runtime.settings.dialects)
         attributes = _record.message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
         now = time_ns()
         if role == USER:
-            span_context, message_id = self._ask(runtime, attributes, now)
+            span_context, message_id = self._ask(runtime, attributes, now, ambient)
         else:
-            parent = self._reply_parent()
+            parent = self._reply_parent(ambient)
             if parent is _state.NEW_TRACE and role == SYSTEM:
                 held = self._hold(runtime, attributes, now)
                 if held is not None:
@@ -118,20 +124,18 @@ class Thread:
             track_feedback(message_id, feedback)
         return message_id
 
-    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> tuple[SpanContext, str]:
-        """A user message: its turn span (a new trace; with the ids reserved for it when a
-        system message was held for it), the held messages, then the message span as the
-        turn's first child."""
-        links: list[Link] | None = None
-        ambient = get_current_span().get_span_context()
-        if ambient.is_valid:
-            links = [Link(ambient)]
+    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
+        """A user message: its turn span (a new trace linked to the application's current
+        span, or under it with ``turn_parent="current_span"``; with the ids reserved for it
+        when a system message was held for it), the held messages, then the message span as
+        the turn's first child."""
+        parent, links = turn_start(runtime.settings.turn_parent, ambient)
         reservation = _turns.registry.take_held(self.id)
         if reservation is not None and runtime.ids is not None:
             with runtime.ids.forced(reservation.trace_id, reservation.span_id):
-                span = _record.start_turn(runtime, self._base, attributes, links, now)
+                span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
         else:
-            span = _record.start_turn(runtime, self._base, attributes, links, now)
+            span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
         turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
         for _, release in reservation.held if reservation is not None else ():
             release(turn.context)
@@ -144,7 +148,9 @@ class Thread:
         drawn now, so the id is its final traceparent already; the span is recorded in the
         turn when the user message comes, or on its own (same ids) if none comes in time."""
         ids = runtime.ids
-        if ids is None:  # not the SDK's tracer: no ids in advance, so no holding
+        if ids is None or runtime.settings.turn_parent == CURRENT_SPAN:
+            # Not the SDK's tracer (no ids in advance), or turns nest under the application's
+            # span (their trace is not known in advance): recorded at once, on its own.
             return None
         thread_id = self.id
 
@@ -158,8 +164,11 @@ class Thread:
             tracked_in = contextvars.copy_context()
 
             def record(parent: Context | None) -> None:
-                with ids.forced(trace_id, span_id):
-                    span_context, _ = _record.emit_message(runtime, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
+                # Through the runtime of the moment: the application may have set its
+                # provider since (otel_lunary._adoption), and the turn span went there.
+                recording = _state.recording() or runtime
+                with (recording.ids or ids).forced(trace_id, span_id):
+                    span_context, _ = _record.emit_message(recording, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
                 _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
 
             def release(parent: Context | None) -> None:
@@ -176,12 +185,23 @@ class Thread:
         user_id: str | None = None,
         user_props: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
     ) -> None:
-        """Record a custom event (a document opened, a button clicked) in the current turn."""
+        """Record a custom event (a document opened, a button clicked) in the current turn, or
+        under the message ``parent`` (a message id, from this process or any other)."""
         if not isinstance(event_name, str) or not event_name:
             _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
             return
-        _record.event(_state.get(), self._base, event_name, self._reply_parent(), user_id, user_props, metadata)
+        runtime = _state.get()
+        ambient_span = get_current_span()
+        ambient = ambient_span.get_span_context()
+        if ambient.is_valid:
+            mark_conversation(ambient_span, self.id, runtime.settings.dialects)
+        target = _state.resolve(parent) if parent is not None else None
+        if parent is not None and target is None:
+            _health.report("unknown_parent", "otel_lunary: track_event parent=%r is not a message id; the event goes to the current turn", parent)
+        context = _state.context_of(target.span_context) if target is not None else self._reply_parent(ambient)
+        _record.event(runtime, self._base, event_name, context, user_id, user_props, metadata)
 
 
 def open_thread(

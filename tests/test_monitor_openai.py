@@ -84,7 +84,8 @@ class TestPlainCalls:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "weather?"}], tools=tools)
         span = recorded.one("chat gpt-4o")
         (message,) = json.loads(span.attributes[GEN_AI_OUTPUT_MESSAGES])
-        assert message["finish_reason"] == "tool_calls"
+        assert span.attributes[GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
+        assert "finish_reason" not in message  # deprecated in the output schema
         assert message["parts"] == [{"type": "tool_call", "id": "call_weather_1", "name": "get_weather", "arguments": {"city": "Paris"}}]
 
     def test_error_response(self, recorded, client):

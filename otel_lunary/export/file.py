@@ -28,9 +28,23 @@ bound, by that one span).
 Writes are appended and line-atomic: the file is opened ``O_APPEND`` and every line is
 one ``os.write`` of the whole line, so nothing is buffered in the process and two
 processes appending to the same path never interleave within a line. On POSIX an
-exclusive ``flock`` on the current file serialises rotation between processes: a writer
-that finds the path now names another file (someone rotated) reopens it. Lines are not
-``fsync``-ed: they reach the OS page cache at once, and the disk when the OS writes back.
+exclusive ``flock`` on the current file serialises writes and rotation between
+processes: a writer that finds the path now names another file (someone rotated)
+reopens it. Lines are not ``fsync``-ed: they reach the OS page cache at once, and the
+disk when the OS writes back.
+
+Faults:
+
+- ``fork()`` (gunicorn, uvicorn and multiprocessing workers): a child must not keep the
+  parent's descriptor, since ``flock`` locks belong to the open file description both
+  would share, and would no longer exclude them. The child drops it (``os.register_at_fork``,
+  and a pid check before every write) and opens the file anew on its next write.
+- A full disk (or any write error) in the middle of a line: the file is cut back to where
+  the line began (``ftruncate``), so no partial line stays to be glued to the next one;
+  the batch is reported failed, so it is counted in ``dropped_spans()`` and the
+  ``flush()`` that exported it returns False. Should the cut fail too, the next write
+  first ends the torn line with a newline, so only that line is unreadable. Write
+  errors are logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -38,6 +52,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -71,7 +87,21 @@ DEFAULT_BACKUPS = 3
 MIN_MAX_BYTES = 4096
 
 _logger = logging.getLogger("otel_lunary.export")
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+# Read access too: a write first checks the file's last byte (a torn line, see _write).
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+_WARN_INTERVAL_S = 60.0
+
+_open_exporters: weakref.WeakSet[OtlpJsonFileExporter] = weakref.WeakSet()
+
+
+def _drop_inherited_descriptors() -> None:
+    """In a forked child: every exporter lets go of the parent's descriptor and lock."""
+    for exporter in list(_open_exporters):
+        exporter._forget_parent_file()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_descriptors)
 
 
 def rotated_paths(path: str, backups: int) -> list[str]:
@@ -92,7 +122,10 @@ class OtlpJsonFileExporter(SpanExporter):
         self._split_above = max(1, self.max_bytes // 4)
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._pid = os.getpid()
         self._closed = False
+        self._last_warning = -_WARN_INTERVAL_S
+        _open_exporters.add(self)
 
     # --- SpanExporter -----------------------------------------------------------------
 
@@ -106,7 +139,10 @@ class OtlpJsonFileExporter(SpanExporter):
             with self._lock:
                 self._write(lines)
         except Exception as error:  # noqa: BLE001 - an exporter reports failure, never raises
-            _logger.warning("otel-lunary could not write %d spans to %s: %s", len(spans), self.path, error)
+            now = time.monotonic()
+            if now - self._last_warning >= _WARN_INTERVAL_S:
+                self._last_warning = now
+                _logger.warning("otel-lunary could not write %d spans to %s: %s", len(spans), self.path, error)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -129,14 +165,31 @@ class OtlpJsonFileExporter(SpanExporter):
         half = len(spans) // 2
         return self._encode(spans[:half]) + self._encode(spans[half:])
 
+    def _forget_parent_file(self) -> None:
+        """After fork, in the child: the lock may have been held by a parent thread, and the
+        descriptor shares the parent's file description (and its ``flock``)."""
+        self._lock = threading.Lock()
+        fd, self._fd = self._fd, None
+        self._pid = os.getpid()
+        if fd is not None:
+            try:
+                os.close(fd)  # the child's copy only: the parent's stays open and locked
+            except OSError:
+                pass
+
     def _open(self) -> int:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        return os.open(self.path, _OPEN_FLAGS, 0o644)
+        try:
+            return os.open(self.path, _OPEN_FLAGS, 0o644)
+        except PermissionError:  # a file we may append to but not read
+            return os.open(self.path, _OPEN_FLAGS & ~os.O_RDWR | os.O_WRONLY, 0o644)
 
     def _lock_current(self) -> int:
         """An fd on the file ``path`` names now, exclusively locked against other processes."""
+        if self._pid != os.getpid():  # forked without the at-fork hook running
+            self._forget_parent_file()
         while True:
             if self._fd is None:
                 self._fd = self._open()
@@ -171,6 +224,9 @@ class OtlpJsonFileExporter(SpanExporter):
         fd = self._lock_current()
         try:
             size = os.fstat(fd).st_size
+            if size and _last_byte(fd, size) not in (b"\n", None):  # a torn line we could not cut back
+                _append_line(fd, b"\n", size)
+                size += 1
             for line in lines:
                 if size > 0 and size + len(line) > self.max_bytes:
                     self._rotate()
@@ -181,14 +237,29 @@ class OtlpJsonFileExporter(SpanExporter):
                     os.close(fd)
                     fd = self._fd = new_fd
                     size = os.fstat(fd).st_size
-                _write_all(fd, line)
+                _append_line(fd, line, size)
                 size += len(line)
         finally:
             if fcntl is not None and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    written = os.write(fd, data)
-    while written < len(data):  # only on a full disk or a signal: finish the line
-        written += os.write(fd, data[written:])
+def _last_byte(fd: int, size: int) -> bytes | None:
+    try:
+        return os.pread(fd, 1, size - 1)
+    except OSError:  # opened write-only
+        return None
+
+
+def _append_line(fd: int, line: bytes, offset: int) -> None:
+    """Append ``line`` (the file is ``offset`` bytes long), whole or not at all."""
+    try:
+        written = os.write(fd, line)
+        while written < len(line):  # a short write: full disk, or a signal
+            written += os.write(fd, line[written:])
+    except OSError:
+        try:
+            os.ftruncate(fd, offset)
+        except OSError:
+            pass  # the next write ends the torn line first
+        raise

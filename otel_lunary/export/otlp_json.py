@@ -1,25 +1,26 @@
 """OTLP JSON encoding of SDK spans, as the OTLP specification and the Collector write it.
 
-Spans are first encoded by the OTel SDK's own OTLP encoder
-(``opentelemetry.exporter.otlp.proto.common.trace_encoder.encode_spans``) into an
-``ExportTraceServiceRequest`` protobuf, so the content is exactly what the OTLP exporters
-send. That message is then mapped to JSON by a small walker written for the trace
-messages, following the OTLP/JSON rules that protobuf's generic JSON mapping gets wrong
-or leaves to options:
+``encode_line(spans)`` writes one ``ExportTraceServiceRequest`` (``{"resourceSpans": [...]}``)
+as one line: the Collector's file exporter format, read by its ``otlpjsonfile`` receiver
+and by ``otel_lunary.replay``. It follows the OTLP/JSON rules that protobuf's generic
+JSON mapping gets wrong or leaves to options:
 
-- keys are lowerCamelCase, fields at their default value are omitted;
+- keys are lowerCamelCase, fields at their default value are omitted (except a span's
+  ``name``, times and ``status``, always written, as the Collector does);
 - ``traceId``/``spanId``/``parentSpanId`` are lowercase hex strings (not base64);
 - enums (``kind``, ``status.code``) are integers;
 - 64-bit integers (timestamps, ``intValue``) are decimal strings;
 - ``bytesValue`` is base64; non-finite doubles are ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"``.
 
-The result is one ``ExportTraceServiceRequest`` (``{"resourceSpans": [...]}``) per line:
-the Collector's file exporter format, read by its ``otlpjsonfile`` receiver and by
-``otel_lunary.replay``.
-
-The walker is ~1.5x faster than ``google.protobuf.json_format.MessageToDict`` followed by
-the id fix-up (docs/export.md); tests/test_file_exporter.py holds it to that mapping.
+The text is written directly from the spans (no protobuf objects, no dicts): fragments
+for the constant parts, the standard library's C string escaper for every string, and
+an attribute's whole fragment kept for values that recur (see ``otlp_proto``). Its
+content is what the SDK's OTLP encoder produces for the same spans, with the exceptions
+``_span_batch`` lists; tests/test_otlp_encoding.py parses it back into the official
+protobuf classes (``json_format``, ids turned back into base64) and compares, and checks
+it against ``request_to_dict``, the walker over the SDK encoder's protobuf that this
+module used before (~3x slower; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,48 +28,322 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring  # the C escaper (ensure_ascii=False)
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from otel_lunary.export._span_batch import (
+    INT64_MAX,
+    MAX_FIXED64,
+    NESTED_TOO_DEEP,
+    ROOM,
+    INT64_MIN,
+    as_sequence,
+    clamp_time,
+    clean_text,
+    dropped,
+    group,
+    log_dropped_value,
+    reads_fields_directly,
+    trace_state_text,
+)
 
 __all__ = ["encode_line", "encode_request", "request_to_dict"]
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
-
-
-def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """The OTLP JSON object (``{"resourceSpans": [...]}``) of ``spans``."""
-    return request_to_dict(encode_spans(spans))
+_quote: Any = encode_basestring  # str -> its JSON string literal, non-ASCII kept as is
+_CACHE_MAX_VALUE_CHARS = 256
+_CACHE_MAX_ENTRIES = 4096
+_BOOL_VALUES = {True: '{"boolValue":true}', False: '{"boolValue":false}'}
+# name, start, end of a span, by kind (the OTLP enum is the SDK's value + 1)
+_KIND = {
+    kind: ',"name":%%s,"kind":%d,"startTimeUnixNano":"%%d","endTimeUnixNano":"%%d"' % (kind.value + 1) for kind in SpanKind
+}
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> bytes:
     """One OTLP JSON Lines record (UTF-8, newline-terminated) holding ``spans``."""
-    return (_dumps(request_to_dict(encode_spans(spans))) + "\n").encode("utf-8")
+    text = _request(spans)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # lone surrogates, only ever inside string literals
+        return clean_text(text).encode()
+
+
+def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    """The OTLP JSON object (``{"resourceSpans": [...]}``) of ``spans``."""
+    result: dict[str, Any] = json.loads(encode_line(spans))
+    return result
+
+
+# --- attributes ------------------------------------------------------------------------
+
+
+class _AttributeFragments:
+    """``{"key":...,"value":...}`` fragments, by key: the start of a string value's fragment,
+    and the whole fragment of recurring values.
+
+    The value caches are keyed by the value alone (str, or a tuple of str: the two never
+    compare equal, unlike 1, True and 1.0, which are not kept), so they hold only strings
+    and tuples: no lookup allocates, and the garbage collector has nothing to walk.
+    """
+
+    __slots__ = ("room", "heads", "values")
+
+    def __init__(self, room: int) -> None:
+        self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
+        self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
+        self.values: dict[str, dict[Any, str]] = {}  # key -> value -> whole fragment
+
+    def _key(self, key: str) -> dict[Any, str]:
+        if len(self.values) >= _CACHE_MAX_ENTRIES:
+            self.values.clear()
+            self.heads.clear()
+        self.heads[key] = '{"key":' + _quote(key) + ',"value":{"stringValue":'
+        found: dict[Any, str] = {}
+        self.values[key] = found
+        return found
+
+    def text(self, attributes: Mapping[str, Any]) -> str:
+        """The JSON array of ``attributes``, without brackets."""
+        out: list[str] = []
+        append = out.append
+        by_key = self.values
+        for key, value in attributes.items():
+            kind = type(value)
+            if type(key) is not str or (kind is not str and kind is not tuple):
+                found = self._other(key, value)
+                if found is not None:
+                    append(found)
+                continue
+            values = by_key.get(key)
+            if values is None:
+                values = self._key(key)
+            if kind is str:
+                found = values.get(value)
+                if found is None:
+                    found = self.heads[key] + _quote(value) + "}}"
+                    if len(value) <= _CACHE_MAX_VALUE_CHARS:
+                        if len(values) >= _CACHE_MAX_ENTRIES:
+                            values.clear()
+                        values[value] = found
+                append(found)
+            elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                # a tuple of strings: thread tags, the same on every span of a thread
+                found = values.get(value)
+                if found is None:
+                    found = self._other(key, value)
+                    if found is None:
+                        continue
+                    if len(values) >= _CACHE_MAX_ENTRIES:
+                        values.clear()
+                    values[value] = found
+                append(found)
+            else:
+                found = self._other(key, value)
+                if found is not None:
+                    append(found)
+        return ",".join(out)
+
+    def _other(self, key: Any, value: Any) -> str | None:
+        try:
+            return '{"key":' + _quote(key) + ',"value":' + _any_value(value, self.room) + "}"
+        except Exception as error:  # noqa: BLE001 - the SDK's encoder drops the attribute on any error
+            log_dropped_value(key, value, str(error) or type(error).__name__)
+            return None
+
+
+def _double(value: float) -> str:
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if math.isnan(value):
+        return '"NaN"'
+    return '"Infinity"' if value > 0 else '"-Infinity"'
+
+
+def _any_value(value: Any, room: int) -> str:
+    """An ``AnyValue`` object with at most ``room`` message levels, with the SDK encoder's
+    type order."""
+    if room < 1:
+        raise ValueError(NESTED_TOO_DEEP)
+    if value is None:
+        return "{}"
+    if isinstance(value, bool):
+        return _BOOL_VALUES[value]
+    if isinstance(value, str):
+        return '{"stringValue":' + _quote(value) + "}"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"integer out of int64 range: {value}")
+        return '{"intValue":"%d"}' % value
+    if isinstance(value, float):
+        return '{"doubleValue":' + _double(value) + "}"
+    if isinstance(value, bytes):
+        return '{"bytesValue":"' + base64.b64encode(value).decode("ascii") + '"}'
+    items = as_sequence(value)
+    if items is not None:
+        return '{"arrayValue":{"values":[' + ",".join([_any_value(item, room - 2) for item in items]) + "]}}"
+    if isinstance(value, Mapping):
+        entries = ['{"key":' + _quote(str(k)) + ',"value":' + _any_value(v, room - 3) + "}" for k, v in value.items()]
+        return '{"kvlistValue":{"values":[' + ",".join(entries) + "]}}"
+    raise TypeError(f"invalid type {type(value).__name__}")
+
+
+def _attributes_member(attributes: Mapping[str, Any] | None, room: int) -> str:
+    """``,"attributes":[...]`` of a rarely encoded object (resource, scope, event, link)."""
+    if not attributes:
+        return ""
+    text = _AttributeFragments(room).text(attributes)
+    return ',"attributes":[' + text + "]" if text else ""
+
+
+_span_attributes = _AttributeFragments(ROOM["span"])
+_event_attributes = _AttributeFragments(ROOM["event"])
+
+
+# --- spans -------------------------------------------------------------------------------
+
+
+def _event(event: Any) -> str:
+    out = '{"timeUnixNano":"%d","name":%s' % (clamp_time(event.timestamp or 0), _quote(event.name or ""))
+    attributes = event.attributes
+    if attributes:
+        text = _event_attributes.text(attributes._dict if type(attributes) is BoundedAttributes else attributes)
+        if text:
+            out += ',"attributes":[' + text + "]"
+    count = event.dropped_attributes
+    if count:
+        out += ',"droppedAttributesCount":%d' % count
+    return out + "}"
+
+
+def _link(link: Any) -> str:
+    context = link.context
+    out = '{"traceId":"%032x","spanId":"%016x"' % (context.trace_id, context.span_id)
+    out += _attributes_member(link.attributes, ROOM["link"])
+    count = link.dropped_attributes
+    if count:
+        out += ',"droppedAttributesCount":%d' % count
+    return out + (',"flags":768}' if context.is_remote else ',"flags":256}')
+
+
+def _status(status: Any) -> str:
+    if status is None:
+        return ',"status":{}}'
+    description, code = status.description, status.status_code.value
+    if description:
+        return ',"status":{"message":%s%s}}' % (_quote(description), ',"code":%d' % code if code else "")
+    return ',"status":{"code":%d}}' % code if code else ',"status":{}}'
+
+
+def _span(span: ReadableSpan) -> str:
+    context: Any
+    if reads_fields_directly(type(span)):
+        context, parent, name, kind = span._context, span._parent, span._name, span._kind
+        start, end, attributes, events = span._start_time, span._end_time, span._attributes, span._events
+        links, status = span._links, span._status
+    else:
+        context, parent, name, kind = span.context, span.parent, span.name, span.kind
+        start, end, attributes, events = span.start_time, span.end_time, span.attributes, span.events
+        links, status = span.links, span.status
+    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
+        trace_id, span_id, _, _, trace_state, _ = context
+    else:
+        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    out = '{"traceId":"%032x","spanId":"%016x"' % (trace_id, span_id)
+    if trace_state:
+        out += ',"traceState":' + _quote(trace_state_text(trace_state))
+    if parent is not None:
+        out += ',"parentSpanId":"%016x","flags":%d' % (parent.span_id, 768 if parent.is_remote else 256)
+    else:
+        out += ',"flags":256'
+    if not (start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64):
+        start, end = clamp_time(start or 0), clamp_time(end or 0)
+    out += _KIND[kind] % (_quote(name or ""), start, end)
+    if attributes:
+        if type(attributes) is BoundedAttributes:
+            text = _span_attributes.text(attributes._dict)
+            count = attributes.dropped
+        else:
+            text = _span_attributes.text(attributes)
+            count = dropped(attributes)
+        if text:
+            out += ',"attributes":[' + text + "]"
+        if count:
+            out += ',"droppedAttributesCount":%d' % count
+    if events:
+        out += ',"events":[' + ",".join([_event(event) for event in events]) + "]"
+        count = dropped(events)
+        if count:
+            out += ',"droppedEventsCount":%d' % count
+    if links:
+        out += ',"links":[' + ",".join([_link(link) for link in links]) + "]"
+        count = dropped(links)
+        if count:
+            out += ',"droppedLinksCount":%d' % count
+    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+        return out + ',"status":{}}'
+    return out + _status(status)
+
+
+def _scope(scope: Any) -> str:
+    if scope is None:
+        return "{}"
+    members = []
+    if scope.name:
+        members.append('"name":' + _quote(scope.name))
+    if scope.version:
+        members.append('"version":' + _quote(scope.version))
+    attributes = _attributes_member(scope.attributes, ROOM["scope"])
+    if attributes:
+        members.append(attributes[1:])
+    return "{" + ",".join(members) + "}"
+
+
+def _request(spans: Sequence[ReadableSpan]) -> str:
+    resource_texts = []
+    for resource, scopes in group(spans):
+        scope_texts = []
+        for scope, members in scopes:
+            text = '{"scope":' + _scope(scope) + ',"spans":[' + ",".join([_span(span) for span in members]) + "]"
+            schema_url = scope.schema_url if scope is not None else None
+            if schema_url:
+                text += ',"schemaUrl":' + _quote(schema_url)
+            scope_texts.append(text + "}")
+        text = '{"resource":{' + _attributes_member(resource.attributes, ROOM["resource"])[1:] + '},"scopeSpans":[' + ",".join(scope_texts) + "]"
+        if resource.schema_url:
+            text += ',"schemaUrl":' + _quote(resource.schema_url)
+        resource_texts.append(text + "}")
+    return '{"resourceSpans":[' + ",".join(resource_texts) + "]}\n"
+
+
+# --- the walker over the SDK encoder's protobuf (the reference the tests compare with) ---
 
 
 def request_to_dict(request: Any) -> dict[str, Any]:
     """Map an ``ExportTraceServiceRequest`` protobuf to its OTLP JSON object."""
-    return {"resourceSpans": [_resource_spans(rs) for rs in request.resource_spans]}
+    return {"resourceSpans": [_walk_resource_spans(rs) for rs in request.resource_spans]}
 
 
-def _resource_spans(rs: Any) -> dict[str, Any]:
+def _walk_resource_spans(rs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if rs.HasField("resource"):
         resource: dict[str, Any] = {}
         if rs.resource.attributes:
-            resource["attributes"] = _key_values(rs.resource.attributes)
+            resource["attributes"] = _walk_key_values(rs.resource.attributes)
         if rs.resource.dropped_attributes_count:
             resource["droppedAttributesCount"] = rs.resource.dropped_attributes_count
         out["resource"] = resource
-    out["scopeSpans"] = [_scope_spans(ss) for ss in rs.scope_spans]
+    out["scopeSpans"] = [_walk_scope_spans(ss) for ss in rs.scope_spans]
     if rs.schema_url:
         out["schemaUrl"] = rs.schema_url
     return out
 
 
-def _scope_spans(ss: Any) -> dict[str, Any]:
+def _walk_scope_spans(ss: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if ss.HasField("scope"):
         scope: dict[str, Any] = {}
@@ -78,17 +353,17 @@ def _scope_spans(ss: Any) -> dict[str, Any]:
         if sc.version:
             scope["version"] = sc.version
         if sc.attributes:
-            scope["attributes"] = _key_values(sc.attributes)
+            scope["attributes"] = _walk_key_values(sc.attributes)
         if sc.dropped_attributes_count:
             scope["droppedAttributesCount"] = sc.dropped_attributes_count
         out["scope"] = scope
-    out["spans"] = [_span(s) for s in ss.spans]
+    out["spans"] = [_walk_span(s) for s in ss.spans]
     if ss.schema_url:
         out["schemaUrl"] = ss.schema_url
     return out
 
 
-def _span(s: Any) -> dict[str, Any]:
+def _walk_span(s: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"traceId": s.trace_id.hex(), "spanId": s.span_id.hex()}
     if s.trace_state:
         out["traceState"] = s.trace_state
@@ -102,15 +377,15 @@ def _span(s: Any) -> dict[str, Any]:
     out["startTimeUnixNano"] = str(s.start_time_unix_nano)
     out["endTimeUnixNano"] = str(s.end_time_unix_nano)
     if s.attributes:
-        out["attributes"] = _key_values(s.attributes)
+        out["attributes"] = _walk_key_values(s.attributes)
     if s.dropped_attributes_count:
         out["droppedAttributesCount"] = s.dropped_attributes_count
     if s.events:
-        out["events"] = [_event(e) for e in s.events]
+        out["events"] = [_walk_event(e) for e in s.events]
     if s.dropped_events_count:
         out["droppedEventsCount"] = s.dropped_events_count
     if s.links:
-        out["links"] = [_link(link) for link in s.links]
+        out["links"] = [_walk_link(link) for link in s.links]
     if s.dropped_links_count:
         out["droppedLinksCount"] = s.dropped_links_count
     status: dict[str, Any] = {}
@@ -123,21 +398,21 @@ def _span(s: Any) -> dict[str, Any]:
     return out
 
 
-def _event(e: Any) -> dict[str, Any]:
+def _walk_event(e: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"timeUnixNano": str(e.time_unix_nano), "name": e.name}
     if e.attributes:
-        out["attributes"] = _key_values(e.attributes)
+        out["attributes"] = _walk_key_values(e.attributes)
     if e.dropped_attributes_count:
         out["droppedAttributesCount"] = e.dropped_attributes_count
     return out
 
 
-def _link(link: Any) -> dict[str, Any]:
+def _walk_link(link: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex()}
     if link.trace_state:
         out["traceState"] = link.trace_state
     if link.attributes:
-        out["attributes"] = _key_values(link.attributes)
+        out["attributes"] = _walk_key_values(link.attributes)
     if link.dropped_attributes_count:
         out["droppedAttributesCount"] = link.dropped_attributes_count
     if link.flags:
@@ -145,11 +420,11 @@ def _link(link: Any) -> dict[str, Any]:
     return out
 
 
-def _key_values(kvs: Any) -> list[dict[str, Any]]:
-    return [{"key": kv.key, "value": _any_value(kv.value)} for kv in kvs]
+def _walk_key_values(kvs: Any) -> list[dict[str, Any]]:
+    return [{"key": kv.key, "value": _walk_any_value(kv.value)} for kv in kvs]
 
 
-def _double(value: float) -> float | str:
+def _walk_double(value: float) -> float | str:
     if math.isfinite(value):
         return value
     if math.isnan(value):
@@ -157,7 +432,7 @@ def _double(value: float) -> float | str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-def _any_value(v: Any) -> dict[str, Any]:
+def _walk_any_value(v: Any) -> dict[str, Any]:
     which = v.WhichOneof("value")
     if which == "string_value":
         return {"stringValue": v.string_value}
@@ -166,11 +441,11 @@ def _any_value(v: Any) -> dict[str, Any]:
     if which == "bool_value":
         return {"boolValue": v.bool_value}
     if which == "double_value":
-        return {"doubleValue": _double(v.double_value)}
+        return {"doubleValue": _walk_double(v.double_value)}
     if which == "array_value":
-        return {"arrayValue": {"values": [_any_value(x) for x in v.array_value.values]}}
+        return {"arrayValue": {"values": [_walk_any_value(x) for x in v.array_value.values]}}
     if which == "kvlist_value":
-        return {"kvlistValue": {"values": _key_values(v.kvlist_value.values)}}
+        return {"kvlistValue": {"values": _walk_key_values(v.kvlist_value.values)}}
     if which == "bytes_value":
         return {"bytesValue": base64.b64encode(v.bytes_value).decode("ascii")}
     return {}

@@ -18,7 +18,8 @@ Choosing the exporter(s) (the first rule that applies wins):
 6. otherwise the embedded default, ``file`` (``otel_lunary.export.file``).
 
 OTLP uses the SDK's own exporters (gRPC or HTTP/protobuf) behind the SDK's
-``BatchSpanProcessor``; they read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
+``BatchSpanProcessor``, with otel-lunary's faster encoder in place of theirs
+(``otel_lunary.export.otlp_exporters``); they read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
 ``_COMPRESSION``, ``_TIMEOUT`` (seconds, as the Python SDK reads it), ``_CERTIFICATE``...
 themselves; the processor reads ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE``,
 ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, ``OTEL_BSP_EXPORT_TIMEOUT``; the resource reads
@@ -40,6 +41,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from otel_lunary._adoption import HoldingProcessor
 from otel_lunary._settings import env_str, resolve_float, split_names, url_problem, warn_env
 from otel_lunary.export.processor import LunaryBatchSpanProcessor, register
 
@@ -238,12 +240,14 @@ def _otlp_exporter(options: ExportOptions) -> SpanExporter:
     timeout = _resolve_timeout(options.timeout_s)
     if protocol == "grpc":
         from grpc import Compression as GrpcCompression
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        from otel_lunary.export.otlp_exporters import grpc_span_exporter
 
         grpc_compression = {None: None, "gzip": GrpcCompression.Gzip, "none": GrpcCompression.NoCompression}
-        return GrpcExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])
+        return grpc_span_exporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=grpc_compression[compression])
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter
 
     http_compression = {
         None: None,
@@ -251,7 +255,7 @@ def _otlp_exporter(options: ExportOptions) -> SpanExporter:
         "deflate": HttpCompression.Deflate,
         "none": HttpCompression.NoCompression,
     }
-    return HttpExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=http_compression[compression])
+    return OtlpHttpSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout, compression=http_compression[compression])
 
 
 def _make_exporter(name: str, options: ExportOptions) -> SpanExporter:
@@ -281,15 +285,31 @@ def build_exporters(options: ExportOptions) -> list[SpanExporter]:
     return [_make_exporter(name, options) for name in resolve_exporters(options)]
 
 
-def build_tracer_provider(options: ExportOptions) -> TracerProvider:
-    """A TracerProvider exporting where ``options`` and the ``OTEL_*`` env say."""
+def _provider(options: ExportOptions) -> tuple[TracerProvider, list[LunaryBatchSpanProcessor]]:
+    """The provider and its processors, not yet added to it; flushed and shut down by ``processor``."""
     names = resolve_exporters(options)
     exit_timeout = resolve_float(options.exit_timeout_s, ENV_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_S, 0.0, "exit_timeout_s")
     exporters = [_make_exporter(name, options) for name in names]  # raises before anything starts
     provider = TracerProvider(resource=_resource(options.service_name, options.resource_attributes), shutdown_on_exit=False)
     processors = [LunaryBatchSpanProcessor(exporter) for exporter in exporters]
-    for processor in processors:
-        provider.add_span_processor(processor)
     register(provider, processors, exit_timeout if exit_timeout is not None else DEFAULT_EXIT_TIMEOUT_S)
     _logger.debug("otel-lunary exporting to %s", ", ".join(names) or "nowhere")
+    return provider, processors
+
+
+def build_tracer_provider(options: ExportOptions) -> TracerProvider:
+    """A TracerProvider exporting where ``options`` and the ``OTEL_*`` env say."""
+    provider, processors = _provider(options)
+    for processor in processors:
+        provider.add_span_processor(processor)
     return provider
+
+
+def build_provisional_provider(options: ExportOptions) -> tuple[TracerProvider, HoldingProcessor]:
+    """``build_tracer_provider``, for recording until the application sets its own provider:
+    finished spans are held a few seconds in the returned processor, which can hand them
+    over to the application's provider (``otel_lunary._adoption``)."""
+    provider, processors = _provider(options)
+    holding = HoldingProcessor(processors)
+    provider.add_span_processor(holding)
+    return provider, holding

@@ -19,6 +19,7 @@ from otel_lunary.attributes import (
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     LUNARY_RUN_ID,
     SERVER_ADDRESS,
     SERVER_PORT,
@@ -32,7 +33,10 @@ APP_KEY = "test-app-key"
 
 # What the Lunary wire does not carry (the SDKs send the model name, not the response's
 # id/model/finish reasons or the server address), so bridge LLM spans lack it.
-NOT_ON_THE_WIRE = frozenset({SERVER_ADDRESS, SERVER_PORT, GEN_AI_RESPONSE_MODEL, GEN_AI_RESPONSE_ID, GEN_AI_RESPONSE_FINISH_REASONS})
+# The Lunary SDKs send no time of first chunk either: only a stream wrapped in-process has it.
+NOT_ON_THE_WIRE = frozenset(
+    {SERVER_ADDRESS, SERVER_PORT, GEN_AI_RESPONSE_MODEL, GEN_AI_RESPONSE_ID, GEN_AI_RESPONSE_FINISH_REASONS, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}
+)
 # What only the bridge knows: the Lunary run id of a run span.
 BRIDGE_ONLY = frozenset({LUNARY_RUN_ID})
 

@@ -1,0 +1,255 @@
+"""otel-lunary's OTLP exporters: the SDK's exporters with only the body encoding replaced.
+
+Real servers on 127.0.0.1: an OTLP/HTTP receiver (``servers.OtlpSink`` and a scripted one
+for failures), a gRPC TraceService built with grpcio. What reaches them must be the bytes
+the SDK's exporter would have sent, and the stock behaviour around the body (headers,
+compression, retries, timeouts, failure results) must be unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_lunary as lunary
+from otel_lunary import export
+from otel_lunary.export import ExportOptions, build_tracer_provider
+from otel_lunary.export.otlp_exporters import OtlpHttpSpanExporter, grpc_span_exporter
+from helpers.servers import OtlpSink, free_port, poll_until
+
+pytestmark = pytest.mark.usefixtures("clean_otel_env")
+
+
+def conversation_spans() -> list[ReadableSpan]:
+    """Real otel-lunary spans: two threads of messages, an event, feedback."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "exporter-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    try:
+        for n in range(2):
+            thread = lunary.open_thread(tags=["t"], user_id=f"u{n}")
+            thread.track_message({"role": "user", "content": f"question {n} ✓"})
+            thread.track_event("clicked", metadata={"n": n})
+            reply = thread.track_message({"role": "assistant", "content": f"answer {n}"})
+            lunary.track_feedback(reply, {"thumb": "up"})
+    finally:
+        lunary.shutdown()
+        provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.fixture
+def spans() -> list[ReadableSpan]:
+    return conversation_spans()
+
+
+class ScriptedOtlpServer:
+    """OTLP/HTTP receiver answering each POST with the next status of ``script`` (then 200),
+    or never answering when the status is None."""
+
+    def __init__(self, script: list[int | None]) -> None:
+        self.script = list(script)
+        self.bodies: list[bytes] = []
+        self.times: list[float] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = server.script.pop(0) if server.script else 200
+                server.bodies.append(body)
+                server.times.append(time.monotonic())
+                if status is None:
+                    server.release.wait(30)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/traces"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    made: list[ScriptedOtlpServer] = []
+
+    def make(script: list[int | None]) -> ScriptedOtlpServer:
+        made.append(ScriptedOtlpServer(script))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    """A gRPC OTLP receiver failing the first ``failures`` calls with ``code``."""
+
+    def __init__(self, failures: int = 0, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        self.failures = failures
+        self.code = code
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.metadata: list[dict[str, str]] = []
+
+    def Export(self, request: ExportTraceServiceRequest, context: grpc.ServicerContext) -> ExportTraceServiceResponse:  # noqa: N802
+        self.metadata.append(dict(context.invocation_metadata()))
+        if self.failures:
+            self.failures -= 1
+            context.abort(self.code, "try again")
+        self.requests.append(request)
+        return ExportTraceServiceResponse()
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[Any]:
+    servers: list[grpc.Server] = []
+
+    def start(failures: int = 0, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> tuple[TraceService, str]:
+        service = TraceService(failures, code)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return service, f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(grace=None)
+
+
+class TestHttp:
+    def test_the_body_is_what_the_sdk_exporter_sends(self, spans: list[ReadableSpan], sink: OtlpSink) -> None:
+        """Byte for byte the SDK's request, with the stock headers and path."""
+        exporter = OtlpHttpSpanExporter(endpoint=sink.endpoint + "/v1/traces", headers={"x-team": "support"})
+        assert exporter.fast_encoding
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert sink.bodies == [encode_spans(spans).SerializeToString()]
+        assert sink.paths == ["/v1/traces"]
+        assert sink.headers[0]["x-team"] == "support"
+        assert sink.headers[0]["content-type"] == "application/x-protobuf"
+
+    def test_gzip_compression_is_the_stock_one(self, spans: list[ReadableSpan], sink: OtlpSink) -> None:
+        """compression=gzip sends a gzip body (Content-Encoding: gzip) of the same request."""
+        exporter = OtlpHttpSpanExporter(endpoint=sink.endpoint + "/v1/traces", compression=Compression.Gzip)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert sink.headers[0]["content-encoding"] == "gzip"
+        assert sink.bodies == [encode_spans(spans).SerializeToString()]
+
+    def test_retryable_status_is_retried_then_delivered(self, spans: list[ReadableSpan], scripted: Any) -> None:
+        """A 503 is retried with the stock backoff; the second attempt delivers the same body."""
+        server = scripted([503])
+        exporter = OtlpHttpSpanExporter(endpoint=server.url, timeout=10)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert len(server.bodies) == 2 and server.bodies[0] == server.bodies[1] == encode_spans(spans).SerializeToString()
+        assert server.times[1] - server.times[0] >= 0.5  # the stock first backoff is 1 s ± 20 %
+
+    def test_permanent_error_fails_without_retry(self, spans: list[ReadableSpan], scripted: Any) -> None:
+        """A 400 is not retried and export reports FAILURE, as the stock exporter does."""
+        server = scripted([400])
+        exporter = OtlpHttpSpanExporter(endpoint=server.url, timeout=10)
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        exporter.shutdown()
+        assert len(server.bodies) == 1
+
+    def test_timeout_bounds_an_export_to_a_silent_server(self, spans: list[ReadableSpan], scripted: Any) -> None:
+        """A server that never answers: export gives up after the stock timeout with FAILURE."""
+        server = scripted([None, None, None, None])
+        exporter = OtlpHttpSpanExporter(endpoint=server.url, timeout=1)
+        started = time.monotonic()
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert time.monotonic() - started < 8
+        exporter.shutdown()
+
+    def test_configure_uses_it_for_http(self, sink: OtlpSink) -> None:
+        """configure(exporter="otlp") builds this exporter, and tracked messages arrive."""
+        provider = build_tracer_provider(ExportOptions(exporter="otlp", endpoint=sink.endpoint))
+        try:
+            exporters = [p.counting_exporter.inner for p in export.processor._processors[provider]]
+            assert [type(e) for e in exporters] == [OtlpHttpSpanExporter]
+            lunary.configure(tracer_provider=provider)
+            lunary.open_thread().track_message({"role": "user", "content": "hi"})
+            assert export.flush(provider, 10)
+            assert poll_until(lambda: sink.count() >= 1, timeout=10)
+        finally:
+            lunary.shutdown()
+            export.shutdown(provider, 5)
+
+
+class TestGrpc:
+    def test_the_request_is_what_the_sdk_exporter_sends(self, spans: list[ReadableSpan], grpc_receiver: Any) -> None:
+        """The receiver decodes the SDK's request, with the stock metadata."""
+        service, endpoint = grpc_receiver()
+        exporter = grpc_span_exporter(endpoint=endpoint, insecure=True, headers={"x-team": "support"})
+        assert exporter.fast_encoding
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert [r.SerializeToString() for r in service.requests] == [encode_spans(spans).SerializeToString()]
+        assert service.metadata[0]["x-team"] == "support"
+
+    def test_unavailable_is_retried_like_the_stock_exporter(self, spans: list[ReadableSpan], grpc_receiver: Any) -> None:
+        """UNAVAILABLE is retried (on a new channel built with the same stub) and then delivered,
+        through a gzip channel (compression is the channel's, untouched here)."""
+        service, endpoint = grpc_receiver(failures=1)
+        exporter = grpc_span_exporter(endpoint=endpoint, insecure=True, compression=grpc.Compression.Gzip, timeout=10)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert len(service.metadata) == 2
+        assert [r.SerializeToString() for r in service.requests] == [encode_spans(spans).SerializeToString()]
+
+    def test_permanent_error_fails_without_retry(self, spans: list[ReadableSpan], grpc_receiver: Any) -> None:
+        """INVALID_ARGUMENT is not retried; export reports FAILURE."""
+        service, endpoint = grpc_receiver(failures=1, code=grpc.StatusCode.INVALID_ARGUMENT)
+        exporter = grpc_span_exporter(endpoint=endpoint, insecure=True, timeout=10)
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        exporter.shutdown()
+        assert len(service.metadata) == 1 and not service.requests
+
+    def test_configure_uses_it_for_grpc(self, grpc_receiver: Any) -> None:
+        """protocol=grpc builds this exporter and tracked messages arrive."""
+        service, endpoint = grpc_receiver()
+        provider = build_tracer_provider(ExportOptions(exporter="otlp", endpoint=endpoint, protocol="grpc"))
+        try:
+            (exporter,) = [p.counting_exporter.inner for p in export.processor._processors[provider]]
+            assert exporter.fast_encoding and type(exporter).__name__ == "OtlpGrpcSpanExporter"
+            lunary.configure(tracer_provider=provider)
+            lunary.open_thread().track_message({"role": "user", "content": "hi"})
+            assert export.flush(provider, 10)
+            assert poll_until(lambda: len(service.requests) >= 1, timeout=10)
+        finally:
+            lunary.shutdown()
+            export.shutdown(provider, 5)
