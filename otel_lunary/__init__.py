@@ -16,6 +16,9 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
 - ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``: record message text
   (default true, see conventions/README.md); ``false``/``NO_CONTENT`` keeps it in-process.
 - ``OTEL_LUNARY_MAX_CONTENT_LENGTH``: longest text kept per piece of content (32768).
+- ``OTEL_LUNARY_MAX_NAME_LENGTH`` (256), ``OTEL_LUNARY_MAX_TAGS`` (64),
+  ``OTEL_LUNARY_MAX_METADATA_LENGTH`` (8192): bounds on names and ids, tags, and metadata
+  or user props JSON (see docs/security.md).
 - ``OTEL_LUNARY_DIALECTS``: extra attributes for ``openinference`` and/or ``langfuse``.
 - ``OTEL_LUNARY_MONITOR_SPANS``: ``auto`` (default: ``monitor`` records no LLM span when
   another instrumentation records the call), ``always``, ``never``.
@@ -104,7 +107,8 @@ def stats() -> dict[str, Any]:
     """What tracking calls dropped or altered so far, by kind (never raises).
 
     ``invalid_arguments``, ``internal_errors``, ``unknown_parent``, ``feedback_unlinked``,
-    ``content_truncated``, ``redaction_failures``; ``spans_dropped``: spans lost by
+    ``content_truncated``, ``values_truncated`` (a name, id, tag list or metadata over its
+    limit), ``redaction_failures``; ``spans_dropped``: spans lost by
     otel-lunary's own provider (queue full, failed export, shutdown deadline), or None when
     otel-lunary records into the application's provider, whose losses it cannot see;
     ``spans_dropped_scope``: ``otel_lunary`` or ``application``, which of the two.

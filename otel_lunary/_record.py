@@ -21,7 +21,9 @@ the rules live once:
 from __future__ import annotations
 
 import itertools
+import re
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -31,7 +33,7 @@ from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
-from otel_lunary import _health, _state
+from otel_lunary import _bounds, _health, _state
 from otel_lunary._content import (
     ContentPolicy,
     content_attributes,
@@ -152,21 +154,54 @@ class ReportedError(NamedTuple):
     stacktrace: str | None = None
 
 
-def record_error(span: Span, error: BaseException | ReportedError, timestamp: int | None = None) -> None:
+# What stands for content that was not captured (capture off): a feedback comment, an
+# exception's message.
+NOT_CAPTURED = "[content not captured]"
+_UNKNOWN_TYPE = "_OTHER"  # the OTel spec's error.type for an unknown class
+_TYPE_NAME = re.compile(r"[A-Za-z_][\w.$]*")
+
+
+def _python_error(error: BaseException) -> ReportedError:
+    """A Python exception as the type name the SDK uses, its message and its stack trace."""
+    kind = type(error)
+    module = kind.__module__
+    name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - the application's __str__ can raise anything
+        message = f"<unprintable {kind.__qualname__}>"
+    return ReportedError(name, message, "".join(traceback.format_exception(kind, error, error.__traceback__)))
+
+
+def record_error(span: Span, error: BaseException | ReportedError, policy: ContentPolicy, timestamp: int | None = None) -> None:
     """``error.type``, an ERROR status and the ``exception`` event, for a Python exception or
-    a reported one; the same attributes whichever producer saw the error."""
-    if isinstance(error, ReportedError):
-        message = error.message
-        span.set_attribute(ERROR_TYPE, error.type)
-        span.set_status(Status(StatusCode.ERROR, message[:1024]))
-        exception = {EXCEPTION_TYPE: error.type, EXCEPTION_MESSAGE: message[:1024]}
-        if error.stacktrace:
-            exception[EXCEPTION_STACKTRACE] = error.stacktrace[:16384]
-        span.add_event("exception", exception, timestamp=timestamp)
-        return
-    span.set_attribute(ERROR_TYPE, type(error).__qualname__)
-    span.set_status(Status(StatusCode.ERROR, str(error)[:1024]))
-    span.record_exception(error, timestamp=timestamp)
+    a reported one; the same attributes whichever producer saw the error.
+
+    An exception's message and stack trace usually quote what the code was working on
+    (``ValueError(f"bad card {card}")``), so they are content: with capture off, only the
+    type leaves the process (a reported type that does not look like a class name becomes
+    ``_OTHER``), with ``NOT_CAPTURED`` as the message and no stack trace; with capture on,
+    both go through ``policy`` (the redaction hook and the content bound).
+    """
+    error_type = type(error).__qualname__ if isinstance(error, BaseException) else None
+    reported = _python_error(error) if isinstance(error, BaseException) else error
+    exception_type = _bounds.name(reported.type, "error type")
+    if policy.capture:
+        policy = policy.fresh()
+        message = policy.text(reported.message)[:1024]
+        stacktrace = policy.text(reported.stacktrace)[:16384] if reported.stacktrace else None
+        if policy.truncated:
+            span.set_attribute(LUNARY_CONTENT_TRUNCATED, True)
+    else:
+        if _TYPE_NAME.fullmatch(exception_type) is None:
+            exception_type = _UNKNOWN_TYPE
+        message, stacktrace = NOT_CAPTURED, None
+    span.set_attribute(ERROR_TYPE, exception_type if error_type is None else error_type)
+    span.set_status(Status(StatusCode.ERROR, message))
+    exception = {EXCEPTION_TYPE: exception_type, EXCEPTION_MESSAGE: message}
+    if stacktrace:
+        exception[EXCEPTION_STACKTRACE] = stacktrace
+    span.add_event("exception", exception, timestamp=timestamp)
 
 
 def emit(
@@ -203,7 +238,7 @@ def emit(
         span.add_event(event_name, event_attributes, timestamp=start)
     end = start if end_ns is None else end_ns
     if error is not None:
-        record_error(span, error, end)
+        record_error(span, error, runtime.policy, end)
     span.end(end_time=end)
     return span_context, stamped
 
@@ -236,9 +271,9 @@ class Operation:
             parent_context = _state.context_of(target.span_context) if target is not None else None
             self._explicit = target is not None
             conversation = (target.conversation_id if target else None) or _state.current_conversation.get()
-            self._conversation = conversation
             if conversation is not None:
-                attributes[GEN_AI_CONVERSATION_ID] = conversation
+                conversation = attributes[GEN_AI_CONVERSATION_ID] = _bounds.identifier(conversation, "thread id")
+            self._conversation = conversation
             dialects = self.runtime.settings.dialects
             if dialects:
                 attributes.update(translate(dialects, attributes))
@@ -297,7 +332,7 @@ class Operation:
         if self.span is None or self._finished:
             return
         with _FAIL:
-            record_error(self.span, error)
+            record_error(self.span, error, self.runtime.policy)
         self.finish()
 
     def finish(self) -> None:
@@ -362,9 +397,9 @@ class Handover:
 
 def with_user(attributes: dict[str, Any], user_id: Any, user_props: Any) -> dict[str, Any]:
     if user_id is not None:
-        attributes[USER_ID] = str(user_id)
+        attributes[USER_ID] = _bounds.identifier(str(user_id), "user id")
     if user_props is not None:
-        attributes[LUNARY_USER_PROPS] = to_json(user_props)
+        attributes[LUNARY_USER_PROPS] = _bounds.json_value(user_props, "user props")
     return attributes
 
 
@@ -374,9 +409,9 @@ def with_run_options(attributes: dict[str, Any], options: Mapping[str, Any]) -> 
     with_user(attributes, options.get("user_id"), options.get("user_props"))
     tags = to_string_list(options.get("tags"))
     if tags:
-        attributes[LUNARY_TAGS] = tags
+        attributes[LUNARY_TAGS] = _bounds.tags(tags)
     if options.get("metadata") is not None:
-        attributes[LUNARY_METADATA] = to_json(options["metadata"])
+        attributes[LUNARY_METADATA] = _bounds.json_value(options["metadata"])
     return attributes
 
 
@@ -386,12 +421,12 @@ def with_ambient_identity(attributes: dict[str, Any]) -> dict[str, Any]:
     if identity is not None:
         user_id, user_props = identity
         if user_id is not None and USER_ID not in attributes:
-            attributes[USER_ID] = str(user_id)
+            attributes[USER_ID] = _bounds.identifier(str(user_id), "user id")
         if user_props is not None and LUNARY_USER_PROPS not in attributes:
-            attributes[LUNARY_USER_PROPS] = to_json(user_props)
+            attributes[LUNARY_USER_PROPS] = _bounds.json_value(user_props, "user props")
     ambient_tags = _state.ambient_tags.get()
     if ambient_tags:
-        attributes[LUNARY_TAGS] = list(dict.fromkeys([*attributes.get(LUNARY_TAGS, ()), *ambient_tags]))
+        attributes[LUNARY_TAGS] = _bounds.tags(list(dict.fromkeys([*attributes.get(LUNARY_TAGS, ()), *ambient_tags])))
     return attributes
 
 
@@ -418,13 +453,19 @@ _ROLE_SPELLINGS: dict[Any, str] = {
 normalise_role: Callable[[Any], str | None] = _ROLE_SPELLINGS.get
 
 
+def conversation_id(thread_id: Any) -> str:
+    """A thread's id as every span of the thread carries it (``gen_ai.conversation.id``):
+    bounded like any id, so the same long id gives the same value in every process."""
+    return _bounds.identifier(str(thread_id), "thread id")
+
+
 def thread_attributes(thread_id: str, tags: list[str], metadata: Any, user_id: Any, user_props: Any) -> dict[str, Any]:
     """What every span of a thread carries; computed once per thread."""
-    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: thread_id}
+    base: dict[str, Any] = {GEN_AI_CONVERSATION_ID: conversation_id(thread_id)}
     if tags:
-        base[LUNARY_THREAD_TAGS] = tags
+        base[LUNARY_THREAD_TAGS] = _bounds.tags(tags)
     if metadata is not None:
-        base[LUNARY_THREAD_METADATA] = to_json(metadata)
+        base[LUNARY_THREAD_METADATA] = _bounds.json_value(metadata, "thread metadata")
     return with_user(base, user_id, user_props)
 
 
@@ -498,17 +539,17 @@ def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], rol
     tool call id, and its content in the GenAI structured shape."""
     custom_id = message.get("id")
     if custom_id is not None:
-        attributes[LUNARY_MESSAGE_ID] = str(custom_id)
+        attributes[LUNARY_MESSAGE_ID] = _bounds.identifier(str(custom_id), "message id")
     if message.get("is_retry", message.get("isRetry")):
         attributes[LUNARY_MESSAGE_IS_RETRY] = True
     tags = to_string_list(message.get("tags"))
     if tags:
-        attributes[LUNARY_TAGS] = tags
+        attributes[LUNARY_TAGS] = _bounds.tags(tags)
     if message.get("metadata") is not None:
-        attributes[LUNARY_METADATA] = to_json(message["metadata"])
+        attributes[LUNARY_METADATA] = _bounds.json_value(message["metadata"])
     tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
     if tool_call_id is not None:
-        attributes[LUNARY_MESSAGE_TOOL_CALL_ID] = str(tool_call_id)
+        attributes[LUNARY_MESSAGE_TOOL_CALL_ID] = _bounds.identifier(str(tool_call_id), "tool call id")
     if policy.capture:
         policy = policy.fresh()
         structured = genai_message({**message, "role": role}, policy)
@@ -529,10 +570,10 @@ def event(
     """Record a custom-event span (conventions: span.lunary.event)."""
     attributes = dict(thread_base)
     attributes[LUNARY_SPAN_TYPE] = _EVENT
-    attributes[LUNARY_EVENT_NAME] = event_name
+    attributes[LUNARY_EVENT_NAME] = event_name = _bounds.name(event_name, "event name")
     with_user(attributes, user_id, user_props)
     if metadata is not None:
-        attributes[LUNARY_METADATA] = to_json(metadata)
+        attributes[LUNARY_METADATA] = _bounds.json_value(metadata)
     name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
     return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
 
@@ -613,8 +654,23 @@ def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
 
 # Keys whose values are the user's words: captured and redacted like message content.
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
-NOT_CAPTURED = "[content not captured]"
+THUMB = "thumb"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
+
+
+def _feedback_key(key: Any, value: Any) -> str | None:
+    """The name to record ``key`` under, or None (reported) when the pair is not feedback a
+    reader could use: a thumb that is not up, down or None, a key whose ``str`` raises. One
+    bad key must not cost the call its other keys."""
+    try:
+        name = key if isinstance(key, str) else str(key)
+    except Exception:  # noqa: BLE001 - the application's __str__ can raise anything
+        _health.report("invalid_arguments", "otel_lunary: track_feedback got a key that cannot be a string; left out")
+        return None
+    if name == THUMB and value is not None and not (isinstance(value, str) and value in THUMB_SCORES):
+        _health.report("invalid_arguments", "otel_lunary: track_feedback got thumb=%r (use 'up', 'down' or None); left out", value, key="feedback thumb")
+        return None
+    return _bounds.name(name, "feedback key")
 
 
 def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[str, Any]:
@@ -625,7 +681,7 @@ def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[s
     elif key in FEEDBACK_CONTENT_KEYS:
         if policy.capture:
             attributes[GEN_AI_EVALUATION_EXPLANATION] = policy.text(value)
-    elif key == "thumb" and value in THUMB_SCORES:
+    elif key == THUMB and value in THUMB_SCORES:
         attributes[GEN_AI_EVALUATION_SCORE_LABEL] = value
         attributes[GEN_AI_EVALUATION_SCORE_VALUE] = THUMB_SCORES[value]
     elif isinstance(value, bool):
@@ -644,7 +700,9 @@ def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[d
     raw: dict[str, Any] = {}
     events = []
     for key, value in values.items():
-        name = key if isinstance(key, str) else str(key)
+        name = _feedback_key(key, value)
+        if name is None:
+            continue
         evaluation = evaluation_attributes(name, value, policy)
         if name in FEEDBACK_CONTENT_KEYS and value is not None:
             raw[name] = evaluation.get(GEN_AI_EVALUATION_EXPLANATION, NOT_CAPTURED)
@@ -669,8 +727,8 @@ def feedback(
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
         LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
-        LUNARY_FEEDBACK_MESSAGE_ID: message_id,
-        LUNARY_FEEDBACK: to_json(raw),
+        LUNARY_FEEDBACK_MESSAGE_ID: _bounds.identifier(message_id, "message id"),
+        LUNARY_FEEDBACK: _bounds.json_value(raw, "feedback"),
     }
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
@@ -742,6 +800,7 @@ def as_dict(value: Any) -> dict[str, Any]:
 def inference(model: str, params: Mapping[str, Any], options: Mapping[str, Any], provider: str = OPENAI) -> tuple[str, dict[str, Any]]:
     """The span name and request attributes of an LLM chat call (``params``: the call's
     keyword arguments, ``options``: Lunary's per-call options)."""
+    model = _bounds.name(model, "model name")
     attributes: dict[str, Any] = {
         GEN_AI_OPERATION_NAME: CHAT,
         GEN_AI_PROVIDER_NAME: provider,
@@ -776,9 +835,9 @@ def inference_result(
     schema deprecates a message's own)."""
     attributes: dict[str, Any] = {}
     if response_model:
-        attributes[GEN_AI_RESPONSE_MODEL] = response_model
+        attributes[GEN_AI_RESPONSE_MODEL] = _bounds.name(response_model, "model name")
     if response_id:
-        attributes[GEN_AI_RESPONSE_ID] = response_id
+        attributes[GEN_AI_RESPONSE_ID] = _bounds.identifier(response_id, "response id")
     if finish_reasons:
         attributes[GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
     if time_to_first_chunk_s is not None:
@@ -817,6 +876,7 @@ class RunKind:
 
     def start(self, run_name: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """The span name and the attributes a run span starts with."""
+        run_name = _bounds.name(run_name, "run name")
         attributes = with_run_options({**self.fixed, self.name_attribute: run_name}, options)
         return span_name(self.template, {self.name_attribute: run_name}), attributes
 

@@ -25,6 +25,9 @@ TURN_TIMEOUT_ENV = "OTEL_LUNARY_TURN_TIMEOUT"
 DEFAULT_MAX_CONTENT_LENGTH = 32768
 # How long a turn waits for its reply before it ends unanswered (conventions/README.md, decision 2).
 DEFAULT_TURN_TIMEOUT_S = 300.0
+MAX_NAME_LENGTH_ENV = "OTEL_LUNARY_MAX_NAME_LENGTH"
+MAX_TAGS_ENV = "OTEL_LUNARY_MAX_TAGS"
+MAX_METADATA_LENGTH_ENV = "OTEL_LUNARY_MAX_METADATA_LENGTH"
 OPENINFERENCE = "openinference"
 LANGFUSE = "langfuse"
 DIALECTS = (OPENINFERENCE, LANGFUSE)
@@ -221,4 +224,33 @@ def resolve_settings(
         dialects=resolve_dialects(dialects),
         turn_parent=resolve_turn_parent(turn_parent),
         turn_timeout=resolve_float(turn_timeout, TURN_TIMEOUT_ENV, DEFAULT_TURN_TIMEOUT_S, 0.0, "turn_timeout") or 0.0,
+    )
+
+
+# --- bounds on what callers control besides content ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The longest name or id, the most tags and the longest metadata JSON a span carries
+    (see ``otel_lunary._bounds``); content has its own bound, ``max_content_length``."""
+
+    max_name_length: int = 256
+    max_tags: int = 64
+    max_metadata_length: int = 8192
+
+
+# A cut id keeps a 16-character hash and a marker: shorter limits leave no room for a prefix.
+MIN_NAME_LENGTH = 32
+
+
+def resolve_limits(max_name_length: int | None = None, max_tags: int | None = None, max_metadata_length: int | None = None) -> Limits:
+    """Each limit: explicit argument > ``OTEL_LUNARY_MAX_*`` > default."""
+    default = Limits()
+    return Limits(
+        max_name_length=resolve_int(max_name_length, MAX_NAME_LENGTH_ENV, default.max_name_length, MIN_NAME_LENGTH, "max_name_length"),
+        max_tags=resolve_int(max_tags, MAX_TAGS_ENV, default.max_tags, 0, "max_tags"),
+        max_metadata_length=resolve_int(
+            max_metadata_length, MAX_METADATA_LENGTH_ENV, default.max_metadata_length, 2, "max_metadata_length"
+        ),
     )

@@ -18,6 +18,7 @@ instrumentation) get the conversation id from a span processor at span start.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import weakref
@@ -33,12 +34,13 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
 
-from otel_lunary import _turns, export
+from otel_lunary import _bounds, _turns, export
 from otel_lunary._adoption import HoldingProcessor, application_provider, describe
 from otel_lunary._content import ContentPolicy
-from otel_lunary._health import never_raises
-from otel_lunary._settings import Redactor, Settings, resolve_settings
+from otel_lunary._health import never_raises, report
+from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
+from otel_lunary.export.processor import MAX_TIMEOUT_S
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
 from otel_lunary.ids import ForcedIdGenerator, parse_message_id
@@ -294,6 +296,9 @@ def configure(
     turn_parent: str | None = None,
     turn_timeout: float | None = None,
     phoenix_annotations: str | bool | None = None,
+    max_name_length: int | None = None,
+    max_tags: int | None = None,
+    max_metadata_length: int | None = None,
 ) -> TracerProvider:
     """Set up tracking; every argument left out resolves from ``OTEL_*`` env, then defaults.
 
@@ -307,7 +312,8 @@ def configure(
     for apps where one request is one turn). ``turn_timeout`` (``OTEL_LUNARY_TURN_TIMEOUT``):
     how long a turn waits for its reply. ``phoenix_annotations`` (Phoenix's base URL, or
     ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``) also mirrors feedback as Phoenix annotations.
-    Raises ``ValueError`` on a wrong argument.
+    ``max_name_length``, ``max_tags`` and ``max_metadata_length`` bound what callers control
+    besides content (``otel_lunary._bounds``). Raises ``ValueError`` on a wrong argument.
     """
     global current, provisional
     settings = resolve_settings(
@@ -318,12 +324,14 @@ def configure(
         turn_parent=turn_parent,
         turn_timeout=turn_timeout,
     )
+    limits = resolve_limits(max_name_length, max_tags, max_metadata_length)
     options = export.ExportOptions(
         exporter=exporter, endpoint=endpoint, protocol=protocol, headers=headers, file_path=file_path, service_name=service_name
     )
     wants_export = options != export.ExportOptions()  # any export option given
     with _lock:
         annotations = _annotation_sink(phoenix_annotations, recording())
+        _bounds.set_limits(limits)
         if provisional is not None and provisional.holding is not None:
             provisional.holding.release()  # replaced: what it held goes to its own exporters
         provisional = None
@@ -406,39 +414,65 @@ def drop_scope() -> str:
     return "application" if runtime is not None and not runtime.owns_provider else "otel_lunary"
 
 
-def flush(timeout: float = 5.0) -> bool:
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def call_timeout(value: object, what: str) -> float:
+    """The seconds ``flush``/``shutdown`` wait: None is the default; a non-number (a str, a
+    bool...) or NaN is reported and the default used; inf and negatives are reported and
+    clamped to [0, ``MAX_TIMEOUT_S``]. A tracking call's argument never raises."""
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        report("invalid_arguments", "otel_lunary: %s(timeout=%r) needs a number of seconds; waiting %ss", what, value, DEFAULT_TIMEOUT_S, key=(what, "timeout"))
+        return DEFAULT_TIMEOUT_S
+    if 0 <= value <= MAX_TIMEOUT_S:
+        return float(value)
+    bounded = min(max(float(value), 0.0), MAX_TIMEOUT_S)
+    report("invalid_arguments", "otel_lunary: %s(timeout=%r) is out of [0, %s]; waiting %ss", what, value, MAX_TIMEOUT_S, bounded, key=(what, "timeout"))
+    return bounded
+
+
+@never_raises("flush failed", default=False)
+def flush(timeout: float | None = DEFAULT_TIMEOUT_S) -> bool:
     """End the turns still waiting for their reply, then export what is queued (spans, then
-    Phoenix annotations), giving up after ``timeout`` seconds."""
+    Phoenix annotations), giving up after ``timeout`` seconds (None: 5; clamped to 0-300);
+    True when all of it was exported."""
+    seconds = call_timeout(timeout, "flush")
     _turns.registry.end_all(_turns.FLUSH)
     runtime = recording()
     if runtime is None:
         return True
-    deadline = time.monotonic() + max(0.0, timeout)
+    deadline = time.monotonic() + seconds
     done = True
     if hasattr(runtime.provider, "force_flush"):
-        done = export.flush(runtime.provider, timeout)  # type: ignore[arg-type]
+        done = export.flush(runtime.provider, seconds)  # type: ignore[arg-type]
     if runtime.annotations is not None:
         done = runtime.annotations.flush(max(0.0, deadline - time.monotonic())) and done
     return done
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """End the waiting turns, flush and stop. A provider the application owns is flushed,
-    not shut down."""
+@never_raises("shutdown failed")
+def shutdown(timeout: float | None = DEFAULT_TIMEOUT_S) -> None:
+    """End the waiting turns, flush and stop within ``timeout`` seconds (None: 5; clamped to
+    0-300). A provider the application owns is flushed, not shut down."""
     global current, provisional
+    seconds = call_timeout(timeout, "shutdown")
     _turns.registry.end_all(_turns.SHUTDOWN)
     runtime = recording()
     if runtime is None:
         return
-    deadline = time.monotonic() + max(0.0, timeout)
-    if runtime.owns_provider:
-        export.shutdown(runtime.provider, timeout)  # type: ignore[arg-type]
-    else:
-        flush(timeout)
-    if runtime.annotations is not None:
-        runtime.annotations.shutdown(max(0.0, deadline - time.monotonic()))
-    with _lock:
-        current = None
-        provisional = None
-    messages.clear()
-    _turns.registry.clear()
+    deadline = time.monotonic() + seconds
+    try:
+        if runtime.owns_provider:
+            export.shutdown(runtime.provider, seconds)  # type: ignore[arg-type]
+        else:
+            flush(seconds)
+        if runtime.annotations is not None:
+            runtime.annotations.shutdown(max(0.0, deadline - time.monotonic()))
+    finally:
+        with _lock:
+            current = None
+            provisional = None
+        messages.clear()
+        _turns.registry.clear()

@@ -54,7 +54,7 @@ class Thread:
     ) -> None:
         # Each field degrades on its own (a tag whose str() raises must not cost the
         # thread its id): the app's values are never allowed to raise from here.
-        given = None if id is None else _usable("id", lambda: str(id), None)
+        given = None if id is None else _usable("id", lambda: _record.conversation_id(id), None)
         self.id: str = str(uuid.uuid4()) if given is None else given
         self.tags: list[str] = _usable("tags", lambda: to_string_list(tags), [])
         self.user_id: str | None = _usable("user_id", lambda: None if user_id is None else str(user_id), None)

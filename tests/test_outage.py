@@ -20,10 +20,86 @@ from otel_lunary.export import ExportOptions, build_tracer_provider
 from helpers.servers import OtlpSink, poll_until, start_rotel
 
 REPO = Path(__file__).resolve().parent.parent
-# Not a speed assertion (speed is measured in bench/): a call that waited on the network
-# would take at least a second (the OTLP exporter's first retry back-off, or the silent
-# collector's timeout); half a second leaves room for GC pauses on a loaded CI machine.
-NEVER_WAITED_S = 0.5
+# The OTLP exporter's timeout in the silent-collector tests: an export stuck on that
+# collector stays in flight this long, and a flush or shutdown that waited for it would
+# take this long, far beyond their own 1 s deadline even on a loaded machine.
+STUCK_EXPORT_S = 60.0
+
+# "Never waits on the network" is checked by what ran where, not by how long calls took
+# (a loaded CI machine can pause any call): the exporter's export() never runs on the
+# thread making tracking calls, that thread opens no connection while it makes them
+# (socket audit events, Python's own record of every connect and name lookup), and in
+# the silent-collector tests the calls all return while an export is stuck in flight.
+_SOCKET_EVENTS = frozenset({"socket.connect", "socket.getaddrinfo", "socket.sendto", "socket.sendmsg"})
+_watches: list[NetworkWatch] = []
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    # An audit hook runs inside every audited operation of the process and must not raise.
+    if event in _SOCKET_EVENTS and _watches:
+        ident = threading.get_ident()
+        for watch in list(_watches):
+            watch.socket_events.append((ident, watch.watching_calls))
+
+
+sys.addaudithook(_audit)  # cannot be removed: it only records while a NetworkWatch is open
+
+
+class NetworkWatch:
+    """Which threads ran the exporters' ``export()`` and opened sockets, while open."""
+
+    def __init__(self, provider: object) -> None:
+        self.app_thread = threading.get_ident()
+        self.export_threads: set[int] = set()
+        self.in_flight = 0
+        self.export_started = threading.Event()
+        self.socket_events: list[tuple[int, bool]] = []  # (thread, during the watched calls)
+        self.watching_calls = False
+        for processor in export.processor._processors[provider]:
+            self._observe(processor.counting_exporter.inner)
+
+    def _observe(self, exporter: object) -> None:
+        """Record the thread of each export() call of the real exporter, which still runs it."""
+        original = exporter.export  # type: ignore[attr-defined]
+
+        def export_observed(spans: object) -> object:
+            self.export_threads.add(threading.get_ident())
+            self.in_flight += 1
+            self.export_started.set()
+            try:
+                return original(spans)
+            finally:
+                self.in_flight -= 1
+
+        exporter.export = export_observed  # type: ignore[attr-defined]
+
+    def __enter__(self) -> NetworkWatch:
+        _watches.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _watches.remove(self)
+
+    def calls(self) -> NetworkWatch:
+        """``with watch.calls():`` around the tracking calls under test."""
+        return _CallWindow(self)  # type: ignore[return-value]
+
+    def app_thread_socket_events(self) -> int:
+        return sum(1 for ident, during in self.socket_events if during and ident == self.app_thread)
+
+    def exporter_socket_events(self) -> int:
+        return sum(1 for ident, _ in self.socket_events if ident != self.app_thread)
+
+
+class _CallWindow:
+    def __init__(self, watch: NetworkWatch) -> None:
+        self.watch = watch
+
+    def __enter__(self) -> None:
+        self.watch.watching_calls = True
+
+    def __exit__(self, *exc: object) -> None:
+        self.watch.watching_calls = False
 
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
@@ -62,13 +138,10 @@ def silent_collector() -> Iterator[int]:
     server.close()
 
 
-def track_turn(thread: lunary.Thread, i: int) -> float:
-    """One user message and its reply (three spans: the turn and its two messages); returns
-    the seconds the two calls took."""
-    start = time.perf_counter()
+def track_turn(thread: lunary.Thread, i: int) -> None:
+    """One user message and its reply (three spans: the turn and its two messages)."""
     thread.track_message({"role": "user", "content": f"question {i}"})
     thread.track_message({"role": "assistant", "content": f"answer {i}"})
-    return time.perf_counter() - start
 
 
 class TestCollectorOutage:
@@ -82,6 +155,7 @@ class TestCollectorOutage:
         rotel = start_rotel(tmp_path / "rotel", export_endpoint=sink.endpoint)
         provider = build_tracer_provider(ExportOptions(endpoint=rotel.http_endpoint))
         lunary.configure(tracer_provider=provider)
+        watch = NetworkWatch(provider).__enter__()
         try:
             thread = lunary.open_thread(tags=["outage"])
             for i in range(5):
@@ -90,8 +164,10 @@ class TestCollectorOutage:
             poll_until(lambda: sink.count() == 15, timeout=20, what="the first spans through rotel")
 
             rotel.stop()
-            slowest = max(track_turn(thread, i) for i in range(5, 1005))  # 3000 spans, queue holds 200
-            assert slowest < NEVER_WAITED_S
+            with watch.calls():
+                for i in range(5, 1005):  # 3000 spans, queue holds 200
+                    track_turn(thread, i)
+            assert watch.app_thread_socket_events() == 0  # no call connected or looked a name up
             assert export.dropped_spans() > 0
 
             rotel.start()
@@ -103,7 +179,12 @@ class TestCollectorOutage:
             # The SDK checks "queue full" and appends without a lock, so a drop racing the
             # worker's pop can be counted for a span that was kept: allow a couple.
             assert 3015 <= sink.count() + export.dropped_spans() <= 3017
+            # Every export, failed or not, ran off the calling thread, and the audit saw the
+            # exporter's own connections (so it would have seen a call's).
+            assert watch.export_threads and watch.app_thread not in watch.export_threads
+            assert watch.exporter_socket_events() > 0
         finally:
+            watch.__exit__()
             lunary.shutdown()
             export.shutdown(provider, 2.0)
             rotel.stop()
@@ -112,23 +193,36 @@ class TestCollectorOutage:
 
 class TestSilentCollector:
     @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-    def test_flush_and_shutdown_return_within_their_timeout(self, protocol: str, silent_collector: int, drops: None) -> None:
-        """A collector that never answers cannot hold flush(1s) or shutdown(1s) past ~2 s."""
-        provider = build_tracer_provider(ExportOptions(endpoint=f"http://127.0.0.1:{silent_collector}", protocol=protocol))
+    def test_calls_return_while_an_export_is_stuck_and_flush_and_shutdown_keep_their_timeout(
+        self, protocol: str, silent_collector: int, drops: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A collector that never answers: an export hangs on it for the exporter's 60 s,
+        tracking calls meanwhile all return, and flush(1s)/shutdown(1s) return near their
+        1 s deadline instead of waiting out the export."""
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        endpoint = f"http://127.0.0.1:{silent_collector}"
+        provider = build_tracer_provider(ExportOptions(endpoint=endpoint, protocol=protocol, timeout_s=STUCK_EXPORT_S))
         lunary.configure(tracer_provider=provider)
-        try:
-            thread = lunary.open_thread()
-            for i in range(20):
-                assert track_turn(thread, i) < NEVER_WAITED_S
-            start = time.monotonic()
-            assert export.flush(provider, 1.0) is False
-            assert time.monotonic() - start < 2.0
-            start = time.monotonic()
-            export.shutdown(provider, 1.0)
-            assert time.monotonic() - start < 2.0
-            assert export.dropped_spans() > 0
-        finally:
-            lunary.shutdown()
+        with NetworkWatch(provider) as watch:
+            try:
+                thread = lunary.open_thread()
+                track_turn(thread, 0)
+                assert watch.export_started.wait(20), "the first export never started"
+                with watch.calls():
+                    for i in range(1, 21):
+                        track_turn(thread, i)
+                    assert watch.in_flight == 1  # every call returned while the export was stuck
+                assert watch.app_thread_socket_events() == 0
+                assert watch.app_thread not in watch.export_threads
+                start = time.monotonic()
+                assert export.flush(provider, 1.0) is False
+                assert time.monotonic() - start < STUCK_EXPORT_S / 4
+                start = time.monotonic()
+                export.shutdown(provider, 1.0)
+                assert time.monotonic() - start < STUCK_EXPORT_S / 4
+                assert export.dropped_spans() > 0
+            finally:
+                lunary.shutdown()
 
     @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
     def test_a_process_that_tracks_and_exits_finishes_promptly(self, protocol: str, silent_collector: int) -> None:

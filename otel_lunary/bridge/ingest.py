@@ -173,7 +173,7 @@ class Ingestor:
     def _chat(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
             return
-        thread_id = str(event.parent_run_id)
+        thread_id = _record.conversation_id(event.parent_run_id)
         message = dict(event.get("message"))
         role = normalise_role(message.get("role")) or USER
         thread_base = self._thread_base(event)
@@ -224,7 +224,7 @@ class Ingestor:
     def _custom_event(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
             return
-        thread_id = str(event.parent_run_id)
+        thread_id = _record.conversation_id(event.parent_run_id)
         span_context = _record.event(
             project.runtime,
             self._thread_base(event),
@@ -340,8 +340,6 @@ class Ingestor:
             reported = event.get("error")
             message = str(reported.get("message") if isinstance(reported, Mapping) else reported or "")
             stack = reported.get("stack") if isinstance(reported, Mapping) else None
-            if not runtime.policy.capture:  # messages and stacks quote arguments: content
-                message, stack = "", None
             error = ReportedError(error_type(reported), message, stack if isinstance(stack, str) else None)
         with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
             _record.emit(

@@ -179,8 +179,27 @@ _flush_jobs: weakref.WeakKeyDictionary[TracerProvider, _Job] = weakref.WeakKeyDi
 _registry_lock = threading.Lock()
 
 
+# The longest flush or shutdown, what a timeout of inf waits: a real flush is done long
+# before, and a collector that never answers must not hold the caller (or exit) forever.
+MAX_TIMEOUT_S = 300.0
+DEFAULT_EXIT_TIMEOUT_S = 2.0
+
+
+def _bounded(timeout_s: float) -> float:
+    """``timeout_s`` within [0, ``MAX_TIMEOUT_S``] (NaN: 0), so waiting on it cannot raise."""
+    return min(max(timeout_s, 0.0), MAX_TIMEOUT_S) if timeout_s == timeout_s else 0.0
+
+
 def register(provider: TracerProvider, processors: list[LunaryBatchSpanProcessor], exit_timeout_s: float) -> None:
     """Track ``provider`` for ``flush``/``shutdown`` and shut it down within ``exit_timeout_s`` at exit."""
+    if not 0 <= exit_timeout_s <= MAX_TIMEOUT_S:  # OTEL_LUNARY_EXIT_TIMEOUT=inf: exit must still end
+        _logger.warning(
+            "otel_lunary: ignoring OTEL_LUNARY_EXIT_TIMEOUT / exit_timeout_s=%r: must be 0-%s seconds; using %s",
+            exit_timeout_s,
+            MAX_TIMEOUT_S,
+            DEFAULT_EXIT_TIMEOUT_S,
+        )
+        exit_timeout_s = DEFAULT_EXIT_TIMEOUT_S
     with _registry_lock:
         _processors[provider] = processors
         _exit_timeouts[provider] = exit_timeout_s
@@ -205,8 +224,8 @@ class _Job:
 
 
 def flush(provider: TracerProvider, timeout_s: float) -> bool:
-    """Export what is queued, waiting at most ``timeout_s``; True if all of it was exported."""
-    deadline = time.monotonic() + max(0.0, timeout_s)
+    """Export what is queued, waiting at most ``timeout_s`` (clamped to 0-300); True if all of it was exported."""
+    deadline = time.monotonic() + _bounded(timeout_s)
     failed_before = _health.drops.snapshot()["export_failed"]
     with _registry_lock:
         if provider in _shut_down:
@@ -227,7 +246,8 @@ def flush(provider: TracerProvider, timeout_s: float) -> bool:
 
 
 def shutdown(provider: TracerProvider, timeout_s: float) -> None:
-    """Export what is queued and stop, returning within ``timeout_s`` whatever the backend does.
+    """Export what is queued and stop, returning within ``timeout_s`` (clamped to 0-300)
+    whatever the backend does.
 
     Calling it twice is harmless. Spans still queued at the deadline are counted in
     ``dropped_spans()``.
@@ -237,7 +257,7 @@ def shutdown(provider: TracerProvider, timeout_s: float) -> None:
             return
         _shut_down.add(provider)
         processors = _processors.get(provider, [])
-    deadline = time.monotonic() + max(0.0, timeout_s)
+    deadline = time.monotonic() + _bounded(timeout_s)
     for processor in processors:
         processor.shutdown_deadline = deadline
     job = _Job(provider.shutdown, "otel-lunary-shutdown")

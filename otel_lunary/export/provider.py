@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_lunary._adoption import HoldingProcessor
 from otel_lunary._settings import env_str, resolve_float, split_names, url_problem, warn_env
-from otel_lunary.export.processor import LunaryBatchSpanProcessor, register
+from otel_lunary.export.processor import DEFAULT_EXIT_TIMEOUT_S, LunaryBatchSpanProcessor, register
 
 _logger = logging.getLogger("otel_lunary.export")
 
@@ -66,7 +66,6 @@ DEFAULT_PROTOCOL = "http/protobuf"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_OTLP_TIMEOUT_S = 10.0
-DEFAULT_EXIT_TIMEOUT_S = 2.0
 _TRACES_PATH = "/v1/traces"
 
 
