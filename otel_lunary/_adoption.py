@@ -13,14 +13,18 @@ otel-lunary's own exporters, late by at most ``HOLD_S``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import TracerProvider
 
 _logger = logging.getLogger("otel_lunary")
@@ -29,8 +33,28 @@ HOLD_S = 5.0
 MAX_HELD = 2048  # the BatchSpanProcessor's default queue: beyond it, spans go out unheld
 
 
+def _provider_env_key() -> Callable[[], bool]:
+    """A check for ``OTEL_PYTHON_TRACER_PROVIDER in os.environ`` without its cost when the
+    variable is absent (``os.environ`` answers a miss by raising and catching KeyError
+    twice, ~1 us, which otel-lunary's own provider would pay on every tracking call):
+    the same lookup in the environment's own dict, where CPython keeps it."""
+    data = getattr(os.environ, "_data", None)
+    try:
+        key = os.environ.encodekey(OTEL_PYTHON_TRACER_PROVIDER)  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - not CPython's os._Environ
+        data = None
+    if not isinstance(data, dict):  # pragma: no cover
+        return lambda: OTEL_PYTHON_TRACER_PROVIDER in os.environ
+    return lambda: key in data
+
+
+_provider_in_env = _provider_env_key()
+
+
 def application_provider() -> TracerProvider | None:
     """The global provider the application (or ``opentelemetry-instrument``) set, if any."""
+    if getattr(trace, "_TRACER_PROVIDER", trace) is None and not _provider_in_env():
+        return None  # what get_tracer_provider() would say (its proxy), answered faster
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
@@ -62,6 +86,28 @@ def _rehomed(span: ReadableSpan, provider: SdkTracerProvider) -> ReadableSpan:
     )
 
 
+def slim(span: ReadableSpan) -> None:
+    """Lets a finished span waiting in a queue hold fewer objects the garbage collector
+    tracks: its events and links, when it has none and dropped none, become ``()``; its
+    attributes, when none was dropped, the plain dict inside the bounded map.
+
+    An ended span's empty BoundedList (with its deque and its lock) is three tracked
+    objects, the bounded map's wrapper and lock two, of the ~15 a message span holds;
+    queued spans live long enough to reach the oldest generation, which every full
+    collection of the host app walks. ``attributes``, ``events``, ``links`` and their
+    ``dropped_*`` counts read the same afterwards (a plain container counts 0 dropped).
+    """
+    events = getattr(span, "_events", None)
+    if type(events) is BoundedList and not events.dropped and not len(events):
+        span._events = ()  # type: ignore[assignment]
+    links = getattr(span, "_links", None)
+    if type(links) is BoundedList and not links.dropped and not len(links):
+        span._links = ()  # type: ignore[assignment]
+    attributes = getattr(span, "_attributes", None)
+    if type(attributes) is BoundedAttributes and not attributes.dropped:
+        span._attributes = attributes._dict  # the same values, without the map's lock and wrapper
+
+
 class HoldingProcessor(SpanProcessor):
     """In front of the processors of otel-lunary's own provider while no application
     provider exists: finished spans wait here (at most ``hold_s`` seconds, at most
@@ -84,6 +130,7 @@ class HoldingProcessor(SpanProcessor):
             processor.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        slim(span)  # held spans wait seconds: the oldest GC generation
         with self._lock:
             held, target, provider = self._held, self._target, self._target_provider
             if held is not None and len(held) < self._max_held:

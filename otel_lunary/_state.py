@@ -32,7 +32,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Tracer, TracerProvider, set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider, set_span_in_context
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from otel_lunary import _bounds, _turns, export
 from otel_lunary._adoption import HoldingProcessor, application_provider, describe
@@ -184,7 +185,44 @@ class BoundedLRU(Generic[K, V]):
             self._items.clear()
 
 
-messages: BoundedLRU[str, MessageRef] = BoundedLRU(MAX_MESSAGES)
+# (trace_id, span_id, is_remote, trace_flags as int, trace_state as its header or "", is_valid,
+# conversation_id)
+_PackedRef = tuple[int, int, bool, int, str, bool, "str | None"]
+_TRACE_FLAGS = [TraceFlags(flags) for flags in range(256)]  # immutable ints: shared
+_new_tuple = tuple.__new__  # SpanContext and MessageRef are tuples: rebuilt without their checks
+
+
+class MessageIndex:
+    """Message id -> MessageRef, LRU-bounded, holding each entry as a flat tuple of ints and
+    strings. CPython's collector stops tracking such tuples at their first collection, so
+    the index (up to ``MAX_MESSAGES`` entries, long-lived by design) never reaches the
+    oldest generation, which every full collection of the host app would otherwise walk:
+    a SpanContext (its TraceFlags, its TraceState) is a tracked object. ``get`` rebuilds an
+    equal MessageRef, field for field what was stored."""
+
+    def __init__(self, capacity: int) -> None:
+        self._refs: BoundedLRU[str, _PackedRef] = BoundedLRU(capacity)
+
+    def put(self, message_id: str, ref: MessageRef) -> None:
+        trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = ref.span_context
+        # the header of a trace state, not a nested tuple (which would stay tracked)
+        state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
+        self._refs.put(message_id, (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, ref.conversation_id))
+
+    def get(self, message_id: str) -> MessageRef | None:
+        packed = self._refs.get(message_id)
+        if packed is None:
+            return None
+        trace_id, span_id, is_remote, flags, state, is_valid, conversation_id = packed
+        trace_state = TraceState.from_header([state]) if state else DEFAULT_TRACE_STATE
+        span_context = _new_tuple(SpanContext, (trace_id, span_id, is_remote, _TRACE_FLAGS[flags], trace_state, is_valid))
+        return _new_tuple(MessageRef, (span_context, conversation_id))  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        self._refs.clear()
+
+
+messages = MessageIndex(MAX_MESSAGES)
 
 
 def resolve(message_id: object) -> MessageRef | None:

@@ -96,3 +96,103 @@ def test_format_message_id_is_the_traceparent() -> None:
         expected = "00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
         assert format_message_id(context) == expected
         assert parse_message_id(expected).span_id == span_id
+
+
+def test_message_index_stays_out_of_the_collector_and_gives_back_the_span(recorded) -> None:
+    """The message index holds nothing the garbage collector tracks after one collection
+    (an app's full collections never walk it), and a message id still resolves to the
+    exact span context and conversation that were stored, trace state included."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+    from opentelemetry.trace.span import TraceState
+
+    import otel_lunary as lunary
+    from otel_lunary import _state
+
+    thread = lunary.open_thread()
+    message_id = thread.track_message({"role": "user", "content": "hi"})
+    stored = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1"), ("b", "2")]))
+    _state.messages.put("m-remote", _state.MessageRef(stored, "conv-1"))
+    gc.collect()
+    entries = list(_state.messages._refs._items.values())
+    assert entries and not any(gc.is_tracked(entry) for entry in entries)
+    found = _state.resolve("m-remote")
+    assert found == _state.MessageRef(stored, "conv-1")
+    assert found.span_context.trace_state.to_header() == "vendor=v1,b=2"
+    assert found.span_context.is_remote and found.span_context.trace_flags == TraceFlags(1)
+    mine = _state.resolve(message_id)
+    assert mine is not None and mine.conversation_id == thread.id
+    assert mine.span_context == recorded.all()[-1].get_span_context()
+
+
+def test_slimmed_spans_read_the_same() -> None:
+    """slim() (queued spans hold fewer GC-tracked objects) changes nothing an exporter
+    reads: attributes, events, links and their dropped counts, for spans with none, some,
+    or only dropped ones; and both encoders give the same bytes before and after."""
+    from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+    from opentelemetry.trace import Link, SpanContext
+
+    from otel_lunary._adoption import slim
+    from otel_lunary.export.otlp_proto import encode_request
+
+    def spans(limits: SpanLimits) -> list:
+        ended: list = []
+
+        class Keep(SpanProcessor):
+            def on_end(self, span) -> None:
+                ended.append(span)
+
+        provider = TracerProvider(span_limits=limits)
+        provider.add_span_processor(Keep())
+        tracer = provider.get_tracer("t")
+        tracer.start_span("plain", attributes={"a": "b", "tags": ["x", "y"]}).end()
+        with_all = tracer.start_span("full", links=[Link(SpanContext(1, 2, False))])
+        with_all.add_event("e", {"k": 1})
+        with_all.set_attributes({f"n{i}": i for i in range(200)})  # over the default 128: some dropped
+        with_all.end()
+        return ended
+
+    for limits in (SpanLimits(), SpanLimits(max_events=0, max_links=0)):
+        for span in spans(limits):
+            seen = (dict(span.attributes), span.dropped_attributes, span.events, span.links, span.dropped_events, span.dropped_links)
+            slim(span)
+            assert (dict(span.attributes), span.dropped_attributes, span.events, span.links, span.dropped_events, span.dropped_links) == seen
+            assert type(span.attributes).__name__ == "mappingproxy"
+            line, request = encode_line([span]), encode_request([span])
+            slim(span)
+            assert (encode_line([span]), encode_request([span])) == (line, request)
+    plain = spans(SpanLimits())[0]
+    slim(plain)
+    assert plain._events == () and plain._links == () and type(plain._attributes) is dict
+    full = spans(SpanLimits())[1]
+    slim(full)
+    assert full.dropped_attributes == 72 and len(full.events) == 1 and len(full.links) == 1
+
+
+def test_application_provider_answers_as_get_tracer_provider_does() -> None:
+    """The fast 'no application provider' answer agrees with the API's get_tracer_provider()
+    in a fresh interpreter: nothing set, then OTEL_PYTHON_TRACER_PROVIDER exported after
+    the first tracking call (the API loads it), then removed again (loaded for good)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os
+        from opentelemetry import trace
+        import otel_lunary as lunary
+        from otel_lunary._adoption import application_provider
+
+        os.environ.pop("OTEL_PYTHON_TRACER_PROVIDER", None)
+        lunary.open_thread().track_message({"role": "user", "content": "hi"})
+        assert application_provider() is None
+        os.environ["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+        found = application_provider()
+        assert found is not None and found is trace.get_tracer_provider(), found
+        del os.environ["OTEL_PYTHON_TRACER_PROVIDER"]
+        assert application_provider() is found
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

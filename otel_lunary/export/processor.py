@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_lunary import _health
+from otel_lunary._adoption import slim
 from otel_lunary._settings import resolve_int
 
 _logger = logging.getLogger("otel_lunary.export")
@@ -158,6 +159,7 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
         if self._stopped:  # the SDK drops it silently before 1.45: count it here, for every version
             _health.count_drops("after_shutdown", 1)
             return
+        slim(span)
         super().on_end(span)
 
     def shutdown(self) -> None:
