@@ -26,12 +26,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanKind, set_span_in_context
 
 import otel_lunary as lunary
-from otel_lunary import _state
+from otel_lunary import _state, _turns
 from otel_lunary._state import NEW_TRACE
+from otel_lunary.attributes import GEN_AI_OUTPUT_MESSAGES, LUNARY_TURN_ENDED_BY, OUTPUT_MIME_TYPE, OUTPUT_VALUE
+
+# What a turn span gets when it ends, left out of the floor's start attributes.
+TURN_END_KEYS = frozenset({GEN_AI_OUTPUT_MESSAGES, OUTPUT_VALUE, OUTPUT_MIME_TYPE, LUNARY_TURN_ENDED_BY})
 
 
 def recorded_shapes() -> dict[str, object]:
-    """One real call of each kind, recorded in memory: the floor's prebuilt attributes."""
+    """One real call of each kind, recorded in memory: the floor's prebuilt attributes
+    (a user message records two spans: its turn, which the reply ends, and itself)."""
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -41,10 +46,11 @@ def recorded_shapes() -> dict[str, object]:
     thread.track_message(ASSISTANT_MESSAGE)
     thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
     lunary.track_feedback(user_id, FEEDBACK)
-    spans = memory.get_finished_spans()
+    by_name = {span.name: span for span in memory.get_finished_spans()}
     lunary.shutdown()
     provider.shutdown()
-    return dict(zip(("user", "assistant", "event", "feedback"), spans))
+    names = {"turn": "invoke_workflow turn", "user": "message user", "assistant": "message assistant", "event": f"event {EVENT_NAME}", "feedback": "feedback"}
+    return {kind: by_name[name] for kind, name in names.items()}
 
 
 def main() -> None:
@@ -58,8 +64,9 @@ def main() -> None:
     tracer = _state.get().tracer
     thread = lunary.open_thread(tags=THREAD_TAGS, user_id=USER_ID)
     turn_id = thread.track_message(USER_MESSAGE)
-    turn = _state.turns.get(thread.id)
-    in_turn = set_span_in_context(NonRecordingSpan(turn))
+    current = _turns.registry.current(thread.id)
+    assert current is not None
+    in_turn = set_span_in_context(NonRecordingSpan(current.span_context))
 
     def floor(shape, parent):
         name, attributes = shape.name, dict(shape.attributes)
@@ -74,11 +81,30 @@ def main() -> None:
 
         return call
 
+    def floor_question(turn_shape, message_shape):
+        """A user message's floor: end the previous turn span, start the new one, record the
+        message under it (what ``track_message(user)`` does when questions follow questions)."""
+        turn_attributes = {k: v for k, v in turn_shape.attributes.items() if k not in TURN_END_KEYS}
+        turn_name, message_name, message_attributes = turn_shape.name, message_shape.name, dict(message_shape.attributes)
+        previous: list = [None]
+
+        def call() -> None:
+            now = time.time_ns()
+            if previous[0] is not None:
+                previous[0].set_attribute(LUNARY_TURN_ENDED_BY, "next_message")
+                previous[0].end(end_time=now)
+            turn = tracer.start_span(turn_name, context=NEW_TRACE, kind=SpanKind.INTERNAL, attributes=turn_attributes, start_time=now)
+            span = tracer.start_span(message_name, context=set_span_in_context(turn), kind=SpanKind.INTERNAL, attributes=message_attributes, start_time=now)
+            span.end(end_time=now)
+            previous[0] = turn
+
+        return call
+
     track_message, track_event, track_feedback = thread.track_message, thread.track_event, lunary.track_feedback
     variants = {
         "track_message(user)": lambda: track_message(USER_MESSAGE),
-        "floor(user)": floor(shapes["user"], NEW_TRACE),
-        # the assistant reply goes in the thread's current turn: keep it on one turn
+        "floor(user)": floor_question(shapes["turn"], shapes["user"]),
+        # the assistant reply goes in the thread's current turn (answered after its first reply)
         "track_message(assistant)": lambda: track_message(ASSISTANT_MESSAGE),
         "floor(assistant)": floor(shapes["assistant"], in_turn),
         "track_event": lambda: track_event(EVENT_NAME, metadata=EVENT_METADATA),
@@ -89,7 +115,6 @@ def main() -> None:
 
     def between() -> None:
         provider.force_flush()
-        _state.turns.put(thread.id, turn)  # user messages moved the turn on
 
     measured = common.interleaved(variants, calls, repeats, between)
     result: dict[str, object] = {"calls": calls, "repeats": repeats, "exported": exporter.spans, "stats": lunary.stats(), "rows": {}}

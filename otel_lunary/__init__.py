@@ -24,6 +24,10 @@ Configuration (explicit ``configure(...)`` argument > environment > default):
   another instrumentation records the call), ``always``, ``never``.
 - ``OTEL_LUNARY_TURN_PARENT``: ``new_trace`` (default: each turn is its own trace, linked to
   the request span) or ``current_span`` (each turn nests under the request span).
+- ``OTEL_LUNARY_TURN_TIMEOUT``: seconds a turn waits for its reply before it ends
+  unanswered (300; ``configure(turn_timeout=...)``).
+- ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``: Phoenix's URL, to mirror feedback as annotations
+  there (``configure(phoenix_annotations=...)``, docs/export.md).
 - ``OTEL_LUNARY_EXPORTER``, ``OTEL_LUNARY_FILE_PATH`` and the standard ``OTEL_EXPORTER_OTLP_*``,
   ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``: where spans go when
   otel-lunary sets up the TracerProvider itself (see docs/export.md).

@@ -16,7 +16,14 @@ from typing import Any
 
 from otel_lunary import _health
 from otel_lunary._settings import Settings
-from otel_lunary.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, LunaryMessageRoleValues
+from otel_lunary.attributes import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_TOOL_CALL_ID,
+    LUNARY_MESSAGE_CONTENT,
+    LUNARY_MESSAGE_TOOL_CALL_ID,
+    LunaryMessageRoleValues,
+)
 
 _ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
 
@@ -61,17 +68,50 @@ def to_string_list(value: Any) -> list[str]:
 # --- which attribute holds a role's content -------------------------------------------------
 
 
-def content_attributes(role: str) -> tuple[str, str]:
-    """The attribute a message of ``role`` keeps its content in, then the other one.
+def content_attributes(role: object) -> tuple[str, str]:
+    """Where a message span keeps its content, then where versions before 0.2 kept it.
 
-    The one rule shared by the writer and every reader: what the assistant says is model
-    output (``gen_ai.output.messages``); what users, systems and tools say is input to the
-    model (``gen_ai.input.messages``). Readers try the second name too, for producers that
-    file a message the other way.
+    The one rule shared by the writer and every reader. A message span keeps its content
+    in ``lunary.message.content``: GenAI readers take ``gen_ai.input.messages`` /
+    ``gen_ai.output.messages`` for a model call's prompt and completion (conventions/README.md,
+    decision 2a). Before 0.2 what the assistant said was filed as model output
+    (``gen_ai.output.messages``) and what users, systems and tools said as model input
+    (``gen_ai.input.messages``); readers try that name second.
     """
     if role == _ASSISTANT:
-        return GEN_AI_OUTPUT_MESSAGES, GEN_AI_INPUT_MESSAGES
-    return GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES
+        return LUNARY_MESSAGE_CONTENT, GEN_AI_OUTPUT_MESSAGES
+    return LUNARY_MESSAGE_CONTENT, GEN_AI_INPUT_MESSAGES
+
+
+def tool_call_id_attributes() -> tuple[str, str]:
+    """Where a tool message's call id is, then where versions before 0.2 put it."""
+    return LUNARY_MESSAGE_TOOL_CALL_ID, GEN_AI_TOOL_CALL_ID
+
+
+def messages_text(messages_json: Any) -> str | None:
+    """The text parts of GenAI messages JSON, one per line (tool responses included), or
+    None when there is none: what a reader showing one text field (Phoenix's input and
+    output, Langfuse's trace) needs of a message."""
+    if not isinstance(messages_json, str) or not messages_json:
+        return None
+    try:
+        messages = json.loads(messages_json)
+    except ValueError:
+        return messages_json
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else [messages]:
+        if not isinstance(message, dict):
+            continue
+        for part in message.get("parts") or ():
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "text" and isinstance(part.get("content"), str):
+                texts.append(part["content"])
+            elif kind == "tool_call_response":
+                response = part.get("response")
+                texts.append(response if isinstance(response, str) else json.dumps(response, default=repr))
+    return "\n".join(texts) if texts else None
 
 
 REDACTION_FAILED = "[redaction failed]"

@@ -38,6 +38,7 @@ from otel_lunary._content import (
     ContentPolicy,
     content_attributes,
     genai_message,
+    messages_text,
     genai_message_json,
     json_string,
     text_message_json,
@@ -76,19 +77,23 @@ from otel_lunary.attributes import (
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_ID,
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_WORKFLOW_NAME,
+    INPUT_MIME_TYPE,
+    INPUT_VALUE,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
     LUNARY_FEEDBACK,
     LUNARY_FEEDBACK_MESSAGE_ID,
     LUNARY_FEEDBACK_REMOVED,
     LUNARY_MESSAGE_ID,
+    LUNARY_MESSAGE_CONTENT,
     LUNARY_MESSAGE_IS_RETRY,
     LUNARY_MESSAGE_ROLE,
+    LUNARY_MESSAGE_TOOL_CALL_ID,
     LUNARY_METADATA,
     LUNARY_RUN_NAME,
     LUNARY_SPAN_TYPE,
@@ -99,10 +104,13 @@ from otel_lunary.attributes import (
     SPAN_NAME_GEN_AI_EXECUTE_TOOL_INTERNAL,
     SPAN_NAME_GEN_AI_INFERENCE_CLIENT,
     SPAN_NAME_GEN_AI_INVOKE_AGENT_INTERNAL,
+    SPAN_NAME_GEN_AI_INVOKE_WORKFLOW_INTERNAL,
     SPAN_NAME_LUNARY_CHAIN,
     SPAN_NAME_LUNARY_EVENT,
     SPAN_NAME_LUNARY_FEEDBACK,
     SPAN_NAME_LUNARY_MESSAGE,
+    OUTPUT_MIME_TYPE,
+    OUTPUT_VALUE,
     USER_ID,
     GenAiOperationNameValues,
     GenAiOutputTypeValues,
@@ -427,6 +435,7 @@ def with_ambient_identity(attributes: dict[str, Any]) -> dict[str, Any]:
 USER = LunaryMessageRoleValues.USER.value
 ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
 TOOL_ROLE = LunaryMessageRoleValues.TOOL.value
+SYSTEM = LunaryMessageRoleValues.SYSTEM.value
 ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
@@ -468,21 +477,16 @@ def message_base(thread_base: Mapping[str, Any], role: str) -> dict[str, Any]:
     return attributes
 
 
-def message(
-    runtime: Runtime,
+def message_attributes(
+    policy: ContentPolicy,
     role_base: dict[str, Any],
     message: Mapping[str, Any],
     role: str,
-    parent: Context | None,
-    links: Sequence[Link] | None = None,
     user_id: Any = None,
     user_props: Any = None,
-    timestamp_ns: int | None = None,
-) -> tuple[SpanContext, str]:
-    """Record a message span (conventions: span.lunary.message) from
+) -> dict[str, Any]:
+    """The attributes of a message span (conventions: span.lunary.message) from
     ``message_base(thread_base, role)``, which it does not change; ``role`` is valid.
-    Returns the span context and the message id: ``message["id"]`` when given, else the
-    span's traceparent.
 
     A plain ``{"role", "content": str}`` dict is most of the traffic: it skips the lookups
     of the optional keys, and its content JSON is written around the text directly (the
@@ -491,7 +495,6 @@ def message(
     attributes = role_base.copy()
     if user_id is not None or user_props is not None:
         with_user(attributes, user_id, user_props)
-    policy = runtime.policy
     if type(message) is dict and len(message) == 2 and role != TOOL_ROLE and "role" in message and isinstance(content := message.get("content"), str):
         if policy.capture:
             key, head, tail = _TEXT_SHAPES[role]
@@ -503,8 +506,32 @@ def message(
                 _mark(attributes, policy)
     else:
         _message_details(attributes, message, role, policy)
+    return attributes
+
+
+def emit_message(
+    runtime: Runtime, attributes: dict[str, Any], role: str, parent: Context | None, links: Sequence[Link] | None = None, timestamp_ns: int | None = None
+) -> tuple[SpanContext, str]:
+    """Record a message span with ``message_attributes``; returns the span context and the
+    message id: ``message["id"]`` when given, else the span's traceparent."""
     span_context, stamped = emit(runtime, MESSAGE_SPAN_NAMES[role], attributes, parent, links, True, (), timestamp_ns)
     return span_context, stamped if stamped is not None else attributes[LUNARY_MESSAGE_ID]
+
+
+def message(
+    runtime: Runtime,
+    role_base: dict[str, Any],
+    message: Mapping[str, Any],
+    role: str,
+    parent: Context | None,
+    links: Sequence[Link] | None = None,
+    user_id: Any = None,
+    user_props: Any = None,
+    timestamp_ns: int | None = None,
+) -> tuple[SpanContext, str]:
+    """Record a message span: ``message_attributes`` then ``emit_message``."""
+    attributes = message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
+    return emit_message(runtime, attributes, role, parent, links, timestamp_ns)
 
 
 def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], role: str, policy: ContentPolicy) -> None:
@@ -522,7 +549,7 @@ def _message_details(attributes: dict[str, Any], message: Mapping[str, Any], rol
         attributes[LUNARY_METADATA] = _bounds.json_value(message["metadata"])
     tool_call_id = message.get("tool_call_id", message.get("toolCallId"))
     if tool_call_id is not None:
-        attributes[GEN_AI_TOOL_CALL_ID] = _bounds.identifier(str(tool_call_id), "tool call id")
+        attributes[LUNARY_MESSAGE_TOOL_CALL_ID] = _bounds.identifier(str(tool_call_id), "tool call id")
     if policy.capture:
         policy = policy.fresh()
         structured = genai_message({**message, "role": role}, policy)
@@ -549,6 +576,78 @@ def event(
         attributes[LUNARY_METADATA] = _bounds.json_value(metadata)
     name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
     return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
+
+
+# --- turns ------------------------------------------------------------------------------------
+
+TURN = LunarySpanTypeValues.TURN.value
+# gen_ai.workflow.name of otel-lunary's workflow: the handling of one user message.
+TURN_WORKFLOW = "turn"
+TURN_SPAN_NAME = span_name(SPAN_NAME_GEN_AI_INVOKE_WORKFLOW_INTERNAL, {GEN_AI_WORKFLOW_NAME: TURN_WORKFLOW})
+_INVOKE_WORKFLOW = GenAiOperationNameValues.INVOKE_WORKFLOW.value
+_TEXT_MIME = "text/plain"
+# What the question's message span says of the user that the turn span repeats.
+_QUESTION_USER = (USER_ID, LUNARY_USER_PROPS)
+
+
+def has_tool_calls(message: Mapping[str, Any]) -> bool:
+    """An assistant message asking for tool calls: the turn's answer is still to come."""
+    return bool(message.get("tool_calls") or message.get("toolCalls"))
+
+
+def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, mime_key: str) -> None:
+    text = messages_text(messages_json)
+    if text:
+        attributes[value_key] = text
+        attributes[mime_key] = _TEXT_MIME
+
+
+def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes a turn span (conventions: span.gen_ai.invoke_workflow.internal) starts
+    with, from ``question``, the attributes of the user message's span."""
+    attributes = dict(thread_base)
+    for key in _QUESTION_USER:
+        if key in question:
+            attributes[key] = question[key]
+    attributes[LUNARY_SPAN_TYPE] = TURN
+    attributes[GEN_AI_OPERATION_NAME] = _INVOKE_WORKFLOW
+    attributes[GEN_AI_WORKFLOW_NAME] = TURN_WORKFLOW
+    content = question.get(LUNARY_MESSAGE_CONTENT)
+    if content is not None:
+        attributes[GEN_AI_INPUT_MESSAGES] = content
+        _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE)
+    if question.get(LUNARY_CONTENT_TRUNCATED):
+        attributes[LUNARY_CONTENT_TRUNCATED] = True
+    return attributes
+
+
+def start_turn(
+    runtime: Runtime,
+    thread_base: Mapping[str, Any],
+    question: Mapping[str, Any],
+    parent: Context | None,
+    links: Sequence[Link] | None,
+    start_ns: int,
+) -> Span:
+    """Start the turn span a user message opens (``parent`` is a new trace, or None: the
+    current span); the caller (``_turns``) ends it, with ``turn_output`` when the reply comes."""
+    attributes = turn_attributes(thread_base, question)
+    dialects = runtime.settings.dialects
+    if dialects:
+        attributes.update(translate(dialects, attributes))
+    return runtime.tracer.start_span(TURN_SPAN_NAME, parent, _INTERNAL, attributes, links or None, start_ns)
+
+
+def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
+    """What the turn span gets from its reply, ``reply`` being the reply span's attributes."""
+    attributes: dict[str, Any] = {}
+    content = reply.get(LUNARY_MESSAGE_CONTENT)
+    if content is not None:
+        attributes[GEN_AI_OUTPUT_MESSAGES] = content
+        _text_copy(attributes, content, OUTPUT_VALUE, OUTPUT_MIME_TYPE)
+    if reply.get(LUNARY_CONTENT_TRUNCATED):
+        attributes[LUNARY_CONTENT_TRUNCATED] = True
+    return attributes
 
 
 # --- feedback ---------------------------------------------------------------------------------
@@ -620,9 +719,10 @@ def feedback(
     conversation: str | None,
     parent: Context | None,
     timestamp_ns: int | None = None,
-) -> SpanContext:
+) -> tuple[SpanContext, list[dict[str, Any]]]:
     """Record a feedback span (conventions: span.lunary.feedback): the raw feedback as JSON
-    (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key."""
+    (content keys redacted or withheld) and one ``gen_ai.evaluation.result`` event per key.
+    Returns the span context and the events' attributes (what Phoenix annotations mirror)."""
     policy = runtime.policy.fresh()
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
@@ -633,7 +733,8 @@ def feedback(
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
     _mark(attributes, policy)
-    return emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
+    span_context = emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
+    return span_context, [evaluation for _, evaluation in events]
 
 
 # --- LLM calls --------------------------------------------------------------------------------

@@ -21,7 +21,10 @@ logger = logging.getLogger("otel_lunary")
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_CONTENT_LENGTH_ENV = "OTEL_LUNARY_MAX_CONTENT_LENGTH"
 DIALECTS_ENV = "OTEL_LUNARY_DIALECTS"
+TURN_TIMEOUT_ENV = "OTEL_LUNARY_TURN_TIMEOUT"
 DEFAULT_MAX_CONTENT_LENGTH = 32768
+# How long a turn waits for its reply before it ends unanswered (conventions/README.md, decision 2).
+DEFAULT_TURN_TIMEOUT_S = 300.0
 MAX_NAME_LENGTH_ENV = "OTEL_LUNARY_MAX_NAME_LENGTH"
 MAX_TAGS_ENV = "OTEL_LUNARY_MAX_TAGS"
 MAX_METADATA_LENGTH_ENV = "OTEL_LUNARY_MAX_METADATA_LENGTH"
@@ -49,6 +52,7 @@ TurnParent = Literal["new_trace", "current_span"]
 TURN_PARENTS: tuple[TurnParent, ...] = ("new_trace", "current_span")
 TURN_PARENT_ENV = "OTEL_LUNARY_TURN_PARENT"
 DEFAULT_TURN_PARENT: TurnParent = "new_trace"
+CURRENT_SPAN: TurnParent = "current_span"
 
 # Whether lunary.monitor records its own LLM span when something else records the call.
 MonitorSpans = Literal["auto", "always", "never"]
@@ -132,13 +136,15 @@ def url_problem(url: str) -> str | None:
 
 @dataclass(frozen=True)
 class Settings:
-    """What every tracking call reads: content capture and its bounds, backend dialects."""
+    """What every tracking call reads: content capture and its bounds, backend dialects,
+    how long a turn waits for its reply."""
 
     capture_content: bool = True
     redact: Redactor | None = None
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     dialects: frozenset[str] = frozenset()
     turn_parent: TurnParent = DEFAULT_TURN_PARENT
+    turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
 
 
 def _capture_from_env() -> bool:
@@ -205,6 +211,7 @@ def resolve_settings(
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
     turn_parent: str | None = None,
+    turn_timeout: float | None = None,
 ) -> Settings:
     if capture_content is not None and not isinstance(capture_content, bool):
         raise ValueError(f"capture_content must be True, False or None, not {capture_content!r}")
@@ -216,6 +223,7 @@ def resolve_settings(
         max_content_length=resolve_int(max_content_length, MAX_CONTENT_LENGTH_ENV, DEFAULT_MAX_CONTENT_LENGTH, 1, "max_content_length"),
         dialects=resolve_dialects(dialects),
         turn_parent=resolve_turn_parent(turn_parent),
+        turn_timeout=resolve_float(turn_timeout, TURN_TIMEOUT_ENV, DEFAULT_TURN_TIMEOUT_S, 0.0, "turn_timeout") or 0.0,
     )
 
 

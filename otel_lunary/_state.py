@@ -6,9 +6,9 @@ existing OTel setup: it uses the application's TracerProvider when there is one 
 the one ``opentelemetry-instrument`` installs, or one set after the first tracking call)
 and never installs a global provider of its own.
 
-Two lookups need memory: a caller-supplied message id (``message["id"]``) does not encode
-its span, and a thread's current turn (the last user message) decides where an assistant
-reply goes. Both are LRU-bounded so a long-running server does not grow.
+A caller-supplied message id (``message["id"]``) does not encode its span, so recent
+messages are remembered, LRU-bounded so a long-running server does not grow. Each thread's
+current turn, which decides where a reply goes and which the reply ends, is in ``_turns``.
 
 What the current code runs under rides in context variables, so it is right across
 threads and asyncio tasks; spans otel-lunary does not create (OpenAI, LangChain or HTTP
@@ -20,20 +20,22 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider, set_span_in_context
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
-from otel_lunary import _bounds, export
+from otel_lunary import _bounds, _turns, export
 from otel_lunary._adoption import HoldingProcessor, application_provider, describe
 from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises, report
@@ -42,7 +44,10 @@ from otel_lunary._version import __version__
 from otel_lunary.export.processor import MAX_TIMEOUT_S
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
-from otel_lunary.ids import parse_message_id
+from otel_lunary.ids import ForcedIdGenerator, parse_message_id
+
+if TYPE_CHECKING:
+    from otel_lunary.phoenix_feedback import PhoenixAnnotationSink
 
 INSTRUMENTATION_NAME = "otel_lunary"
 _logger = logging.getLogger("otel_lunary")
@@ -149,7 +154,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 MAX_MESSAGES = 50_000
-MAX_CONVERSATIONS = 10_000
 
 
 class MessageRef(NamedTuple):
@@ -219,7 +223,6 @@ class MessageIndex:
 
 
 messages = MessageIndex(MAX_MESSAGES)
-turns: BoundedLRU[str, SpanContext] = BoundedLRU(MAX_CONVERSATIONS)
 
 
 def resolve(message_id: object) -> MessageRef | None:
@@ -246,12 +249,51 @@ class Runtime:
     # Set while ``provider`` is otel-lunary's own and may still hand its spans over to the
     # application's provider (see otel_lunary._adoption).
     holding: HoldingProcessor | None = None
+    # Where feedback is mirrored as Phoenix annotations (otel_lunary.phoenix_feedback), if anywhere.
+    annotations: PhoenixAnnotationSink | None = None
+    # The tracer's id generator, able to give a span ids drawn in advance (ids.py); None
+    # when the tracer is not the SDK's.
+    ids: ForcedIdGenerator | None = None
 
 
-def new_runtime(provider: TracerProvider, settings: Settings, *, owns_provider: bool, holding: HoldingProcessor | None = None) -> Runtime:
+def _forced_ids(tracer: Tracer) -> ForcedIdGenerator | None:
+    """Let ``tracer`` (ours: ``get_tracer`` makes a new one per call) start spans with ids
+    drawn in advance; the SDK's ``Tracer.id_generator`` is where it draws them."""
+    current = getattr(tracer, "id_generator", None)
+    if isinstance(current, ForcedIdGenerator):
+        return current
+    if not isinstance(current, IdGenerator):
+        return None
+    forced = ForcedIdGenerator(current)
+    tracer.id_generator = forced  # type: ignore[attr-defined]  # the SDK Tracer's public attribute
+    return forced
+
+
+def new_runtime(
+    provider: TracerProvider,
+    settings: Settings,
+    *,
+    owns_provider: bool,
+    holding: HoldingProcessor | None = None,
+    annotations: PhoenixAnnotationSink | None = None,
+) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
-    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, holding)
+    return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, holding, annotations, _forced_ids(tracer))
+
+
+def _annotation_sink(phoenix_annotations: str | bool | None, previous: Runtime | None) -> PhoenixAnnotationSink | None:
+    """The sink ``phoenix_annotations`` (or the environment) asks for; the running one is kept
+    when it already writes there, and stopped (bounded) when it does not."""
+    from otel_lunary import phoenix_feedback
+
+    endpoint = phoenix_feedback.resolve_endpoint(phoenix_annotations)  # ValueError on a bad explicit URL
+    old = previous.annotations if previous is not None else None
+    if old is not None and old.endpoint == endpoint:
+        return old
+    if old is not None:
+        old.shutdown(timeout=2.0)
+    return None if endpoint is None else phoenix_feedback.PhoenixAnnotationSink(endpoint)
 
 
 # Re-entrant: get() holds it while configure() (which takes it too) sets up the first
@@ -290,6 +332,8 @@ def configure(
     max_content_length: int | None = None,
     dialects: str | Iterable[str] | None = None,
     turn_parent: str | None = None,
+    turn_timeout: float | None = None,
+    phoenix_annotations: str | bool | None = None,
     max_name_length: int | None = None,
     max_tags: int | None = None,
     max_metadata_length: int | None = None,
@@ -303,13 +347,20 @@ def configure(
     its provider, and the first spans move there (``otel_lunary._adoption``).
     ``turn_parent`` (``OTEL_LUNARY_TURN_PARENT``): ``new_trace`` (each turn is its own trace,
     linked to the current span) or ``current_span`` (a turn nests under the current span,
-    for apps where one request is one turn). ``max_name_length``, ``max_tags`` and
-    ``max_metadata_length`` bound what callers control besides content
-    (``otel_lunary._bounds``). Raises ``ValueError`` on a wrong argument.
+    for apps where one request is one turn). ``turn_timeout`` (``OTEL_LUNARY_TURN_TIMEOUT``):
+    how long a turn waits for its reply. ``phoenix_annotations`` (Phoenix's base URL, or
+    ``OTEL_LUNARY_PHOENIX_ANNOTATIONS``) also mirrors feedback as Phoenix annotations.
+    ``max_name_length``, ``max_tags`` and ``max_metadata_length`` bound what callers control
+    besides content (``otel_lunary._bounds``). Raises ``ValueError`` on a wrong argument.
     """
     global current, provisional
     settings = resolve_settings(
-        capture_content=capture_content, redact=redact, max_content_length=max_content_length, dialects=dialects, turn_parent=turn_parent
+        capture_content=capture_content,
+        redact=redact,
+        max_content_length=max_content_length,
+        dialects=dialects,
+        turn_parent=turn_parent,
+        turn_timeout=turn_timeout,
     )
     limits = resolve_limits(max_name_length, max_tags, max_metadata_length)
     options = export.ExportOptions(
@@ -317,28 +368,29 @@ def configure(
     )
     wants_export = options != export.ExportOptions()  # any export option given
     with _lock:
+        annotations = _annotation_sink(phoenix_annotations, recording())
         _bounds.set_limits(limits)
         if provisional is not None and provisional.holding is not None:
             provisional.holding.release()  # replaced: what it held goes to its own exporters
         provisional = None
         if tracer_provider is not None:
             _install_stamper(tracer_provider, settings.dialects)
-            current = new_runtime(tracer_provider, settings, owns_provider=False)
+            current = new_runtime(tracer_provider, settings, owns_provider=False, annotations=annotations)
             _logger.info("otel-lunary records to the TracerProvider given to configure() (%s)", describe(tracer_provider))
         elif not wants_export and (existing := application_provider()) is not None:
             _install_stamper(existing, settings.dialects)
-            current = new_runtime(existing, settings, owns_provider=False)
+            current = new_runtime(existing, settings, owns_provider=False, annotations=annotations)
             _logger.info("otel-lunary records to the application's TracerProvider (%s)", describe(existing))
         elif wants_export:
             provider = export.build_tracer_provider(options)
             _install_stamper(provider, settings.dialects)
-            current = new_runtime(provider, settings, owns_provider=True)
+            current = new_runtime(provider, settings, owns_provider=True, annotations=annotations)
             _logger.info("otel-lunary records to its own TracerProvider (exporting to %s), as configure() asked", _exporters(options))
         else:
             provider, holding = export.build_provisional_provider(options)
             _install_stamper(provider, settings.dialects)
             current = None
-            provisional = new_runtime(provider, settings, owns_provider=True, holding=holding)
+            provisional = new_runtime(provider, settings, owns_provider=True, holding=holding, annotations=annotations)
             _logger.info(
                 "otel-lunary records to its own TracerProvider (exporting to %s) until the application sets one; it sets no global provider",
                 _exporters(options),
@@ -358,7 +410,7 @@ def _adopt(provider: TracerProvider) -> None:
     if waiting is None:
         return
     _install_stamper(provider, waiting.settings.dialects)
-    current = new_runtime(provider, waiting.settings, owns_provider=False)
+    current = new_runtime(provider, waiting.settings, owns_provider=False, annotations=waiting.annotations)
     provisional = None
     moved = waiting.holding.hand_over(provider) if waiting.holding is not None else 0
     _logger.info(
@@ -421,34 +473,44 @@ def call_timeout(value: object, what: str) -> float:
 
 @never_raises("flush failed", default=False)
 def flush(timeout: float | None = DEFAULT_TIMEOUT_S) -> bool:
-    """Export what is queued, giving up after ``timeout`` seconds (None: 5; clamped to
-    0-300); True when all of it was exported."""
+    """End the turns still waiting for their reply, then export what is queued (spans, then
+    Phoenix annotations), giving up after ``timeout`` seconds (None: 5; clamped to 0-300);
+    True when all of it was exported."""
     seconds = call_timeout(timeout, "flush")
+    _turns.registry.end_all(_turns.FLUSH)
     runtime = recording()
     if runtime is None:
         return True
+    deadline = time.monotonic() + seconds
+    done = True
     if hasattr(runtime.provider, "force_flush"):
-        return export.flush(runtime.provider, seconds)  # type: ignore[arg-type]
-    return True
+        done = export.flush(runtime.provider, seconds)  # type: ignore[arg-type]
+    if runtime.annotations is not None:
+        done = runtime.annotations.flush(max(0.0, deadline - time.monotonic())) and done
+    return done
 
 
 @never_raises("shutdown failed")
 def shutdown(timeout: float | None = DEFAULT_TIMEOUT_S) -> None:
-    """Flush and stop within ``timeout`` seconds (None: 5; clamped to 0-300). A provider the
-    application owns is flushed, not shut down."""
+    """End the waiting turns, flush and stop within ``timeout`` seconds (None: 5; clamped to
+    0-300). A provider the application owns is flushed, not shut down."""
     global current, provisional
     seconds = call_timeout(timeout, "shutdown")
+    _turns.registry.end_all(_turns.SHUTDOWN)
     runtime = recording()
     if runtime is None:
         return
+    deadline = time.monotonic() + seconds
     try:
         if runtime.owns_provider:
             export.shutdown(runtime.provider, seconds)  # type: ignore[arg-type]
         else:
             flush(seconds)
+        if runtime.annotations is not None:
+            runtime.annotations.shutdown(max(0.0, deadline - time.monotonic()))
     finally:
         with _lock:
             current = None
             provisional = None
         messages.clear()
-        turns.clear()
+        _turns.registry.clear()

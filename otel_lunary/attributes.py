@@ -20,13 +20,13 @@ METADATA: Final = 'metadata'
 """The record's metadata as a JSON object, `lunary.thread.metadata` overlaid with `lunary.metadata`."""
 
 INPUT_VALUE: Final = 'input.value'
-"""On a message span, the text of a user, system or tool message (text parts of `gen_ai.input.messages`); on an LLM or agent span, `gen_ai.input.messages` as is; on a tool span, `gen_ai.tool.call.arguments`."""
+"""On the turn span (always, when content capture is on), the text of the user's message; on a message span, the text of a user, system or tool message (text parts of `lunary.message.content`); on an LLM or agent span, `gen_ai.input.messages` as is; on a tool span, `gen_ai.tool.call.arguments`."""
 
 INPUT_MIME_TYPE: Final = 'input.mime_type'
 """`text/plain` for message text, `application/json` for messages or arguments JSON."""
 
 OUTPUT_VALUE: Final = 'output.value'
-"""On a message span, the assistant's text (text parts of `gen_ai.output.messages`); on an LLM or agent span, `gen_ai.output.messages` as is; on a tool span, `gen_ai.tool.call.result`."""
+"""On the turn span (always, when content capture is on and the turn was answered), the text of the reply; on a message span, the assistant's text (text parts of `lunary.message.content`); on an LLM or agent span, `gen_ai.output.messages` as is; on a tool span, `gen_ai.tool.call.result`."""
 
 OUTPUT_MIME_TYPE: Final = 'output.mime_type'
 """`text/plain` for message text, `application/json` for messages or results JSON."""
@@ -52,6 +52,12 @@ LANGFUSE_SESSION_ID: Final = 'langfuse.session.id'
 LANGFUSE_USER_ID: Final = 'langfuse.user.id'
 """Copy of `user.id`."""
 
+LANGFUSE_TRACE_NAME: Final = 'langfuse.trace.name'
+"""On the turn span, the trace's name in Langfuse's trace list (`gen_ai.workflow.name`, `turn`)."""
+
+LANGFUSE_OBSERVATION_TYPE: Final = 'langfuse.observation.type'
+"""The observation type Langfuse shows for otel-lunary's own spans; LLM, agent and tool spans get theirs from `gen_ai.operation.name`."""
+
 LANGFUSE_TRACE_TAGS: Final = 'langfuse.trace.tags'
 """The thread's tags followed by the record's own, without duplicates."""
 
@@ -66,6 +72,12 @@ LUNARY_MESSAGE_ID: Final = 'lunary.message.id'
 
 LUNARY_MESSAGE_ROLE: Final = 'lunary.message.role'
 """Role of the message author, one of Lunary's four roles."""
+
+LUNARY_MESSAGE_CONTENT: Final = 'lunary.message.content'
+"""The message's content as GenAI messages JSON (the upstream `gen-ai-input-messages.json` / `gen-ai-output-messages.json` schema: an array holding this one message with its `role` and typed `parts`)."""
+
+LUNARY_MESSAGE_TOOL_CALL_ID: Final = 'lunary.message.tool_call_id'
+"""The `tool_call_id` a tool message answers."""
 
 LUNARY_MESSAGE_IS_RETRY: Final = 'lunary.message.is_retry'
 """The message is a retry (a regenerated answer) of an earlier one."""
@@ -99,6 +111,9 @@ LUNARY_RERUN_ORIGINAL_MESSAGE_ID: Final = 'lunary.rerun.original_message_id'
 
 LUNARY_FEEDBACK_REMOVED: Final = 'lunary.feedback.removed'
 """On a `gen_ai.evaluation.result` event, true when the call removed this feedback key (its value was null)."""
+
+LUNARY_TURN_ENDED_BY: Final = 'lunary.turn.ended_by'
+"""What ended the turn span; anything but `reply` means the turn has no output."""
 
 LUNARY_CONTENT_TRUNCATED: Final = 'lunary.content.truncated'
 """Some content on this span was longer than the configured limit and was cut, with a marker."""
@@ -184,6 +199,9 @@ GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
 GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
 """Human-readable name of the GenAI agent."""
 
+GEN_AI_WORKFLOW_NAME: Final = 'gen_ai.workflow.name'
+"""Human-readable name of the GenAI workflow, low cardinality. otel-lunary's turn span sets `turn`: the workflow is the handling of one user message."""
+
 GEN_AI_TOOL_NAME: Final = 'gen_ai.tool.name'
 """Name of the tool utilized by the agent."""
 
@@ -231,6 +249,14 @@ class OpeninferenceSpanKindValues(str, Enum):
     EVALUATOR = 'EVALUATOR'
 
 
+class LangfuseObservationTypeValues(str, Enum):
+    """Values of ``langfuse.observation.type``."""
+
+    CHAIN = 'chain'
+    EVENT = 'event'
+    EVALUATOR = 'evaluator'
+
+
 class LunarySpanTypeValues(str, Enum):
     """Values of ``lunary.span.type``."""
 
@@ -238,6 +264,7 @@ class LunarySpanTypeValues(str, Enum):
     EVENT = 'event'
     FEEDBACK = 'feedback'
     CHAIN = 'chain'
+    TURN = 'turn'
 
 
 class LunaryMessageRoleValues(str, Enum):
@@ -249,12 +276,24 @@ class LunaryMessageRoleValues(str, Enum):
     TOOL = 'tool'
 
 
+class LunaryTurnEndedByValues(str, Enum):
+    """Values of ``lunary.turn.ended_by``."""
+
+    REPLY = 'reply'
+    NEXT_MESSAGE = 'next_message'
+    TIMEOUT = 'timeout'
+    FLUSH = 'flush'
+    SHUTDOWN = 'shutdown'
+    EVICTED = 'evicted'
+
+
 class GenAiOperationNameValues(str, Enum):
     """Values of ``gen_ai.operation.name``."""
 
     CHAT = 'chat'
     INVOKE_AGENT = 'invoke_agent'
     EXECUTE_TOOL = 'execute_tool'
+    INVOKE_WORKFLOW = 'invoke_workflow'
 
 
 class GenAiOutputTypeValues(str, Enum):
@@ -267,6 +306,7 @@ class GenAiOutputTypeValues(str, Enum):
 
 
 EVENT_NAME_GEN_AI_EVALUATION_RESULT: Final = 'gen_ai.evaluation.result'
+SPAN_NAME_GEN_AI_INVOKE_WORKFLOW_INTERNAL: Final = 'invoke_workflow {gen_ai.workflow.name}'
 SPAN_NAME_LUNARY_MESSAGE: Final = 'message {lunary.message.role}'
 SPAN_NAME_LUNARY_EVENT: Final = 'event {lunary.event.name}'
 SPAN_NAME_LUNARY_FEEDBACK: Final = 'feedback'

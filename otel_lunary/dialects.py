@@ -7,7 +7,11 @@ attributes another backend reads (``conventions/model/dialects.yaml``):
   ``input.value``/``output.value`` with their mime types, ``openinference.span.kind``,
   ``llm.model_name``, ``llm.token_count.*``;
 - ``langfuse``: ``langfuse.session.id``, ``langfuse.user.id``, ``langfuse.trace.tags``,
-  ``langfuse.trace.metadata.<key>``.
+  ``langfuse.trace.metadata.<key>``, ``langfuse.observation.type`` for otel-lunary's own
+  spans and ``langfuse.trace.name`` on the turn span.
+
+The turn span's ``input.value`` / ``output.value`` are not a dialect's: the recording
+layer always sets them (conventions/README.md, decision 2).
 
 Dialects are off by default. ``configure(dialects=...)`` takes a name, a comma-separated
 string or a list; else ``OTEL_LUNARY_DIALECTS`` (comma-separated) is read. An unknown name
@@ -27,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_lunary import attributes as a
+from otel_lunary._content import content_attributes, messages_text
 from otel_lunary._health import never_raises
 from otel_lunary._settings import DIALECTS, DIALECTS_ENV as ENV_DIALECTS, LANGFUSE, OPENINFERENCE, resolve_dialects
 
@@ -39,17 +44,30 @@ _TEXT = "text/plain"
 _JSON = "application/json"
 _Kind = a.OpeninferenceSpanKindValues
 # Keyed by whatever value a span carries, so any attribute value can be looked up.
+_Type = a.LunarySpanTypeValues
 _KIND_BY_SPAN_TYPE: dict[object, str] = {
-    a.LunarySpanTypeValues.MESSAGE.value: _Kind.CHAIN.value,
-    a.LunarySpanTypeValues.EVENT.value: _Kind.CHAIN.value,
-    a.LunarySpanTypeValues.FEEDBACK.value: _Kind.EVALUATOR.value,
+    _Type.TURN.value: _Kind.CHAIN.value,
+    _Type.MESSAGE.value: _Kind.CHAIN.value,
+    _Type.EVENT.value: _Kind.CHAIN.value,
+    _Type.CHAIN.value: _Kind.CHAIN.value,
+    _Type.FEEDBACK.value: _Kind.EVALUATOR.value,
+}
+_Observation = a.LangfuseObservationTypeValues
+_OBSERVATION_BY_SPAN_TYPE: dict[object, str] = {
+    _Type.TURN.value: _Observation.CHAIN.value,
+    _Type.CHAIN.value: _Observation.CHAIN.value,
+    _Type.MESSAGE.value: _Observation.EVENT.value,
+    _Type.EVENT.value: _Observation.EVENT.value,
+    _Type.FEEDBACK.value: _Observation.EVALUATOR.value,
 }
 _KIND_BY_OPERATION: dict[object, str] = {
     a.GenAiOperationNameValues.CHAT.value: _Kind.LLM.value,
     a.GenAiOperationNameValues.INVOKE_AGENT.value: _Kind.AGENT.value,
     a.GenAiOperationNameValues.EXECUTE_TOOL.value: _Kind.TOOL.value,
 }
-_MESSAGE = a.LunarySpanTypeValues.MESSAGE.value
+_MESSAGE = _Type.MESSAGE.value
+_TURN = _Type.TURN.value
+_ASSISTANT = a.LunaryMessageRoleValues.ASSISTANT.value
 
 
 def translate(dialects: frozenset[str], attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,8 +102,13 @@ def _openinference(attrs: Mapping[str, Any], out: dict[str, Any]) -> None:
     inputs = get(a.GEN_AI_INPUT_MESSAGES)
     outputs = get(a.GEN_AI_OUTPUT_MESSAGES)
     if span_type == _MESSAGE:
-        _set_value(out, a.INPUT_VALUE, a.INPUT_MIME_TYPE, _text_of(inputs), _TEXT)
-        _set_value(out, a.OUTPUT_VALUE, a.OUTPUT_MIME_TYPE, _text_of(outputs), _TEXT)
+        role = get(a.LUNARY_MESSAGE_ROLE)
+        key, legacy = content_attributes(role)
+        text = messages_text(get(key, get(legacy)))
+        if role == _ASSISTANT:
+            _set_value(out, a.OUTPUT_VALUE, a.OUTPUT_MIME_TYPE, text, _TEXT)
+        else:
+            _set_value(out, a.INPUT_VALUE, a.INPUT_MIME_TYPE, text, _TEXT)
     elif span_type is None:
         # tool spans: arguments and result (possibly set without the operation name)
         inputs = get(a.GEN_AI_TOOL_CALL_ARGUMENTS, inputs)
@@ -115,6 +138,12 @@ def _langfuse(attrs: Mapping[str, Any], out: dict[str, Any]) -> None:
     tags = out.get(a.TAG_TAGS) or _tags(attrs)
     if tags:
         out[a.LANGFUSE_TRACE_TAGS] = tags
+    span_type = attrs.get(a.LUNARY_SPAN_TYPE)
+    observation = _OBSERVATION_BY_SPAN_TYPE.get(span_type) if span_type is not None else None
+    if observation is not None:
+        out[a.LANGFUSE_OBSERVATION_TYPE] = observation
+    if span_type == _TURN and a.GEN_AI_WORKFLOW_NAME in attrs:
+        out[a.LANGFUSE_TRACE_NAME] = attrs[a.GEN_AI_WORKFLOW_NAME]
     metadata = _metadata_dict(attrs)
     for key, value in list(metadata.items())[:MAX_LANGFUSE_METADATA_KEYS]:
         out[f"{a.LANGFUSE_TRACE_METADATA}.{key}"] = value if isinstance(value, str) else json.dumps(value, default=repr)
@@ -156,27 +185,3 @@ def _metadata_dict(attrs: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(parsed, dict):
                 merged.update(parsed)
     return merged
-
-
-def _text_of(messages_json: Any) -> str | None:
-    """The text parts of GenAI messages JSON, one per line (tool responses included)."""
-    if not isinstance(messages_json, str) or not messages_json:
-        return None
-    try:
-        messages = json.loads(messages_json)
-    except ValueError:
-        return messages_json
-    texts: list[str] = []
-    for message in messages if isinstance(messages, list) else [messages]:
-        if not isinstance(message, dict):
-            continue
-        for part in message.get("parts") or ():
-            if not isinstance(part, dict):
-                continue
-            kind = part.get("type")
-            if kind == "text" and isinstance(part.get("content"), str):
-                texts.append(part["content"])
-            elif kind == "tool_call_response":
-                response = part.get("response")
-                texts.append(response if isinstance(response, str) else json.dumps(response, default=repr))
-    return "\n".join(texts) if texts else None

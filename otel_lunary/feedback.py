@@ -3,6 +3,9 @@
 Each call emits an instant ``feedback`` span, child of the message span, with one
 ``gen_ai.evaluation.result`` event per key, so the history is kept and a reader can
 compute the latest feedback per message and key (a None value records a removal).
+With ``configure(phoenix_annotations=...)`` the same values are mirrored as Phoenix
+annotations on the message's turn and span (``otel_lunary.phoenix_feedback``), when the
+message's span is known (its id is a traceparent, or it was tracked in this process).
 """
 
 from __future__ import annotations
@@ -31,4 +34,13 @@ def track_feedback(run_id: str | None, feedback: Mapping[str, Any]) -> None:
     else:
         parent = _state.context_of(target.span_context)
     conversation = (target.conversation_id if target else None) or _state.current_conversation.get()
-    _record.feedback(runtime, run_id, feedback, conversation, parent)
+    _, evaluations = _record.feedback(runtime, run_id, feedback, conversation, parent)
+    sink = runtime.annotations
+    if sink is not None and target is not None:
+        from otel_lunary.phoenix_feedback import feedback_annotations
+
+        sink.submit(
+            feedback_annotations(
+                target.span_context.trace_id, target.span_context.span_id, evaluations, message_id=run_id, conversation_id=conversation
+            )
+        )

@@ -3,12 +3,20 @@
 Handing the id to another process (a browser, a worker) must be enough to attach
 feedback or child spans to the message's trace and span with no shared storage, so the
 id *is* the span context, in the one text form every OTel SDK already parses.
+
+Sometimes the id must exist before the span: a system message held for the thread's
+first turn (recorded when the turn opens), a bridge run recorded at its ``end``. Those
+spans get ids drawn in advance, through ``ForcedIdGenerator``.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import SpanContext, TraceFlags
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -31,3 +39,34 @@ def parse_message_id(message_id: object) -> SpanContext | None:
     if trace_id == 0 or span_id == 0:
         return None
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(match.group(3), 16) & 0x01))
+
+
+class ForcedIdGenerator(IdGenerator):
+    """The SDK's random ids, except inside ``forced(...)`` on the same thread."""
+
+    def __init__(self, inner: IdGenerator | None = None) -> None:
+        self._inner = inner or RandomIdGenerator()
+        self._local = threading.local()
+
+    def generate_span_id(self) -> int:
+        forced = getattr(self._local, "span_id", None)
+        if forced is not None:
+            self._local.span_id = None
+            return int(forced)
+        return self._inner.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        forced = getattr(self._local, "trace_id", None)
+        if forced is not None:
+            self._local.trace_id = None
+            return int(forced)
+        return self._inner.generate_trace_id()
+
+    @contextmanager
+    def forced(self, trace_id: int, span_id: int) -> Iterator[None]:
+        """The next span started on this thread gets these ids (the trace id if it is a root)."""
+        self._local.trace_id, self._local.span_id = trace_id, span_id
+        try:
+            yield
+        finally:
+            self._local.trace_id = self._local.span_id = None

@@ -2,27 +2,34 @@
 
 A thread is not a span (see conventions/README.md): its id, tags, metadata and user ride
 on every span it records, precomputed once here so each tracking call only adds what is
-specific to the message or event. Where a span goes follows 'Trace layout' in
-conventions/: a user message opens a new trace (the thread's turn); other messages and
-events join the current turn.
+specific to the message or event. Where a span goes follows decision 2 in conventions/:
+a user message opens a turn, a new trace whose root is the turn span (``_turns`` keeps
+it open until the reply); other messages and events join the current turn; a system
+message before the thread's first user message waits for that turn.
 """
 
 from __future__ import annotations
 
+import contextvars
 import uuid
+from time import time_ns
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanContext, get_current_span
+from opentelemetry.trace import SpanContext, TraceFlags, get_current_span
 
-from otel_lunary import _health, _record, _state
+from otel_lunary import _health, _record, _state, _turns
 from otel_lunary._ambient import mark_conversation, turn_start
 from otel_lunary._content import to_string_list
 from otel_lunary._health import never_raises
-from otel_lunary._record import USER, normalise_role
+from otel_lunary._settings import CURRENT_SPAN
+from otel_lunary._record import ASSISTANT, SYSTEM, USER, normalise_role
+from otel_lunary.attributes import LUNARY_MESSAGE_ID
+from otel_lunary.ids import format_message_id
 
 T = TypeVar("T")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)  # a held message's id: its turn is sampled, as almost all are
 _MessageRef = _state.MessageRef
 _new_ref = tuple.__new__  # _new_ref(_MessageRef, (a, b)) is _MessageRef(a, b) without its Python-level __new__
 
@@ -54,8 +61,6 @@ class Thread:
         self.user_props = user_props
         self.metadata = metadata
         self._base = _record.thread_attributes(self.id, self.tags, metadata, self.user_id, user_props)
-        # The context of the current turn's span, built once per turn rather than per reply.
-        self._turn_context: tuple[Any, Context] | None = None
         # _record.message_base(self._base, role) per role, built at the role's first message.
         self._message_bases: dict[str, dict[str, Any]] = {}
 
@@ -64,17 +69,12 @@ class Thread:
 
     def _reply_parent(self, current: SpanContext) -> Context | None:
         """Where a non-user message or an event goes, given the current span's context: see
-        'Trace layout' in conventions/."""
-        turn = _state.turns.get(self.id)
-        if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.trace_id)):
+        decision 2 in conventions/README.md."""
+        turn = _turns.registry.current(self.id)
+        if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.span_context.trace_id)):
             return None
         if turn is not None:
-            cached = self._turn_context
-            if cached is not None and cached[0] is turn:
-                return cached[1]
-            context = _state.context_of(turn)
-            self._turn_context = (turn, context)
-            return context
+            return turn.context
         return _state.NEW_TRACE
 
     @never_raises("Thread.track_message failed and was skipped")
@@ -101,20 +101,82 @@ class Thread:
         ambient = ambient_span.get_span_context()
         if ambient.is_valid:
             mark_conversation(ambient_span, self.id, runtime.settings.dialects)
-        links: list[Link] | None = None
+        attributes = _record.message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
+        now = time_ns()
         if role == USER:
-            parent, links = turn_start(runtime.settings.turn_parent, ambient)
+            span_context, message_id = self._ask(runtime, attributes, now, ambient)
         else:
             parent = self._reply_parent(ambient)
-        span_context, message_id = _record.message(runtime, role_base, message, role, parent, links, user_id, user_props)
+            if parent is _state.NEW_TRACE and role == SYSTEM:
+                held = self._hold(runtime, attributes, now)
+                if held is not None:
+                    return held
+            span_context, message_id = _record.emit_message(runtime, attributes, role, parent, None, now)
+            if role == ASSISTANT and not _record.has_tool_calls(message):
+                turn = _turns.registry.current(self.id)
+                if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
+                    # the turn's answer (checked again under the registry's lock)
+                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
         _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
-        if role == USER:
-            _state.turns.put(self.id, span_context)
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 
             track_feedback(message_id, feedback)
         return message_id
+
+    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
+        """A user message: its turn span (a new trace linked to the application's current
+        span, or under it with ``turn_parent="current_span"``; with the ids reserved for it
+        when a system message was held for it), the held messages, then the message span as
+        the turn's first child."""
+        parent, links = turn_start(runtime.settings.turn_parent, ambient)
+        reservation = _turns.registry.take_held(self.id)
+        if reservation is not None and runtime.ids is not None:
+            with runtime.ids.forced(reservation.trace_id, reservation.span_id):
+                span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
+        else:
+            span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
+        turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
+        for _, release in reservation.held if reservation is not None else ():
+            release(turn.context)
+        return _record.emit_message(runtime, attributes, USER, turn.context, None, now)
+
+    def _hold(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int) -> str | None:
+        """Keep a system message for the thread's first turn; its id, or None if not held.
+
+        The turn's ids are reserved at the first held message and the message's span id is
+        drawn now, so the id is its final traceparent already; the span is recorded in the
+        turn when the user message comes, or on its own (same ids) if none comes in time."""
+        ids = runtime.ids
+        if ids is None or runtime.settings.turn_parent == CURRENT_SPAN:
+            # Not the SDK's tracer (no ids in advance), or turns nest under the application's
+            # span (their trace is not known in advance): recorded at once, on its own.
+            return None
+        thread_id = self.id
+
+        def make(trace_id: int, turn_span_id: int) -> tuple[_turns.Release, str]:
+            span_id = ids.generate_span_id()
+            message_id: str = attributes.get(LUNARY_MESSAGE_ID) or format_message_id(SpanContext(trace_id, span_id, False, _SAMPLED))
+            attributes[LUNARY_MESSAGE_ID] = message_id
+
+            # Recorded later, but in the context it was tracked in: span processors that
+            # read context variables at span start see what they would have seen then.
+            tracked_in = contextvars.copy_context()
+
+            def record(parent: Context | None) -> None:
+                # Through the runtime of the moment: the application may have set its
+                # provider since (otel_lunary._adoption), and the turn span went there.
+                recording = _state.recording() or runtime
+                with (recording.ids or ids).forced(trace_id, span_id):
+                    span_context, _ = _record.emit_message(recording, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
+                _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
+
+            def release(parent: Context | None) -> None:
+                tracked_in.run(record, parent)
+
+            return release, message_id
+
+        return _turns.registry.hold(thread_id, ids, make, runtime.settings.turn_timeout)
 
     @never_raises("Thread.track_event failed and was skipped")
     def track_event(

@@ -31,6 +31,12 @@ def chat(run_id: str, content: str = "hi") -> dict:
             "message": {"role": "user", "content": content}}
 
 
+def spans_of_questions(count: int) -> int:
+    """Spans recorded for ``count`` user messages in a row on one thread: each message, and
+    the turn span of every one but the last (the next question ends it; the last waits)."""
+    return 2 * count - 1
+
+
 def post(url: str, events: list[dict], timeout: float = 30) -> httpx.Response:
     return httpx.post(url + INGEST, headers=AUTH, content=json.dumps({"events": events}), timeout=timeout)
 
@@ -141,7 +147,7 @@ def test_disk_full_rolls_back_and_the_retry_records_once(small_disk: Path) -> No
         assert post(bridge.url, [chat("before-full")]).status_code == 200
         assert bridge.bridge.flush(20)
         filler = fill(small_disk)
-        batch = [chat(f"on-full-disk-{i}", content="x" * 20_000) for i in range(100)]
+        batch = [chat(f"on-full-disk-{i}", content="x" * 10_000) for i in range(100)]  # each question is kept three times: its span, its turn span, the open turn run
         refused = post(bridge.url, batch)
         assert refused.status_code == 503, refused.text
         assert "full" in refused.json()["error"] and "retry-after" in refused.headers
@@ -191,7 +197,7 @@ def test_kill_9_after_200_and_a_resend_lose_nothing_and_duplicate_nothing(tmp_pa
     try:
         answer = post(first.url, batch)
         assert answer.status_code == 200 and all(result["success"] for result in answer.json()["results"])
-        assert first.health()["pending"] == len(batch)
+        assert first.health()["pending"] == spans_of_questions(len(batch))
     finally:
         first.stop(signal.SIGKILL)
     assert first.process.returncode == -signal.SIGKILL
@@ -229,8 +235,8 @@ def test_collector_down_spans_wait_on_disk_up_to_the_bound(tmp_path: Path) -> No
         assert refused.status_code == 503 and "waiting for the exporter" in refused.json()["error"]
         assert int(refused.headers["retry-after"]) >= 1
         health = httpx.get(bridge.url + "/healthz", timeout=10).json()
-        assert health["pending"] == 10 and health["events"] == 10
+        assert health["pending"] == spans_of_questions(10) and health["events"] == 10
         poll_until(lambda: httpx.get(bridge.url + "/healthz", timeout=10).json().get("export_error"), timeout=30, what="the export failure in /healthz")
     finally:
         bridge.close(timeout_s=0.5)
-    assert sqlite3.connect(tmp_path / "state.sqlite").execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 10  # kept for the next start
+    assert sqlite3.connect(tmp_path / "state.sqlite").execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == spans_of_questions(10)  # kept for the next start

@@ -57,10 +57,11 @@ def test_an_infinite_run_timeout_still_prunes_the_state(tmp_path: Path) -> None:
         start = {"event": "start", "type": "agent", "name": "Slow", "runId": "open-1", "timestamp": 1795924374000}
         assert all(result["success"] for result in post(bridge.url, [chat, start]).json()["results"])
         store = bridge.bridge.store
-        assert store.counts() == {"runs": 3, "open_runs": 1, "turns": 1}  # the message (and its Python-SDK alias), the open run
+        # the message (and its Python-SDK alias), the open run, the turn waiting for its reply (an open run too)
+        assert store.counts() == {"runs": 4, "open_runs": 2, "turns": 1}
         time.sleep(1.1)  # let the rows age past the 1 s TTL (not a timing assertion)
         bridge.bridge.maintenance.pass_once()
-        assert store.counts() == {"runs": 1, "open_runs": 1, "turns": 0}  # open runs wait for their end
+        assert store.counts() == {"runs": 2, "open_runs": 2, "turns": 0}  # open runs wait for their end
         assert httpx.get(bridge.url + "/healthz", timeout=10).json()["ok"] is True
     finally:
         bridge.close()

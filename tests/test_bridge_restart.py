@@ -70,8 +70,11 @@ def test_feedback_after_restart_lands_in_the_message_trace(tmp_path):
         {"event": "start", "type": "agent", "name": "Slow", "runId": "agent-1", "parentRunId": "u-1", "timestamp": 1795924374200, "input": "go"},
     ])
     first.stop()
-    before = {span["attrs"].get("lunary.message.id", {}).get("stringValue"): span for span in first.spans()}
+    before = {span["attrs"]["lunary.message.id"]["stringValue"]: span for span in first.spans() if span["name"].startswith("message ")}
     assert set(before) == {"u-1", "a-1"}  # the open agent run is in the state file, not yet a span
+    (turn,) = [span for span in first.spans() if span["name"] == "invoke_workflow turn"]
+    # the turn span goes from the question to the answer, on the clients' clocks
+    assert (int(turn["startTimeUnixNano"]), int(turn["endTimeUnixNano"])) == (1795924374000 * 1_000_000, 1795924374100 * 1_000_000)
 
     second = BridgeProcess(tmp_path, "after")
     results = second.post([
@@ -90,6 +93,6 @@ def test_feedback_after_restart_lands_in_the_message_trace(tmp_path):
     assert agent["traceId"] == user["traceId"] and agent["parentSpanId"] == user["spanId"]
     assert int(agent["startTimeUnixNano"]) == 1795924374200 * 1_000_000
     assert int(agent["endTimeUnixNano"]) == 1795924379500 * 1_000_000
-    assert reply["traceId"] == user["traceId"] and reply["parentSpanId"] == user["spanId"]
+    assert reply["traceId"] == user["traceId"] and reply["parentSpanId"] == turn["spanId"]
     assert agent["resource"]["lunary.project"]["stringValue"] == "demo"
     assert agent["resource"]["service.name"]["stringValue"] == "bridge-test"

@@ -78,7 +78,7 @@ def test_tracking_first_app_provider_second_every_span_goes_to_the_app(tmp_path:
     assert not list(tmp_path.glob("*.jsonl")), "nothing went to otel-lunary's own file"
     spans = Spans.from_sink(sink)
     assert sorted(span.name for span in spans) == sorted(
-        ["message system", "POST /chat", "message user", "chat gpt-4o-mini", "message assistant", "feedback"]
+        ["message system", "POST /chat", "invoke_workflow turn", "message user", "chat gpt-4o-mini", "message assistant", "feedback"]
     )
     assert {span.resource["service.name"] for span in spans} == {"chat-app"}
     system_id = done.stdout.split("SYSTEM ")[1].strip()

@@ -59,9 +59,9 @@ class TestRequestSpan:
         chat_app.post("/chat", json={"thread_id": "conv-req", "message": "Plan a trip"})
         request = request_span(recorded, "POST /chat")
         assert request.attributes[GEN_AI_CONVERSATION_ID] == "conv-req"
-        user = recorded.one("message user")
-        assert user.context.trace_id != request.context.trace_id
-        assert [link.context.span_id for link in user.links] == [request.context.span_id]
+        turn = recorded.one("invoke_workflow turn")
+        assert turn.context.trace_id != request.context.trace_id
+        assert [link.context.span_id for link in turn.links] == [request.context.span_id]
 
     def test_event_request_span_carries_it_too(self, recorded, chat_app):
         chat_app.post("/event", json={"thread_id": "conv-ev"})
@@ -78,7 +78,7 @@ class TestRequestSpan:
 class TestTurnUnderItsRequest:
     @pytest.mark.parametrize("how", ["configure", "env"])
     def test_turn_nests_under_the_request(self, recorded, chat_app, monkeypatch, how):
-        """turn_parent=current_span: the user message, the LLM call and the answer are in the request's trace."""
+        """turn_parent=current_span: the turn (and in it the user message, the LLM call and the answer) is in the request's trace."""
         if how == "env":
             monkeypatch.setenv("OTEL_LUNARY_TURN_PARENT", "current_span")
             lunary.configure(tracer_provider=recorded.provider)
@@ -86,8 +86,9 @@ class TestTurnUnderItsRequest:
             lunary.configure(tracer_provider=recorded.provider, turn_parent="current_span")
         chat_app.post("/chat", json={"thread_id": "conv-one", "message": "Plan a trip"})
         request = request_span(recorded, "POST /chat")
-        user = recorded.one("message user")
-        assert user.parent.span_id == request.context.span_id
+        turn = recorded.one("invoke_workflow turn")
+        assert turn.parent.span_id == request.context.span_id
+        assert recorded.one("message user").parent.span_id == turn.context.span_id
         for name in ("chat gpt-4o-mini", "message assistant"):
             assert recorded.one(name).context.trace_id == request.context.trace_id
 

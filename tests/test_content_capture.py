@@ -17,14 +17,13 @@ from helpers.servers import OtlpSink
 import otel_lunary as lunary
 from otel_lunary.attributes import (
     GEN_AI_EVALUATION_EXPLANATION,
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
     GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_ID,
     GEN_AI_TOOL_CALL_RESULT,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_FEEDBACK,
+    LUNARY_MESSAGE_CONTENT,
     LUNARY_MESSAGE_ROLE,
+    LUNARY_MESSAGE_TOOL_CALL_ID,
 )
 
 SECRET = "my card is 4111-1111-1111-1111"
@@ -86,8 +85,8 @@ class TestCaptureSettings:
         thread = lunary.open_thread()
         thread.track_message({"role": "tool", "tool_call_id": "call_1", "content": SECRET})
         span = recorded.one("message tool")
-        assert GEN_AI_INPUT_MESSAGES not in span.attributes
-        assert span.attributes[GEN_AI_TOOL_CALL_ID] == "call_1"
+        assert LUNARY_MESSAGE_CONTENT not in span.attributes
+        assert span.attributes[LUNARY_MESSAGE_TOOL_CALL_ID] == "call_1"
         assert span.attributes[LUNARY_MESSAGE_ROLE] == "tool"
 
     def test_comment_withheld_when_capture_off(self, recorded):
@@ -105,7 +104,7 @@ class TestCaptureSettings:
         lunary.configure(tracer_provider=recorded.provider, max_content_length=1000)
         lunary.open_thread().track_message({"role": "assistant", "content": "a" * 3_000_000})
         span = recorded.one("message assistant")
-        text = json.loads(span.attributes[GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"]
+        text = json.loads(span.attributes[LUNARY_MESSAGE_CONTENT])[0]["parts"][0]["content"]
         assert text.startswith("a" * 1000) and text.endswith("…[truncated 2999000 chars]")
         assert span.attributes[LUNARY_CONTENT_TRUNCATED] is True
 
@@ -123,7 +122,7 @@ class TestCaptureSettings:
         monkeypatch.setenv(CAPTURE_ENV, "maybe")
         lunary.configure(tracer_provider=recorded.provider)
         lunary.open_thread().track_message({"role": "user", "content": "hello"})
-        assert GEN_AI_INPUT_MESSAGES in recorded.one("message user").attributes
+        assert LUNARY_MESSAGE_CONTENT in recorded.one("message user").attributes
         assert CAPTURE_ENV in caplog.text
 
 

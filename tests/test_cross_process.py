@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from otel_lunary.attributes import LUNARY_FEEDBACK_MESSAGE_ID, LUNARY_MESSAGE_ID
+from otel_lunary.attributes import LUNARY_FEEDBACK_MESSAGE_ID, LUNARY_MESSAGE_ID, LUNARY_TURN_ENDED_BY, OUTPUT_VALUE
 
 PROCESS_A = """
 import json, sys
@@ -78,3 +78,53 @@ def test_feedback_and_parent_in_another_process(tmp_path):
         assert span["context"]["trace_id"] == message["context"]["trace_id"], name
         assert span["parent_id"] == message["context"]["span_id"], name
     assert by_name["feedback"]["attributes"][LUNARY_FEEDBACK_MESSAGE_ID] == msg_id
+
+
+QUESTION_PROCESS = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+import otel_lunary as lunary
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=open(sys.argv[1], "w"), formatter=lambda s: s.to_json(indent=None) + "\\n")))
+lunary.configure(tracer_provider=provider)
+thread = lunary.open_thread("conv-split")
+print(thread.track_message({"role": "user", "content": "Where is my order?"}))
+lunary.shutdown()
+provider.shutdown()
+"""
+
+REPLY_PROCESS = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+import otel_lunary as lunary
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=open(sys.argv[1], "w"), formatter=lambda s: s.to_json(indent=None) + "\\n")))
+lunary.configure(tracer_provider=provider)
+thread = lunary.open_thread("conv-split")
+with lunary.parent(sys.argv[2]):
+    thread.track_message({"role": "assistant", "content": "It ships tomorrow."})
+lunary.shutdown()
+provider.shutdown()
+"""
+
+
+def test_a_reply_tracked_in_another_process_joins_the_turn(tmp_path):
+    """The reply joins the question's trace; the question's process ends its turn span unanswered."""
+    file_a, file_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    question_id = run(QUESTION_PROCESS, str(file_a))
+    run(REPLY_PROCESS, str(file_b), question_id)
+    by_name = {span["name"]: span for span in spans_in(file_a)}
+    turn, question = by_name["invoke_workflow turn"], by_name["message user"]
+    (reply,) = spans_in(file_b)
+    assert reply["name"] == "message assistant"
+    assert reply["context"]["trace_id"] == turn["context"]["trace_id"]
+    assert reply["parent_id"] == question["context"]["span_id"]
+    assert turn["parent_id"] is None
+    assert turn["attributes"][LUNARY_TURN_ENDED_BY] == "shutdown"
+    assert OUTPUT_VALUE not in turn["attributes"]

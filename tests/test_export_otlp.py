@@ -65,7 +65,7 @@ class TestRotel:
             ids = track_threads(provider, {"a": 2, "b": 1})
         finally:
             export.shutdown(provider, 5.0)
-        expected = 2 * 3 + 2  # two message spans per turn, one feedback span per thread
+        expected = 3 * 3 + 2  # a turn span and two message spans per turn, one feedback span per thread
         poll_until(lambda: sink.count() == expected, timeout=20, what=f"{expected} spans at the sink")
         by_thread: dict[str, int] = {}
         for span in sink.spans:
@@ -73,7 +73,7 @@ class TestRotel:
             by_thread[attrs[a.GEN_AI_CONVERSATION_ID]] = by_thread.get(attrs[a.GEN_AI_CONVERSATION_ID], 0) + 1
             if attrs[a.LUNARY_SPAN_TYPE] == "message":
                 assert attrs[a.LUNARY_THREAD_TAGS] in (["a"], ["b"])
-        assert by_thread == {ids["a"]: 5, ids["b"]: 3}
+        assert by_thread == {ids["a"]: 7, ids["b"]: 4}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ class TestPhoenix:
                 ids = track_threads(provider, {"long": 3, "short": 2}, dialects="openinference")
             finally:
                 export.shutdown(provider, 5.0)
-            total = (3 + 2) * 2 + 2
+            total = (3 + 2) * 3 + 2  # per turn: the turn span and its two messages; one feedback per thread
             poll_until(lambda: len(phoenix.spans(project)) == total, timeout=60, what=f"{total} spans in Phoenix")
             for span in phoenix.spans(project):
                 assert span["attributes"][a.SESSION_ID] in ids.values(), span

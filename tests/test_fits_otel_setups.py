@@ -39,7 +39,7 @@ def test_works_under_opentelemetry_instrument(tmp_path):
         span, end = decoder.raw_decode(text, index)
         spans.append(span)
         index = text.find("{", end)
-    assert {span["name"] for span in spans} == {"message user", "message assistant"}
+    assert {span["name"] for span in spans} == {"invoke_workflow turn", "message user", "message assistant"}
     assert all(span["resource"]["attributes"]["service.name"] == "instrumented-app" for span in spans)
     assert all(span["attributes"][GEN_AI_CONVERSATION_ID] == "conv-instrumented" for span in spans)
     assert not list(tmp_path.glob("*.jsonl")), "no local file when the app has its own provider"

@@ -264,7 +264,8 @@ def test_fastapi_workers_event_and_feedback_land_in_the_right_turn(server_factor
             assert (span.trace_id, span.parent_id) == (answer_trace, answer_span), span.name
         (request,) = [s for s in spans if s.name == "POST /chat" and s.attributes.get(GEN_AI_CONVERSATION_ID) == chat["thread_id"]]
         (user,) = [s for s in spans if s.attributes.get(LUNARY_MESSAGE_ID) == chat["message_id"]]
-        assert (request.trace_id, request.span_id) in user.links, "the turn links to its request"
+        (turn,) = [s for s in spans if s.span_id == user.parent_id]  # the question is its turn's first child
+        assert (request.trace_id, request.span_id) in turn.links, "the turn links to its request"
         turn_llm = [s for s in spans.in_trace(user.trace_id) if s.is_llm]
         assert len(turn_llm) == 1 and turn_llm[0].parent_id == user.span_id
     event_requests = [s for s in spans if s.name == "POST /event"]

@@ -21,6 +21,7 @@ from otel_lunary.attributes import (
     LUNARY_EVENT_NAME,
     LUNARY_FEEDBACK_MESSAGE_ID,
     LUNARY_FEEDBACK_REMOVED,
+    LUNARY_MESSAGE_CONTENT,
     LUNARY_MESSAGE_ID,
     LUNARY_METADATA,
     LUNARY_THREAD_TAGS,
@@ -60,16 +61,16 @@ class TestOpenThread:
 
 class TestTrackMessages:
     def test_user_then_assistant_is_one_turn(self, recorded):
-        """The doc's two messages: the user message opens a trace, the reply joins it as a child."""
+        """The doc's two messages: one turn, a trace whose root goes from the question to the answer."""
         thread = lunary.open_thread()
         thread.track_message({"role": "user", "content": "Hello, please help me"})
         thread.track_message({"role": "assistant", "content": "Hello, how can I help you?"})
+        turn = recorded.one("invoke_workflow turn")
         user, assistant = recorded.one("message user"), recorded.one("message assistant")
-        assert user.parent is None
-        assert assistant.context.trace_id == user.context.trace_id
-        assert assistant.parent.span_id == user.context.span_id
-        assert text_of(user, GEN_AI_INPUT_MESSAGES) == "Hello, please help me"
-        assert text_of(assistant, GEN_AI_OUTPUT_MESSAGES) == "Hello, how can I help you?"
+        assert turn.parent is None
+        assert user.parent.span_id == assistant.parent.span_id == turn.context.span_id
+        assert text_of(user, LUNARY_MESSAGE_CONTENT) == text_of(turn, GEN_AI_INPUT_MESSAGES) == "Hello, please help me"
+        assert text_of(assistant, LUNARY_MESSAGE_CONTENT) == text_of(turn, GEN_AI_OUTPUT_MESSAGES) == "Hello, how can I help you?"
 
     def test_each_user_message_opens_a_new_trace(self, recorded):
         """A conversation is one trace per turn, grouped by gen_ai.conversation.id."""

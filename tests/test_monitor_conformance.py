@@ -25,6 +25,7 @@ from otel_lunary.attributes import (
     GEN_AI_RESPONSE_ID,
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    LUNARY_MESSAGE_CONTENT,
 )
 
 QUESTION = [{"role": "user", "content": "Plan a trip to Paris"}]
@@ -84,7 +85,7 @@ class TestFinishReasons:
 
     def test_assistant_message_carries_no_finish_reason(self, recorded):
         lunary.open_thread().track_message({"role": "assistant", "content": "Paris it is"})
-        (message,) = json.loads(recorded.one("message assistant").attributes[GEN_AI_OUTPUT_MESSAGES])
+        (message,) = json.loads(recorded.one("message assistant").attributes[LUNARY_MESSAGE_CONTENT])
         assert "finish_reason" not in message
 
 

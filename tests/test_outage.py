@@ -139,7 +139,7 @@ def silent_collector() -> Iterator[int]:
 
 
 def track_turn(thread: lunary.Thread, i: int) -> None:
-    """One user message and its reply."""
+    """One user message and its reply (three spans: the turn and its two messages)."""
     thread.track_message({"role": "user", "content": f"question {i}"})
     thread.track_message({"role": "assistant", "content": f"answer {i}"})
 
@@ -161,11 +161,11 @@ class TestCollectorOutage:
             for i in range(5):
                 track_turn(thread, i)
             assert export.flush(provider, 10.0)
-            poll_until(lambda: sink.count() == 10, timeout=20, what="the first spans through rotel")
+            poll_until(lambda: sink.count() == 15, timeout=20, what="the first spans through rotel")
 
             rotel.stop()
             with watch.calls():
-                for i in range(5, 1005):  # 2000 spans, queue holds 200
+                for i in range(5, 1005):  # 3000 spans, queue holds 200
                     track_turn(thread, i)
             assert watch.app_thread_socket_events() == 0  # no call connected or looked a name up
             assert export.dropped_spans() > 0
@@ -173,12 +173,12 @@ class TestCollectorOutage:
             rotel.start()
             assert export.flush(provider, 60.0)
             dropped = export.dropped_spans()
-            poll_until(lambda: sink.count() >= 2010 - dropped, timeout=30, what=f"{2010 - dropped} spans at the sink")
-            assert 200 <= sink.count() - 10 <= 2000 - export.drop_counts()["queue_full"] + 2  # the queue's worth arrived
+            poll_until(lambda: sink.count() >= 3015 - dropped, timeout=30, what=f"{3015 - dropped} spans at the sink")
+            assert 200 <= sink.count() - 15 <= 3000 - export.drop_counts()["queue_full"] + 2  # the queue's worth arrived
             assert export.drop_counts()["export_failed"] == 0
             # The SDK checks "queue full" and appends without a lock, so a drop racing the
             # worker's pop can be counted for a span that was kept: allow a couple.
-            assert 2010 <= sink.count() + export.dropped_spans() <= 2012
+            assert 3015 <= sink.count() + export.dropped_spans() <= 3017
             # Every export, failed or not, ran off the calling thread, and the audit saw the
             # exporter's own connections (so it would have seen a call's).
             assert watch.export_threads and watch.app_thread not in watch.export_threads

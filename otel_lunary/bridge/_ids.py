@@ -11,43 +11,11 @@ out a forced id once and otherwise delegates to the SDK's random generator.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from otel_lunary.ids import ForcedIdGenerator
 
-
-class ForcedIdGenerator(IdGenerator):
-    """The SDK's random ids, except inside ``forced(...)`` on the same thread."""
-
-    def __init__(self, inner: IdGenerator | None = None) -> None:
-        self._inner = inner or RandomIdGenerator()
-        self._local = threading.local()
-
-    def generate_span_id(self) -> int:
-        forced = getattr(self._local, "span_id", None)
-        if forced is not None:
-            self._local.span_id = None
-            return int(forced)
-        return self._inner.generate_span_id()
-
-    def generate_trace_id(self) -> int:
-        forced = getattr(self._local, "trace_id", None)
-        if forced is not None:
-            self._local.trace_id = None
-            return int(forced)
-        return self._inner.generate_trace_id()
-
-    @contextmanager
-    def forced(self, trace_id: int, span_id: int) -> Iterator[None]:
-        """The next span started on this thread gets these ids (the trace id if it is a root)."""
-        self._local.trace_id, self._local.span_id = trace_id, span_id
-        try:
-            yield
-        finally:
-            self._local.trace_id = self._local.span_id = None
+__all__ = ["ForcedIdGenerator", "python_wire_id"]
 
 
 def python_wire_id(raw_id: str, app_id: str) -> str:

@@ -23,15 +23,16 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from otel_lunary import _record
+from otel_lunary import _record, _turns
 from otel_lunary._content import ContentPolicy, to_string_list
-from otel_lunary._record import USER, ReportedError, normalise_role
+from otel_lunary._record import ASSISTANT, USER, ReportedError, normalise_role
 from otel_lunary._settings import Settings, resolve_settings
 from otel_lunary._state import NEW_TRACE, context_of, new_runtime
-from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY_RUN_UNFINISHED
+from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY_RUN_UNFINISHED, LUNARY_TURN_ENDED_BY
 from otel_lunary.bridge._ids import ForcedIdGenerator, python_wire_id
 from otel_lunary.bridge.store import OpenRun, StateStore, StoreFailure
 from otel_lunary.bridge.wire import Event, EventError, parse_event
+from otel_lunary.phoenix_feedback import PhoenixAnnotationSink, feedback_annotations
 
 logger = logging.getLogger("otel_lunary.bridge")
 
@@ -61,6 +62,11 @@ def error_type(error: Any) -> str:
     return "_OTHER"
 
 
+def _turn_key(thread_id: str) -> str:
+    """The open-run key of a thread's turn (not a Lunary run id: those are UUIDs or the app's)."""
+    return f"otel-lunary-turn:{thread_id}"
+
+
 class Project:
     """One project's TracerProvider (resource ``lunary.project``), tracer and id generator."""
 
@@ -76,8 +82,17 @@ class Project:
 class Ingestor:
     """Turns batches of Lunary events into spans; thread-safe (one batch at a time)."""
 
-    def __init__(self, store: StateStore, provider_factory: ProviderFactory, *, settings: Settings | None = None, run_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        provider_factory: ProviderFactory,
+        *,
+        settings: Settings | None = None,
+        run_timeout_s: float = 600.0,
+        annotations: PhoenixAnnotationSink | None = None,
+    ) -> None:
         self.store = store
+        self.annotations = annotations
         self.provider_factory = provider_factory
         self.settings = settings or resolve_settings()
         self.run_timeout_s = run_timeout_s
@@ -161,24 +176,50 @@ class Ingestor:
         thread_id = _record.conversation_id(event.parent_run_id)
         message = dict(event.get("message"))
         role = normalise_role(message.get("role")) or USER
-        parent = NEW_TRACE if role == USER else self._turn_parent(project, thread_id)
-        span_context, _ = _record.message(
-            project.runtime,
-            _record.message_base(self._thread_base(event), role),
-            {**message, "id": event.run_id},
-            role,
-            parent,
-            None,
-            event.get("userId"),
-            event.get("userProps"),
-            event.timestamp_ns,
+        thread_base = self._thread_base(event)
+        runtime = project.runtime
+        attributes = _record.message_attributes(
+            runtime.policy, _record.message_base(thread_base, role), {**message, "id": event.run_id}, role, event.get("userId"), event.get("userProps")
         )
-        self._remember(project, app_key, event, span_context, thread_id, "message")
         if role == USER:
-            self.store.set_turn(project.name, thread_id, span_context)
+            parent = context_of(self._open_turn(project, thread_id, thread_base, attributes, event.timestamp_ns))
+        else:
+            parent = self._turn_parent(project, thread_id)
+        span_context, _ = _record.emit_message(runtime, attributes, role, parent, None, event.timestamp_ns)
+        self._remember(project, app_key, event, span_context, thread_id, "message")
+        if role == ASSISTANT and not _record.has_tool_calls(message):
+            self._answer_turn(project, thread_id, span_context, attributes, event.timestamp_ns)
         inline = event.get("feedback") or message.get("feedback")
         if isinstance(inline, Mapping) and inline:
             self._emit_feedback(project, event.run_id, inline, event.timestamp_ns)
+
+    # --- turns: open runs of their own, so a reply ends its turn whichever bridge gets it ----
+    def _open_turn(self, project: Project, thread_id: str, thread_base: Mapping[str, Any], question: Mapping[str, Any], started_ns: int) -> SpanContext:
+        """Reserve the turn span of a user message (recorded when the turn ends) and make it
+        the thread's current turn; the thread's previous turn, still open, ends unanswered."""
+        previous = self.store.close_run(project.name, _turn_key(thread_id))
+        if previous is not None:
+            self._end_turn(project, previous, _turns.NEXT_MESSAGE, {}, started_ns)
+        span_context = SpanContext(project.ids.generate_trace_id(), project.ids.generate_span_id(), is_remote=True, trace_flags=_SAMPLED)
+        start = {"name": _record.TURN_SPAN_NAME, "kind": "internal", "type": _record.TURN, "attributes": _record.turn_attributes(thread_base, question), "parent": None}
+        self.store.open_run(project.name, _turn_key(thread_id), span_context, thread_id, started_ns, start)
+        self.store.set_turn(project.name, thread_id, span_context)
+        return span_context
+
+    def _answer_turn(self, project: Project, thread_id: str, reply: SpanContext, attributes: Mapping[str, Any], end_ns: int) -> None:
+        turn = self.store.turn(project.name, thread_id)
+        if turn is None or turn.trace_id != reply.trace_id:
+            return
+        opened = self.store.close_run(project.name, _turn_key(thread_id))
+        if opened is not None:
+            self._end_turn(project, opened, _turns.REPLY, _record.turn_output(attributes), end_ns)
+
+    def _end_turn(self, project: Project, opened: OpenRun, ended_by: str, output: dict[str, Any], end_ns: int) -> None:
+        attributes = {**opened.start["attributes"], **output, LUNARY_TURN_ENDED_BY: ended_by}
+        with project.ids.forced(opened.span_context.trace_id, opened.span_context.span_id):
+            _record.emit(
+                project.runtime, opened.start["name"], attributes, NEW_TRACE, start_ns=opened.started_ns, end_ns=max(opened.started_ns, end_ns)
+            )
 
     def _custom_event(self, project: Project, app_key: str, event: Event) -> None:
         if self._duplicate(project, event):
@@ -202,7 +243,11 @@ class Ingestor:
     def _emit_feedback(self, project: Project, message_id: str, feedback: Mapping[str, Any], timestamp: int) -> None:
         target = self.store.get(project.name, message_id)
         parent = NEW_TRACE if target is None else context_of(target.span_context)
-        _record.feedback(project.runtime, message_id, feedback, target.conversation_id if target else None, parent, timestamp)
+        conversation = target.conversation_id if target else None
+        _, evaluations = _record.feedback(project.runtime, message_id, feedback, conversation, parent, timestamp)
+        if self.annotations is not None and target is not None:
+            span = target.span_context
+            self.annotations.submit(feedback_annotations(span.trace_id, span.span_id, evaluations, message_id=message_id, conversation_id=conversation))
 
     # --- runs ----------------------------------------------------------------------------
     def _start_attributes(self, event: Event, policy: ContentPolicy) -> tuple[str, str, dict[str, Any]]:
@@ -319,7 +364,9 @@ class Ingestor:
         try:
             for project_name, run_id in self.store.open_before(cutoff):
                 opened = self.store.close_run(project_name, run_id)
-                if opened is not None:
+                if opened is not None and opened.start.get("type") == _record.TURN:
+                    self._end_turn(self.project(project_name), opened, _turns.TIMEOUT, {}, now_ns)
+                elif opened is not None:
                     self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
                     closed += 1
         except BaseException:

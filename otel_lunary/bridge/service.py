@@ -24,6 +24,7 @@ from otel_lunary.bridge.ingest import Ingestor
 from otel_lunary.bridge.outbox import Delivery, OutboxWriter
 from otel_lunary.bridge.server import BridgeApp, HttpServer, Ingestion, Maintenance
 from otel_lunary.bridge.store import StateStore
+from otel_lunary.phoenix_feedback import sink_from_settings
 
 def project_resource(options: export.ExportOptions, project: str) -> Resource:
     """The resource of one project's spans: the export settings' (``OTEL_SERVICE_NAME``,
@@ -50,6 +51,7 @@ class Bridge:
         *,
         settings: Settings | None = None,
         export_options: export.ExportOptions | None = None,
+        phoenix_annotations: str | bool | None = None,
     ) -> None:
         self.config = config
         self.export_options = export_options or export.ExportOptions()
@@ -65,7 +67,11 @@ class Bridge:
                 busy_timeout_s=config.state_busy_timeout_s,
             )
             self.store.on_commit.append(self.delivery.wake)
-        self.ingestor = Ingestor(self.store, self._recording_provider, settings=settings, run_timeout_s=config.run_timeout_s)
+        # Feedback mirrored as Phoenix annotations, as the SDK's configure() does (explicit > env > off).
+        self.annotations = sink_from_settings(phoenix_annotations)
+        self.ingestor = Ingestor(
+            self.store, self._recording_provider, settings=settings, run_timeout_s=config.run_timeout_s, annotations=self.annotations
+        )
         self.ingestion = Ingestion(config, self.ingestor, self.delivery.backlog if self.delivery else None)
         try:
             self.server = HttpServer(config, BridgeApp(config, self.ingestion, self.health))
@@ -124,17 +130,19 @@ class Bridge:
             time.sleep(0.2)
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until the outbox is empty (everything exported); False if it is not by then."""
-        if self.delivery is None:
-            return True
+        """Wait until the outbox is empty (everything exported), then until the Phoenix
+        annotations landed; False if they have not by then."""
         deadline = time.monotonic() + timeout_s
-        while True:
+        while self.delivery is not None:
             self.delivery.wake()
             if self.delivery.backlog() == 0:
-                return True
+                break
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
+        if self.annotations is not None:
+            return self.annotations.flush(max(0.0, deadline - time.monotonic()))
+        return True
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop serving (requests under way finish), deliver for up to ``timeout_s``, close.
@@ -152,6 +160,8 @@ class Bridge:
             self.maintenance.join(timeout_s)
         if self.delivery is not None:
             self.delivery.stop(timeout_s)
+        if self.annotations is not None:
+            self.annotations.shutdown(timeout_s)
         self.store.close()
 
     def __enter__(self) -> Bridge:

@@ -23,11 +23,10 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
-from otel_lunary._content import content_attributes
+from otel_lunary._content import content_attributes, tool_call_id_attributes
 from otel_lunary.attributes import (
     GEN_AI_CONVERSATION_ID,
     GEN_AI_OPERATION_NAME,
-    GEN_AI_TOOL_CALL_ID,
     LUNARY_CONTENT_TRUNCATED,
     LUNARY_EVENT_NAME,
     LUNARY_FEEDBACK,
@@ -42,6 +41,7 @@ from otel_lunary.attributes import (
     LUNARY_THREAD_TAGS,
     LUNARY_USER_PROPS,
     USER_ID,
+    LunaryMessageRoleValues,
     LunarySpanTypeValues,
 )
 from otel_lunary.ids import parse_message_id
@@ -56,11 +56,14 @@ from otel_lunary.replay.sources import read_sources
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
 _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
+_USER = LunaryMessageRoleValues.USER.value
+# A tool message's call id: where 0.2 writes it, then where 0.1 did.
+_TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID = tool_call_id_attributes()
 _TIME_THEN_ARRIVAL = itemgetter(0, 1)
 _TIME = attrgetter("time_ns")
 _NOT_SET: Any = object()
 _RARE = frozenset(  # read only when one of them is there
-    {LUNARY_THREAD_METADATA, GEN_AI_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
+    {LUNARY_THREAD_METADATA, _TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
 )
 
 
@@ -173,7 +176,7 @@ class Assembler:
                     span.trace_id,
                     content,
                     user_id,
-                    get(GEN_AI_TOOL_CALL_ID) if extras else None,
+                    get(_TOOL_CALL_ID, get(_LEGACY_TOOL_CALL_ID)) if extras else None,
                 )
                 if extras:
                     self._message_extras(message, a)
@@ -320,9 +323,12 @@ class Assembler:
         return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
 
     def _turn_of_trace(self) -> dict[str, str]:
-        """Each trace's first message (by time, then arrival): the turn's user message."""
+        """Each trace's user message (its first, by time then arrival), else its first message.
+        (A system prompt held for a thread's first turn is in the trace before the question.)"""
         turn_of_trace: dict[str, str] = {}
-        for _, _, trace_id, span_id in sorted((message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()):
+        for _, _, _, trace_id, span_id in sorted(
+            (message.role != _USER, message.time_ns, seq, message.trace_id, span_id) for span_id, (_, seq, message) in self._messages.items()
+        ):
             if trace_id not in turn_of_trace:
                 turn_of_trace[trace_id] = span_id
         return turn_of_trace

@@ -33,12 +33,14 @@ from otel_lunary.replay.records import STATUS_ERROR, SpanRecord
 
 _AGENT_OPERATIONS = {GenAiOperationNameValues.INVOKE_AGENT.value, "create_agent"}
 _TOOL_OPERATIONS = {GenAiOperationNameValues.EXECUTE_TOOL.value}
+_NOT_CALLS = {GenAiOperationNameValues.INVOKE_WORKFLOW.value}
 
 
 def call_kind(span: SpanRecord) -> CallKind | None:
-    """What kind of call a span is, or None when it is not a GenAI operation."""
+    """What kind of call a span is, or None when it is not a GenAI call (no operation, or a
+    workflow: otel-lunary's turn span, whose question and answer are the turn's messages)."""
     operation = span.attributes.get(GEN_AI_OPERATION_NAME)
-    if not isinstance(operation, str):
+    if not isinstance(operation, str) or operation in _NOT_CALLS:
         return None
     if operation in _AGENT_OPERATIONS:
         return "agent"

@@ -96,6 +96,7 @@ def keys_by_name(spans: Iterable[ReadableSpan]) -> dict[str, set[str]]:
 
 
 _SPAN_GROUPS = {
+    "invoke_workflow ": "span.gen_ai.invoke_workflow.internal",
     "message ": "span.lunary.message",
     "event ": "span.lunary.event",
     "feedback": "span.lunary.feedback",
