@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import openai
 import pytest
 from hypothesis import HealthCheck, settings
 from opentelemetry import trace
@@ -82,6 +83,13 @@ def llm() -> Iterator[FakeLLM]:
     """A local OpenAI-compatible server (otel_lunary._fake_llm) keeping the request bodies."""
     with FakeLLM() as server:
         yield server
+
+
+@pytest.fixture
+def client(llm: FakeLLM) -> openai.OpenAI:
+    """The real ``openai`` client on the fake model, wrapped by ``lunary.monitor``; no retries,
+    so a failed call is one request."""
+    return lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
 
 
 @pytest.fixture
