@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_lunary as lunary
-from helpers.servers import free_port, poll_until
+from helpers.servers import free_port, log_tail, poll_until, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector-config"
@@ -86,13 +85,6 @@ def binaries() -> Binaries:
 # ---------------------------------------------------------------- processes
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -124,26 +116,19 @@ class Process:
     log_path: Path
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=100_000)
+        return log_tail(self.log_path, lines=100_000)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=timeout)
+        stop_process(self.popen, timeout)
 
     def wait_ready(self, check, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{_tail(self.log_path)}")
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{log_tail(self.log_path, lines=40)}")
             if time.monotonic() >= deadline:
                 self.stop()
-                raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{_tail(self.log_path)}")
+                raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{log_tail(self.log_path, lines=40)}")
             time.sleep(0.1)
 
 

@@ -120,7 +120,8 @@ def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen | None
             time.sleep(0.05)
 
 
-def _stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; nothing when it is gone or never started."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -136,7 +137,8 @@ def _clean_env(prefix: str) -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a server's log, for an error message (empty when unreadable)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -202,12 +204,12 @@ class RotelProcess:
                 wait_for_port(port, timeout=self._startup_timeout, process=self._process)
         except Exception as exc:
             self.stop()
-            raise RuntimeError(f"rotel-agent did not start: {exc}\n{_tail(self.log_path)}") from exc
+            raise RuntimeError(f"rotel-agent did not start: {exc}\n{log_tail(self.log_path)}") from exc
         return self
 
     def stop(self) -> None:
         """Stop the agent (SIGTERM, then SIGKILL after 5 s)."""
-        _stop_process(self._process, timeout=5)
+        stop_process(self._process, timeout=5)
 
     def restart(self) -> RotelProcess:
         """Stop and start again on the same ports (for outage tests)."""
@@ -216,7 +218,7 @@ class RotelProcess:
 
     def log(self) -> str:
         """Everything the agent printed so far."""
-        return _tail(self.log_path, lines=10_000)
+        return log_tail(self.log_path, lines=10_000)
 
     def __enter__(self) -> RotelProcess:
         return self
@@ -346,10 +348,10 @@ class PhoenixProcess:
 
     def stop(self) -> None:
         """Stop Phoenix (SIGTERM, then SIGKILL after 15 s)."""
-        _stop_process(self._process, timeout=15)
+        stop_process(self._process, timeout=15)
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=10_000)
+        return log_tail(self.log_path, lines=10_000)
 
     def __enter__(self) -> PhoenixProcess:
         return self
@@ -408,7 +410,7 @@ def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0, extra_env: d
             time.sleep(0.2)
     except Exception as exc:
         phoenix.stop()
-        raise RuntimeError(f"phoenix did not start: {exc}\n{_tail(log_path)}") from exc
+        raise RuntimeError(f"phoenix did not start: {exc}\n{log_tail(log_path)}") from exc
     return phoenix
 
 
