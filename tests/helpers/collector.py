@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_lunary as lunary
-from helpers.servers import free_port, log_tail, poll_until, stop_process
+from helpers.servers import StopsOnExit, free_port, log_tail, poll_until, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector-config"
@@ -108,7 +108,7 @@ def free_port_on(host: str) -> int:
 
 
 @dataclass
-class Process:
+class Process(StopsOnExit):
     """A server started by these helpers; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
 
     name: str
@@ -159,12 +159,6 @@ class Collector(Process):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.ports['prometheus']}/metrics"
-
-    def __enter__(self) -> Collector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def listener_overrides(config: dict[str, Any], host: str) -> tuple[list[str], dict[str, int]]:
@@ -217,12 +211,6 @@ class Jaeger(Process):
     otlp_grpc: str = ""
     otlp_http: str = ""
     url: str = ""
-
-    def __enter__(self) -> Jaeger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def get_json(self, path: str, **params: Any) -> Any:
         query = urllib.parse.urlencode(params)
@@ -419,12 +407,6 @@ class Prometheus(Process):
     """A Prometheus server (Debian's package) scraping one target every second."""
 
     url: str = ""
-
-    def __enter__(self) -> Prometheus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector of ``promql``, as [{"metric": {...}, "value": [time, "number"]}]."""

@@ -66,7 +66,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -152,7 +152,20 @@ def rotel_agent_path() -> Path:
     return Path(rotel.__file__).resolve().parent / "rotel-agent"
 
 
-class RotelProcess:
+class StopsOnExit:
+    """A server that a ``with`` block stops at its end (``stop()`` is the subclass's)."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class RotelProcess(StopsOnExit):
     """A rotel-agent run from ``args`` (command line) and ``env`` (extra ROTEL_* variables).
 
     ``start_rotel`` builds and starts one; construct it directly to run other settings,
@@ -220,12 +233,6 @@ class RotelProcess:
         """Everything the agent printed so far."""
         return log_tail(self.log_path, lines=10_000)
 
-    def __enter__(self) -> RotelProcess:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
 
 def start_rotel(
     tmp_path: Path,
@@ -279,7 +286,7 @@ def start_rotel(
     return process.start()
 
 
-class PhoenixProcess:
+class PhoenixProcess(StopsOnExit):
     """A running ``phoenix serve``; see ``start_phoenix``. Stopping twice is harmless."""
 
     def __init__(self, process: subprocess.Popen, *, port: int, grpc_port: int, working_dir: Path, log_path: Path):
@@ -352,12 +359,6 @@ class PhoenixProcess:
 
     def log(self) -> str:
         return log_tail(self.log_path, lines=10_000)
-
-    def __enter__(self) -> PhoenixProcess:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
 
 def _healthy(url: str) -> bool:
