@@ -21,7 +21,7 @@ from otel_lunary.attributes import LUNARY_MESSAGE_ID
 from helpers.servers import OtlpSink, free_port, poll_until
 from helpers import REPO
 from helpers.bridge import APP_KEY, RunningBridge
-from helpers.tmpfs import tmpfs
+from helpers.tmpfs import tmpfs_or_skip
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
@@ -114,10 +114,7 @@ class TestErrorsAnswerAtOnce:
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A real 8 MiB tmpfs (root can mount one); the test is skipped where mounting is not allowed."""
-    mount_point = tmp_path / "disk"
-    with tmpfs(mount_point, "8m") as failure:
-        if failure is not None:
-            pytest.skip(f"cannot mount a tmpfs here: {failure}")
+    with tmpfs_or_skip(tmp_path / "disk", "8m") as mount_point:
         yield mount_point
 
 

@@ -19,7 +19,7 @@ from otel_lunary.attributes import ERROR_TYPE
 from helpers.servers import poll_until
 from helpers import REPO
 from helpers.bridge import APP_KEY, RunningBridge
-from helpers.tmpfs import tmpfs
+from helpers.tmpfs import tmpfs_or_skip
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
@@ -70,10 +70,7 @@ def test_an_infinite_run_timeout_still_prunes_the_state(tmp_path: Path) -> None:
 @pytest.fixture
 def read_only_dir(tmp_path: Path):
     """A directory holding a state file, then remounted read-only (a real read-only filesystem)."""
-    mount_point = tmp_path / "ro"
-    with tmpfs(mount_point, "4m") as failure:
-        if failure is not None:
-            pytest.skip(f"cannot mount a tmpfs here: {failure}")
+    with tmpfs_or_skip(tmp_path / "ro", "4m") as mount_point:
         import sqlite3
 
         sqlite3.connect(mount_point / "state.sqlite").execute("CREATE TABLE t (x)").connection.close()

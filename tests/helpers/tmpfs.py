@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 
 @contextmanager
 def tmpfs(mount_point: Path, size: str) -> Iterator[str | None]:
@@ -26,3 +28,12 @@ def tmpfs(mount_point: Path, size: str) -> Iterator[str | None]:
         yield None
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+
+
+@contextmanager
+def tmpfs_or_skip(mount_point: Path, size: str) -> Iterator[Path]:
+    """``tmpfs``, skipping the test (with the reason) where this machine cannot mount one."""
+    with tmpfs(mount_point, size) as failure:
+        if failure is not None:
+            pytest.skip(f"cannot mount a tmpfs here: {failure}")
+        yield mount_point
