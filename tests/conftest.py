@@ -30,6 +30,7 @@ settings.register_profile(
 )
 settings.load_profile("otel-lunary")
 from otel_lunary._fake_llm import FakeLLM
+from fixtures.rerun_recordings import Recording, record_all
 from helpers.servers import OtlpSink
 
 MEMORY = InMemorySpanExporter()
@@ -83,6 +84,12 @@ def llm() -> Iterator[FakeLLM]:
     """A local OpenAI-compatible server (otel_lunary._fake_llm) keeping the request bodies."""
     with FakeLLM() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """The conversations of tests/fixtures/rerun_recordings.py, recorded once per rerun test module."""
+    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import ERROR_MODEL, FLAKY_MODEL, LYON_WEATHER_MODEL, SMALL_CONTEXT_MODEL, TERSE_MODEL, FakeLLM
 from otel_lunary.cli import build_parser
 from otel_lunary.rerun.command import rerun
@@ -22,11 +22,6 @@ from helpers.rerun import run_rerun
 from helpers.servers import free_port
 
 WEATHER_RESULT = '{"city": "Paris", "temperature_c": 14, "sky": "light rain"}'
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 @pytest.fixture(autouse=True)

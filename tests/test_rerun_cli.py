@@ -20,18 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import TERSE_MODEL, FakeLLM
 from otel_lunary.replay import assemble_file
 from helpers.servers import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "rerun.md"
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 def environment(llm: FakeLLM, record_to: Path) -> dict[str, str]:

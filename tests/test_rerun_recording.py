@@ -13,16 +13,11 @@ from typing import Any
 
 import pytest
 
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import TERSE_MODEL, FakeLLM
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_MESSAGE_ID, LUNARY_RERUN_ORIGINAL_MESSAGE_ID
 from otel_lunary.replay import Conversation, assemble_file
 from helpers.rerun import run_rerun
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 @pytest.fixture(autouse=True)
