@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +30,6 @@ import common
 from helpers import bridge_load
 from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
 
-KEY = "pk-bench"
 TURNS_PER_REQUEST = 5
 
 
@@ -67,52 +65,30 @@ def main() -> None:
     requests = args.requests or (300 if args.quick else 2000)
     bodies = [request_body() for _ in range(requests)]
     events_per_request = TURNS_PER_REQUEST * 4
-    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
-        url_file = Path(tmp) / "url"
-        log = open(Path(tmp) / "bridge.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "otel_lunary", "bridge", "--host", "127.0.0.1", "--port", "0", "--keys", f"{KEY}=bench",
-             "--state", str(Path(tmp) / "state.sqlite"), "--exporter", "file", "--file", str(Path(tmp) / "bridge.jsonl"),
-             "--url-file", str(url_file)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=str(common.ROOT),
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not (url_file.exists() and url_file.read_text().strip()):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"bridge did not start:\n{(Path(tmp) / 'bridge.log').read_text()[-2000:]}")
-                time.sleep(0.05)
-            host, port = url_file.read_text().strip().removeprefix("http://").split(":")
-            conn = http.client.HTTPConnection(host, int(port), timeout=30)
-            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-            latencies = []
-            failed = 0
-            started = time.perf_counter()
-            for body in bodies:
-                t0 = time.perf_counter()
-                conn.request("POST", "/v1/runs/ingest", body=body, headers=headers)
-                response = conn.getresponse()
-                payload = response.read()
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if response.status != 200 or b'"success": false' in payload or b'"success":false' in payload:
-                    failed += 1
-            elapsed = time.perf_counter() - started
-            while True:  # until every span left the outbox for the exporter
-                conn.request("GET", "/healthz")
-                health = json.loads(conn.getresponse().read())
-                if health.get("pending", 0) == 0 or time.perf_counter() - started > 300:
-                    break
-                time.sleep(0.01)
-            exported = time.perf_counter() - started
-            conn.close()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            log.close()
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp, bridge_load.bridge_command(Path(tmp), pythonpath=str(common.ROOT)) as bridge:
+        host, port = bridge.host_port
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        headers = {"Authorization": f"Bearer {bridge_load.KEY}", "Content-Type": "application/json"}
+        latencies = []
+        failed = 0
+        started = time.perf_counter()
+        for body in bodies:
+            t0 = time.perf_counter()
+            conn.request("POST", "/v1/runs/ingest", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if response.status != 200 or b'"success": false' in payload or b'"success":false' in payload:
+                failed += 1
+        elapsed = time.perf_counter() - started
+        while True:  # until every span left the outbox for the exporter
+            conn.request("GET", "/healthz")
+            health = json.loads(conn.getresponse().read())
+            if health.get("pending", 0) == 0 or time.perf_counter() - started > 300:
+                break
+            time.sleep(0.01)
+        exported = time.perf_counter() - started
+        conn.close()
     latencies.sort()
     common.emit(
         {

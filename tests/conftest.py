@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import openai
 import pytest
 from hypothesis import HealthCheck, settings
 from opentelemetry import trace
@@ -29,6 +30,7 @@ settings.register_profile(
 )
 settings.load_profile("otel-lunary")
 from otel_lunary._fake_llm import FakeLLM
+from fixtures.rerun_recordings import Recording, record_all
 from helpers.servers import OtlpSink
 
 MEMORY = InMemorySpanExporter()
@@ -82,6 +84,19 @@ def llm() -> Iterator[FakeLLM]:
     """A local OpenAI-compatible server (otel_lunary._fake_llm) keeping the request bodies."""
     with FakeLLM() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """The conversations of tests/fixtures/rerun_recordings.py, recorded once per rerun test module."""
+    return record_all(tmp_path_factory.mktemp("recorded"))
+
+
+@pytest.fixture
+def client(llm: FakeLLM) -> openai.OpenAI:
+    """The real ``openai`` client on the fake model, wrapped by ``lunary.monitor``; no retries,
+    so a failed call is one request."""
+    return lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
 
 
 @pytest.fixture

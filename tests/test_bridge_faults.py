@@ -21,6 +21,7 @@ from otel_lunary.attributes import LUNARY_MESSAGE_ID
 from helpers.servers import OtlpSink, free_port, poll_until
 from helpers import REPO
 from helpers.bridge import APP_KEY, RunningBridge
+from helpers.tmpfs import tmpfs_or_skip
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
@@ -119,13 +120,8 @@ class TestErrorsAnswerAtOnce:
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A real 8 MiB tmpfs (root can mount one); the test is skipped where mounting is not allowed."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with tmpfs_or_skip(tmp_path / "disk", "8m") as mount_point:
+        yield mount_point
 
 
 def fill(directory: Path) -> Path:

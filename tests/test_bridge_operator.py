@@ -19,6 +19,7 @@ from otel_lunary.attributes import ERROR_TYPE
 from helpers.servers import poll_until
 from helpers import REPO
 from helpers.bridge import APP_KEY, RunningBridge
+from helpers.tmpfs import tmpfs_or_skip
 
 INGEST = "/v1/runs/ingest"
 AUTH = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
@@ -70,19 +71,13 @@ def test_an_infinite_run_timeout_still_prunes_the_state(tmp_path: Path) -> None:
 @pytest.fixture
 def read_only_dir(tmp_path: Path):
     """A directory holding a state file, then remounted read-only (a real read-only filesystem)."""
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs_or_skip(tmp_path / "ro", "4m") as mount_point:
         import sqlite3
 
         sqlite3.connect(mount_point / "state.sqlite").execute("CREATE TABLE t (x)").connection.close()
         if subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], capture_output=True).returncode != 0:
             pytest.skip("cannot remount read-only here")
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.mark.parametrize("where", ["read-only file", "missing directory"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers.tmpfs import tmpfs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,15 +151,8 @@ def small_filesystem(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A real 256 KiB tmpfs when this machine lets the test mount one, else a plain
     directory with ENOSPC injected into the exporter's writes."""
     mount = tmp_path / f"small-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    mounted = shutil.which("mount") is not None and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    ).returncode == 0
-    try:
-        yield mount, "tmpfs" if mounted else "inject"
-    finally:
-        if mounted:
-            subprocess.run(["umount", str(mount)], capture_output=True)
+    with tmpfs(mount, "256k") as failure:
+        yield mount, "tmpfs" if failure is None else "inject"
 
 
 class TestFullDisk:

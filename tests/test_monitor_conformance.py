@@ -31,11 +31,6 @@ from otel_lunary.attributes import (
 QUESTION = [{"role": "user", "content": "Plan a trip to Paris"}]
 
 
-@pytest.fixture
-def client(llm):
-    return lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
-
-
 class TestRequestAttributes:
     def test_what_was_sent_is_recorded(self, recorded, client, llm):
         """seed, n, stop, penalties: on the span as sent."""

@@ -35,11 +35,6 @@ QUESTION = [{"role": "user", "content": "What is OpenTelemetry?"}]
 
 
 @pytest.fixture
-def client(llm):
-    return lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
-
-
-@pytest.fixture
 def async_client(llm):
     return lunary.monitor(openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0))
 

@@ -14,40 +14,20 @@ from typing import Any
 
 import pytest
 
-import otel_lunary as lunary
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import ERROR_MODEL, FLAKY_MODEL, LYON_WEATHER_MODEL, SMALL_CONTEXT_MODEL, TERSE_MODEL, FakeLLM
 from otel_lunary.cli import build_parser
 from otel_lunary.rerun.command import rerun
+from helpers.rerun import run_rerun
 from helpers.servers import free_port
 
 WEATHER_RESULT = '{"city": "Paris", "temperature_c": 14, "sky": "light rain"}'
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 @pytest.fixture(autouse=True)
 def openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-def run(recording: Recording, llm: FakeLLM, *options: str, record_to: Path | None = None) -> tuple[int, dict[str, Any], str]:
-    """Rerun with ``options`` and the JSON report; records into ``record_to`` (a file) or not at all."""
-    argv = ["rerun", str(recording.path), "--base-url", llm.base_url, "--format", "json", *options]
-    if record_to is None:
-        argv.append("--no-record")
-    args = build_parser(argv).parse_args(argv)
-    provider = lunary.configure(exporter="file", file_path=str(record_to)) if record_to is not None else None
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        status = rerun(args, out, err, provider=provider)
-    finally:
-        lunary.shutdown()
-    return status, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
 
 
 def turns(report: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
@@ -61,7 +41,7 @@ def chat_requests(llm: FakeLLM) -> list[dict[str, Any]]:
 class TestComparison:
     def test_a_model_that_answers_differently_is_reported_per_turn(self, recording: Recording, llm: FakeLLM) -> None:
         """With the terse model the first answer changes and the other two stay the same; lengths and tokens are compared."""
-        status, report, err = run(recording, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
+        status, report, err = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
         assert status == 0, err
         first, weather, thanks = turns(report, recording.demo_id)
         assert [first["status"], weather["status"], thanks["status"]] == ["changed", "same", "same"]
@@ -76,7 +56,7 @@ class TestComparison:
 
     def test_the_original_feedback_sits_beside_its_turn(self, recording: Recording, llm: FakeLLM) -> None:
         """The thumbs-down and comment of the recorded weather answer, and the thumbs-up of the last, are in the report."""
-        _, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
+        _, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
         first, weather, thanks = turns(report, recording.demo_id)
         assert first["feedback"] == {}
         assert weather["feedback"] == {"thumb": "down", "comment": "I asked about my trip, not just today"}
@@ -84,14 +64,14 @@ class TestComparison:
 
     def test_each_turn_is_asked_with_the_recorded_history(self, recording: Recording, llm: FakeLLM) -> None:
         """The third turn's prompt carries the recorded answers, not the new terse one."""
-        run(recording, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
+        run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL)
         last = chat_requests(llm)[-1]["messages"]
         assert [m["role"] for m in last] == ["system", "user", "assistant", "user", "assistant", "tool", "assistant", "user"]
         assert last[2]["content"].startswith("Happy to help! For three days")
 
     def test_regenerated_history_carries_the_new_answers(self, recording: Recording, llm: FakeLLM) -> None:
         """With --regenerated the later turns are asked with the new model's earlier replies."""
-        status, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, "--regenerated")
+        status, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, "--regenerated")
         assert status == 0 and report["summary"]["history"] == "regenerated"
         last = chat_requests(llm)[-1]["messages"]
         assert last[2] == {"role": "assistant", "content": "Happy to help!"}
@@ -101,21 +81,21 @@ class TestComparison:
         """--system-prompt FILE is what every request starts with."""
         prompt = tmp_path / "prompt.txt"
         prompt.write_text("You plan whole trips, not just today's weather.", encoding="utf-8")
-        run(recording, llm, "-c", recording.demo_id, "--system-prompt", str(prompt), "--temperature", "0.2")
+        run_rerun(recording.path, llm, "-c", recording.demo_id, "--system-prompt", str(prompt), "--temperature", "0.2")
         requests = chat_requests(llm)
         assert requests and all(r["messages"][0] == {"role": "system", "content": prompt.read_text()} for r in requests)
         assert all(r["temperature"] == 0.2 for r in requests)
 
     def test_fail_on_changed_exits_1_and_same_exits_0(self, recording: Recording, llm: FakeLLM) -> None:
         """--fail-on changed fails the build when a reply changed and passes when none did."""
-        assert run(recording, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, "--fail-on", "changed")[0] == 1
-        assert run(recording, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini", "--fail-on", "changed")[0] == 0
+        assert run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, "--fail-on", "changed")[0] == 1
+        assert run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini", "--fail-on", "changed")[0] == 0
 
 
 class TestTools:
     def test_a_recorded_tool_call_is_answered_with_the_recorded_result(self, recording: Recording, llm: FakeLLM) -> None:
         """The model asks for get_weather(Paris) as recorded: it is given the recorded result, and its answer matches."""
-        status, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini")
+        status, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini")
         assert status == 0
         weather = turns(report, recording.demo_id)[1]
         assert weather["status"] == "same"
@@ -127,7 +107,7 @@ class TestTools:
 
     def test_a_tool_call_the_recording_never_made_is_reported_not_run(self, recording: Recording, llm: FakeLLM) -> None:
         """get_weather(Lyon) has no recorded result: the turn is changed, the call flagged, and no result is invented."""
-        status, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", LYON_WEATHER_MODEL)
+        status, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", LYON_WEATHER_MODEL)
         assert status == 0
         weather = turns(report, recording.demo_id)[1]
         assert weather["status"] == "changed"
@@ -139,14 +119,14 @@ class TestTools:
         """--tools FILE offers exactly those definitions."""
         tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now.", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
         (tmp_path / "tools.json").write_text(json.dumps(tools), encoding="utf-8")
-        run(recording, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini", "--tools", str(tmp_path / "tools.json"))
+        run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", "gpt-4o-mini", "--tools", str(tmp_path / "tools.json"))
         assert all(r["tools"] == tools for r in chat_requests(llm))
 
 
 class TestFailures:
     def test_a_500_then_success_is_retried_and_the_turn_compared(self, recording: Recording, llm: FakeLLM) -> None:
         """The flaky model fails each request once: the client retries and every turn completes."""
-        status, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", FLAKY_MODEL, "--retries", "2", "--fail-on", "errors")
+        status, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", FLAKY_MODEL, "--retries", "2", "--fail-on", "errors")
         assert status == 0
         assert [t["status"] for t in turns(report, recording.demo_id)] == ["same", "same", "same"]
         bodies = [json.dumps(r, sort_keys=True) for r in chat_requests(llm)]
@@ -154,7 +134,7 @@ class TestFailures:
 
     def test_without_retries_the_500_is_the_conversations_error(self, recording: Recording, llm: FakeLLM) -> None:
         """--retries 0: the first 500 stops the conversation, and the report says what the server answered."""
-        status, report, _ = run(recording, llm, "-c", recording.demo_id, "--model", FLAKY_MODEL, "--retries", "0", "--fail-on", "errors")
+        status, report, _ = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", FLAKY_MODEL, "--retries", "0", "--fail-on", "errors")
         assert status == 1
         conversation = report["conversations"][0]
         assert conversation["error"] == "turn 1: HTTP 500: the flaky fake model fails each request once"
@@ -163,7 +143,7 @@ class TestFailures:
     def test_an_always_failing_model_fails_each_conversation_on_its_own(self, recording: Recording, llm: FakeLLM) -> None:
         """Every conversation gets its own error after the retries; none stops another from being tried."""
         ids = recording.quick_ids
-        status, report, err = run(recording, llm, "--tag", "quick", "--model", ERROR_MODEL, "--retries", "1", "--fail-on", "errors")
+        status, report, err = run_rerun(recording.path, llm, "--tag", "quick", "--model", ERROR_MODEL, "--retries", "1", "--fail-on", "errors")
         assert status == 1
         assert sorted(c["conversation_id"] for c in report["conversations"]) == sorted(ids)
         for conversation in report["conversations"]:
@@ -174,7 +154,7 @@ class TestFailures:
     def test_a_request_error_in_one_conversation_leaves_the_others_complete(self, recording: Recording, llm: FakeLLM) -> None:
         """small-context rejects the demo's long second turn (HTTP 400, not retried); the quick conversations all pass."""
         options = ["-c", recording.demo_id, *(a for i in recording.quick_ids for a in ("-c", i)), "--model", SMALL_CONTEXT_MODEL]
-        status, report, _ = run(recording, llm, *options, "--concurrency", "2")
+        status, report, _ = run_rerun(recording.path, llm, *options, "--concurrency", "2")
         assert status == 0
         demo_result = next(c for c in report["conversations"] if c["conversation_id"] == recording.demo_id)
         assert [t["status"] for t in demo_result["turns"]] == ["same", "error"]

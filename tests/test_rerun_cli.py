@@ -15,22 +15,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import TERSE_MODEL, FakeLLM
 from otel_lunary.replay import assemble_file
 from helpers.servers import poll_until
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "rerun.md"
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
 
 
 def environment(llm: FakeLLM, record_to: Path) -> dict[str, str]:
@@ -49,6 +45,19 @@ def command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "otel_lunary", "rerun", *arguments]
 
 
+def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> tuple[str, str]:
+    """Ctrl-C (SIGINT) ``process`` once ``ready()``; its stdout and stderr. Killed if it outlives the test."""
+    try:
+        poll_until(lambda: ready() or process.poll() is not None, timeout=60, what=what)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        return process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class TestInterrupt:
     def test_ctrl_c_keeps_the_finished_conversations(self, recording: Recording, llm: FakeLLM, tmp_path: Path) -> None:
         """SIGINT while the third conversation waits on the model: exit 130, a report of the two done, both recorded."""
@@ -57,15 +66,7 @@ class TestInterrupt:
             command(str(recording.path), "--tag", "quick", "--concurrency", "1", "--model", "stall-after-2", "--format", "json"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(llm, record_to), cwd=tmp_path,
         )
-        try:
-            poll_until(lambda: len(llm.requests) >= 3 or process.poll() is not None, timeout=60, what="the third request")
-            assert process.poll() is None, process.communicate()
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        out, err = interrupt_when(process, lambda: len(llm.requests) >= 3, "the third request")
         assert process.returncode == 130, err
         report = json.loads(out)
         assert report["summary"]["interrupted"] is True
@@ -86,14 +87,7 @@ class TestInterrupt:
             command(str(recording.path), "--tag", "quick", "--concurrency", "2", "--model", "stall-after-0", "--format", "json", "--no-record"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(llm, tmp_path / "r.jsonl"), cwd=tmp_path,
         )
-        try:
-            poll_until(lambda: len(llm.requests) >= 2 or process.poll() is not None, timeout=60, what="two requests in flight")
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        out, err = interrupt_when(process, lambda: len(llm.requests) >= 2, "two requests in flight")
         assert process.returncode == 130, err
         assert len(llm.requests) == 2
         report = json.loads(out)

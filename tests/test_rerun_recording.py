@@ -6,7 +6,6 @@ users do (``otel-lunary replay``'s assembler) and, for span links, as the OTLP J
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -14,36 +13,16 @@ from typing import Any
 
 import pytest
 
-import otel_lunary as lunary
-from fixtures.rerun_recordings import Recording, record_all
+from fixtures.rerun_recordings import Recording
 from otel_lunary._fake_llm import TERSE_MODEL, FakeLLM
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_MESSAGE_ID, LUNARY_RERUN_ORIGINAL_MESSAGE_ID
-from otel_lunary.cli import build_parser
 from otel_lunary.replay import Conversation, assemble_file
-from otel_lunary.rerun.command import rerun
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    return record_all(tmp_path_factory.mktemp("recorded"))
+from helpers.rerun import run_rerun
 
 
 @pytest.fixture(autouse=True)
 def openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-
-
-def run(source: Path, llm: FakeLLM, *options: str, record_to: Path | None = None) -> tuple[int, dict[str, Any], str]:
-    argv = ["rerun", str(source), "--base-url", llm.base_url, "--format", "json", *options]
-    if record_to is None:
-        argv.append("--no-record")
-    provider = lunary.configure(exporter="file", file_path=str(record_to)) if record_to is not None else None
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        status = rerun(build_parser(argv).parse_args(argv), out, err, provider=provider)
-    finally:
-        lunary.shutdown()
-    return status, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
 
 
 def otlp_spans(path: Path) -> list[dict[str, Any]]:
@@ -64,7 +43,7 @@ def rerun_of_demo(recording: Recording, tmp_path_factory: pytest.TempPathFactory
     record_to = tmp_path_factory.mktemp("rerun") / "rerun.jsonl"
     with FakeLLM() as llm, pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", "test-key")
-        status, report, err = run(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, record_to=record_to)
+        status, report, err = run_rerun(recording.path, llm, "-c", recording.demo_id, "--model", TERSE_MODEL, record_to=record_to)
     assert status == 0, err
     return report, record_to
 
@@ -117,37 +96,37 @@ class TestRecordedRerun:
         shutil.copyfile(recording.path, both)
         with both.open("a", encoding="utf-8") as out:
             out.write(path.read_text(encoding="utf-8"))
-        _, selected, _ = run(both, llm, "--user", "demo-user")
+        _, selected, _ = run_rerun(both, llm, "--user", "demo-user")
         assert [c["conversation_id"] for c in selected["conversations"]] == [recording.demo_id]
-        _, selected, _ = run(both, llm, "--user", "demo-user", "--include-reruns")
+        _, selected, _ = run_rerun(both, llm, "--user", "demo-user", "--include-reruns")
         assert [c["conversation_id"] for c in selected["conversations"]] == [recording.demo_id, rerun_id]
-        _, selected, _ = run(both, llm, "-c", rerun_id)
+        _, selected, _ = run_rerun(both, llm, "-c", rerun_id)
         assert [c["conversation_id"] for c in selected["conversations"]] == [rerun_id]
 
 
 class TestSelection:
     def test_feedback_filter_picks_the_thumbs_down_conversation(self, recording: Recording, llm: FakeLLM) -> None:
         """--feedback thumb=down selects the demo conversation only."""
-        _, report, _ = run(recording.path, llm, "--feedback", "thumb=down", "--model", "gpt-4o-mini")
+        _, report, _ = run_rerun(recording.path, llm, "--feedback", "thumb=down", "--model", "gpt-4o-mini")
         assert [c["conversation_id"] for c in report["conversations"]] == [recording.demo_id]
 
     def test_user_tag_and_limit(self, recording: Recording, llm: FakeLLM) -> None:
         """--user, --tag and --limit (the most recent N) narrow the selection as in replay."""
-        _, report, _ = run(recording.path, llm, "--user", "q2", "--model", "m")
+        _, report, _ = run_rerun(recording.path, llm, "--user", "q2", "--model", "m")
         assert [c["conversation_id"] for c in report["conversations"]] == [recording.quick_ids[1]]
-        _, report, _ = run(recording.path, llm, "--tag", "quick", "--limit", "2", "--model", "m")
+        _, report, _ = run_rerun(recording.path, llm, "--tag", "quick", "--limit", "2", "--model", "m")
         assert [c["conversation_id"] for c in report["conversations"]] == recording.quick_ids[1:]
 
     def test_nothing_matching_is_said_and_exits_0(self, recording: Recording, llm: FakeLLM) -> None:
         """A selection that matches nothing reruns nothing, says so, and sends no request."""
-        status, report, err = run(recording.path, llm, "--tag", "no-such-tag")
+        status, report, err = run_rerun(recording.path, llm, "--tag", "no-such-tag")
         assert status == 0 and report["conversations"] == []
         assert "no conversation with an assistant reply matched" in err
         assert llm.requests == []
 
     def test_without_model_each_conversation_uses_its_recorded_one(self, recording: Recording, llm: FakeLLM) -> None:
         """No --model: the model the recording's LLM calls name is asked; a recording without any is an error of its own."""
-        _, report, _ = run(recording.path, llm, "-c", recording.quick_ids[0], "-c", recording.hostile_id)
+        _, report, _ = run_rerun(recording.path, llm, "-c", recording.quick_ids[0], "-c", recording.hostile_id)
         results = {c["conversation_id"]: c for c in report["conversations"]}
         assert results[recording.quick_ids[0]]["model"] == "gpt-4o-mini-fake"
         assert [r["model"] for r in llm.requests] == ["gpt-4o-mini-fake"]

@@ -28,6 +28,7 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 _logger = logging.getLogger("otel_lunary.export")
 
@@ -63,6 +64,29 @@ def reads_fields_directly(cls: type) -> bool:
         )
         _plain_classes[cls] = known
     return known
+
+
+def span_fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """What both encoders write of ``span``, read once: ``(trace_id, span_id, trace_state,
+    parent, name, kind, start, end, attributes, events, links, status)``.
+
+    Through the private fields where ``reads_fields_directly`` allows it (one Python call
+    per span instead of one per field), and unpacks a plain SpanContext as the tuple it is.
+    """
+    context: Any
+    if reads_fields_directly(type(span)):
+        context = span._context
+        parent, name, kind, start, end = span._parent, span._name, span._kind, span._start_time, span._end_time
+        attributes, events, links, status = span._attributes, span._events, span._links, span._status
+    else:
+        context = span.context
+        parent, name, kind, start, end = span.parent, span.name, span.kind, span.start_time, span.end_time
+        attributes, events, links, status = span.attributes, span.events, span.links, span.status
+    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
+        trace_id, span_id, _, _, trace_state, _ = context
+    else:
+        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    return trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, events, links, status
 
 
 def clean_text(text: str) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
@@ -48,7 +48,7 @@ from otel_lunary.export._span_batch import (
     dropped,
     group,
     log_dropped_value,
-    reads_fields_directly,
+    span_fields,
     trace_state_text,
 )
 
@@ -240,19 +240,7 @@ def _status(status: Any) -> str:
 
 
 def _span(span: ReadableSpan) -> str:
-    context: Any
-    if reads_fields_directly(type(span)):
-        context, parent, name, kind = span._context, span._parent, span._name, span._kind
-        start, end, attributes, events = span._start_time, span._end_time, span._attributes, span._events
-        links, status = span._links, span._status
-    else:
-        context, parent, name, kind = span.context, span.parent, span.name, span.kind
-        start, end, attributes, events = span.start_time, span.end_time, span.attributes, span.events
-        links, status = span.links, span.status
-    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
-        trace_id, span_id, _, _, trace_state, _ = context
-    else:
-        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, events, links, status = span_fields(span)
     out = '{"traceId":"%032x","spanId":"%016x"' % (trace_id, span_id)
     if trace_state:
         out += ',"traceState":' + _quote(trace_state_text(trace_state))

@@ -27,7 +27,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_lunary.export._span_batch import (
     INT64_MAX,
@@ -41,7 +41,7 @@ from otel_lunary.export._span_batch import (
     dropped,
     group,
     log_dropped_value,
-    reads_fields_directly,
+    span_fields,
     trace_state_text,
 )
 
@@ -335,19 +335,7 @@ def _times(start: int | None, end: int | None) -> bytes:
 
 def _span(span: ReadableSpan, out: list[bytes]) -> None:
     """Append the ``ScopeSpans.spans`` field of ``span`` to ``out``."""
-    context: Any
-    if reads_fields_directly(type(span)):
-        context, parent, name, kind = span._context, span._parent, span._name, span._kind
-        start, end, attributes, events = span._start_time, span._end_time, span._attributes, span._events
-        links, status = span._links, span._status
-    else:
-        context, parent, name, kind = span.context, span.parent, span.name, span.kind
-        start, end, attributes, events = span.start_time, span.end_time, span.attributes, span.events
-        links, status = span.links, span.status
-    if type(context) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, flags, trace_state, valid)
-        trace_id, span_id, _, _, trace_state, _ = context
-    else:
-        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+    trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, events, links, status = span_fields(span)
     parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     append = parts.append
     if trace_state:

@@ -1,26 +1,28 @@
-"""A progress bar on stderr while a rerun runs, only when a person is watching (a TTY)."""
+"""A progress bar on stderr while a rerun runs, only when a person is watching (a TTY).
+
+Built on replay's ``Progress`` (the same TTY check, throttling state and clean-line
+erase), drawing its own line: a rerun counts turns and conversations, not bytes read.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import TextIO
 
+from otel_lunary.replay.progress import Progress
 from otel_lunary.rerun.results import ConversationResult, TurnResult
 
 WIDTH = 24
 
 
-class RerunProgress:
+class RerunProgress(Progress):
     """``rerun [██████░░░░] 12/40 turns · 3/10 conversations · 2 changed · 1 error``, redrawn in place."""
 
     def __init__(self, stream: TextIO, total_turns: int, total_conversations: int, *, interval: float = 0.1) -> None:
-        self._stream = stream
-        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        super().__init__("rerun", None, stream=stream, interval=interval)
+        self._next = 0.0  # the first turn draws at once
         self._total_turns = total_turns
         self._total_conversations = total_conversations
-        self._interval = interval
-        self._next = 0.0
-        self._drawn = False
         self.turns = 0
         self.conversations = 0
         self.changed = 0
@@ -55,10 +57,3 @@ class RerunProgress:
         self._stream.write("\r\x1b[K" + self.line())
         self._stream.flush()
         self._drawn = True
-
-    def close(self) -> None:
-        """Erase the bar so what follows starts on a clean line."""
-        if self._drawn:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-            self._drawn = False

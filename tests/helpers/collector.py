@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_lunary as lunary
-from helpers.servers import free_port, poll_until
+from helpers.servers import StopsOnExit, free_port, log_tail, poll_until, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector-config"
@@ -86,13 +85,6 @@ def binaries() -> Binaries:
 # ---------------------------------------------------------------- processes
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -116,7 +108,7 @@ def free_port_on(host: str) -> int:
 
 
 @dataclass
-class Process:
+class Process(StopsOnExit):
     """A server started by these helpers; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
 
     name: str
@@ -124,26 +116,19 @@ class Process:
     log_path: Path
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=100_000)
+        return log_tail(self.log_path, lines=100_000)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=timeout)
+        stop_process(self.popen, timeout)
 
     def wait_ready(self, check, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{_tail(self.log_path)}")
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{log_tail(self.log_path, lines=40)}")
             if time.monotonic() >= deadline:
                 self.stop()
-                raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{_tail(self.log_path)}")
+                raise TimeoutError(f"{self.name} not ready within {timeout}s:\n{log_tail(self.log_path, lines=40)}")
             time.sleep(0.1)
 
 
@@ -174,12 +159,6 @@ class Collector(Process):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.ports['prometheus']}/metrics"
-
-    def __enter__(self) -> Collector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def listener_overrides(config: dict[str, Any], host: str) -> tuple[list[str], dict[str, int]]:
@@ -232,12 +211,6 @@ class Jaeger(Process):
     otlp_grpc: str = ""
     otlp_http: str = ""
     url: str = ""
-
-    def __enter__(self) -> Jaeger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def get_json(self, path: str, **params: Any) -> Any:
         query = urllib.parse.urlencode(params)
@@ -434,12 +407,6 @@ class Prometheus(Process):
     """A Prometheus server (Debian's package) scraping one target every second."""
 
     url: str = ""
-
-    def __enter__(self) -> Prometheus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector of ``promql``, as [{"metric": {...}, "value": [time, "number"]}]."""

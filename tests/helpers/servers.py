@@ -66,7 +66,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -120,7 +120,8 @@ def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen | None
             time.sleep(0.05)
 
 
-def _stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; nothing when it is gone or never started."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -136,7 +137,8 @@ def _clean_env(prefix: str) -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a server's log, for an error message (empty when unreadable)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -150,7 +152,20 @@ def rotel_agent_path() -> Path:
     return Path(rotel.__file__).resolve().parent / "rotel-agent"
 
 
-class RotelProcess:
+class StopsOnExit:
+    """A server that a ``with`` block stops at its end (``stop()`` is the subclass's)."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class RotelProcess(StopsOnExit):
     """A rotel-agent run from ``args`` (command line) and ``env`` (extra ROTEL_* variables).
 
     ``start_rotel`` builds and starts one; construct it directly to run other settings,
@@ -202,12 +217,12 @@ class RotelProcess:
                 wait_for_port(port, timeout=self._startup_timeout, process=self._process)
         except Exception as exc:
             self.stop()
-            raise RuntimeError(f"rotel-agent did not start: {exc}\n{_tail(self.log_path)}") from exc
+            raise RuntimeError(f"rotel-agent did not start: {exc}\n{log_tail(self.log_path)}") from exc
         return self
 
     def stop(self) -> None:
         """Stop the agent (SIGTERM, then SIGKILL after 5 s)."""
-        _stop_process(self._process, timeout=5)
+        stop_process(self._process, timeout=5)
 
     def restart(self) -> RotelProcess:
         """Stop and start again on the same ports (for outage tests)."""
@@ -216,13 +231,7 @@ class RotelProcess:
 
     def log(self) -> str:
         """Everything the agent printed so far."""
-        return _tail(self.log_path, lines=10_000)
-
-    def __enter__(self) -> RotelProcess:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        return log_tail(self.log_path, lines=10_000)
 
 
 def start_rotel(
@@ -277,7 +286,7 @@ def start_rotel(
     return process.start()
 
 
-class PhoenixProcess:
+class PhoenixProcess(StopsOnExit):
     """A running ``phoenix serve``; see ``start_phoenix``. Stopping twice is harmless."""
 
     def __init__(self, process: subprocess.Popen, *, port: int, grpc_port: int, working_dir: Path, log_path: Path):
@@ -346,16 +355,10 @@ class PhoenixProcess:
 
     def stop(self) -> None:
         """Stop Phoenix (SIGTERM, then SIGKILL after 15 s)."""
-        _stop_process(self._process, timeout=15)
+        stop_process(self._process, timeout=15)
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=10_000)
-
-    def __enter__(self) -> PhoenixProcess:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        return log_tail(self.log_path, lines=10_000)
 
 
 def _healthy(url: str) -> bool:
@@ -408,7 +411,7 @@ def start_phoenix(tmp_path: Path, *, startup_timeout: float = 90.0, extra_env: d
             time.sleep(0.2)
     except Exception as exc:
         phoenix.stop()
-        raise RuntimeError(f"phoenix did not start: {exc}\n{_tail(log_path)}") from exc
+        raise RuntimeError(f"phoenix did not start: {exc}\n{log_tail(log_path)}") from exc
     return phoenix
 
 
