@@ -13,7 +13,7 @@ ROLE_ICONS = {"user": "👤", "assistant": "🤖", "system": "⚙️", "tool": "
 
 def feedback_label(key: str, value: Any) -> str:
     """``👍`` for thumbs, ``★ 4`` for a rating, ``💬 "text"`` for a comment, else ``key: value``."""
-    if key == "thumb" and value in THUMBS:
+    if key == "thumb" and isinstance(value, str) and value in THUMBS:
         return THUMBS[value]
     if key == "rating":
         return f"★ {value}"

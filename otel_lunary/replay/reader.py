@@ -148,6 +148,9 @@ def read_lines(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO |
                     why = "truncated line" if truncated else "not valid JSON"
                     on_problem(Problem(label, line_no, f"{why} ({exc}); skipped"))
                     continue
+                except RecursionError:
+                    on_problem(Problem(label, line_no, "JSON nested too deeply to read; skipped"))
+                    continue
 
                 def report(message: str, _line: int = line_no) -> None:
                     on_problem(Problem(label, _line, f"{message}; skipped"))
