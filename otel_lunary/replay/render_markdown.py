@@ -6,9 +6,19 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from otel_lunary.replay.content import as_text, genai_message_text
-from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, tool_call_label
+from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.model import CallRecord, Conversation, Message
 from otel_lunary.replay.times import clock, short
+
+
+class _TerminalSafe:
+    """Writes text with its control characters made visible (``display.terminal_safe``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(terminal_safe(text))
 
 
 def _quote(text: str) -> str:
@@ -55,18 +65,19 @@ def _message(message: Message) -> list[str]:
 
 
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
+    writer = _TerminalSafe(out)  # Markdown is read in terminals too (cat, less -R)
     for conversation in conversations:
-        out.write(f"# Thread `{conversation.id}`\n\n")
+        writer.write(f"# Thread `{conversation.id}`\n\n")
         facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []
         if conversation.users:
             facts.append("users: " + ", ".join(conversation.users))
         if conversation.all_tags:
             facts.append("tags: " + ", ".join(f"`{t}`" for t in conversation.all_tags))
-        out.write(" · ".join(facts) + "\n\n")
+        writer.write(" · ".join(facts) + "\n\n")
         for item in conversation.items:
             if isinstance(item, Message):
-                out.write("\n".join(_message(item)) + "\n")
+                writer.write("\n".join(_message(item)) + "\n")
             else:
                 meta = f" `{as_text(item.metadata)}`" if item.metadata else ""
-                out.write(f"*◆ event **{item.name}** · {clock(item.time_ns)}*{meta}\n\n")
-        out.write("---\n\n")
+                writer.write(f"*◆ event **{item.name}** · {clock(item.time_ns)}*{meta}\n\n")
+        writer.write("---\n\n")
