@@ -20,7 +20,7 @@ def render(conversations: Iterable[Conversation], out: TextIO, *, width: int = 6
     for c in conversations:
         first = c.first_message("user") or c.first_message(None)
         text = shorten(first.content or "", width) if first is not None else ""
-        row = (c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text)
+        row: tuple[str, ...] = (c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text)
         rows.append(tuple(terminal_safe(cell) for cell in row))  # made safe before the widths are measured
     header = ("THREAD", "STARTED (UTC)", "MSGS", "USERS", "TAGS", "FEEDBACK", "FIRST MESSAGE")
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header) - 1)]
