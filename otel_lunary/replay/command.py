@@ -18,6 +18,7 @@ from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.filters import Filters, parse_feedback
 from otel_lunary.replay.model import Conversation
 from otel_lunary.replay.sources import JaegerSource, PhoenixSource, Source, read_sources
+from otel_lunary.replay.reader import max_line_bytes
 from otel_lunary.replay.records import Problem
 from otel_lunary.replay.times import parse_time
 
@@ -112,13 +113,16 @@ def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The command body, with streams passed in so the demo and tests can call it."""
     try:
         filters = _filters(args)
+        max_line = max_line_bytes()
     except ValueError as exc:
         err.write(f"otel-lunary replay: {exc}\n")
         return 2
     sources = _sources(args)
     report = _ProblemReport(err)
     assembler = Assembler(conversation_ids=filters.conversations)
-    assembler.extend(read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns))
+    assembler.extend(
+        read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns, max_line=max_line)
+    )
     conversations = list(filters.apply(assembler.finish()))
     for problem in assembler.problems:
         report(problem)
