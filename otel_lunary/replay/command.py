@@ -18,6 +18,7 @@ from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.filters import Filters, parse_feedback
 from otel_lunary.replay.model import Conversation
 from otel_lunary.replay.sources import JaegerSource, PhoenixSource, Source, read_sources
+from otel_lunary.replay._http import timeout_s
 from otel_lunary.replay.reader import max_line_bytes
 from otel_lunary.replay.records import Problem
 from otel_lunary.replay.times import parse_time
@@ -114,6 +115,7 @@ def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         filters = _filters(args)
         max_line = max_line_bytes()
+        timeout_s()  # checked before any source is read
     except ValueError as exc:
         err.write(f"otel-lunary replay: {exc}\n")
         return 2
@@ -127,7 +129,7 @@ def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for problem in assembler.problems:
         report(problem)
     report.close()
-    if report.unreadable_sources == len(sources) and assembler.spans_read == 0:
+    if report.unreadable_sources >= len(sources) and assembler.spans_read == 0:
         if not args.sources and not args.jaeger and not args.phoenix:
             err.write("otel-lunary replay: nothing recorded yet here; run `otel-lunary demo`, or pass a SOURCE file, --jaeger or --phoenix\n")
         return 1
