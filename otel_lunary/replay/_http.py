@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import urllib.error
-import urllib.request
 
 ENV_TIMEOUT = "OTEL_LUNARY_REPLAY_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -50,6 +48,9 @@ def timeout_s(value: float | None = None) -> float:
 
 def get(url: str, deadline: float) -> bytes:
     """The body of ``GET url``, read before ``deadline`` (``time.monotonic()``), or ``SourceError``."""
+    import urllib.error  # here, not at the top: replaying a file need not load an HTTP client
+    import urllib.request
+
     left = deadline - time.monotonic()
     if left <= 0:
         raise SourceError("deadline passed before the request")
