@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.replay.sdk_conversation import record_over_otlp
 from otel_lunary.replay.assemble import assemble
-from otel_lunary.replay.reader import PhoenixSource, read_sources
+from otel_lunary.replay.sources import PhoenixSource, read_sources
 from servers import poll_until, start_phoenix
 from test_replay_roundtrip import assert_replays, only
 
