@@ -118,6 +118,7 @@ class Assembler:
         self._replaced = False
         self._calls: dict[str, _Call] = {}
         self._feedback: list[_Feedback] = []
+        self._unplaced_roots: list[CallRecord] = []
         self._threads: dict[str, _Thread] = defaultdict(_Thread)
         self._thread_tags: dict[str, Any] = {}  # each thread's latest tags as the source wrote them
         self._keys: dict[str, str] = {}
@@ -334,6 +335,14 @@ class Assembler:
         return turn_of_trace
 
     def _place_calls(self, conversation: Callable[[str], Conversation]) -> None:
+        self._join_calls(conversation)
+        for _, _, message in self._messages.values():
+            if message.calls:
+                _flatten_below(message.calls, MAX_CALL_DEPTH)
+        for record in self._unplaced_roots:
+            _flatten_below([record], MAX_CALL_DEPTH)
+
+    def _join_calls(self, conversation: Callable[[str], Conversation]) -> None:
         turn_of_trace: dict[str, str] | None = None  # made when a call needs it
         for call in sorted(self._calls.values(), key=lambda c: c.record.start_ns):
             parent = call.parent_span_id
@@ -349,6 +358,29 @@ class Assembler:
                 self._messages[turn_of_trace[call.record.trace_id]][2].calls.append(call.record)
             elif call.conversation_id is not None and (not self._only or call.conversation_id in self._only):
                 conversation(call.conversation_id).unplaced_calls.append(call.record)
+                self._unplaced_roots.append(call.record)
+
+
+# Calls nested deeper than this are shown as children of their ancestor at this depth: a
+# producer can nest spans without end, and every renderer walks the tree recursively.
+MAX_CALL_DEPTH = 64
+
+
+def _flatten_below(calls: list[CallRecord], max_depth: int) -> None:
+    """Give each call at ``max_depth`` all its descendants as direct children, in start order."""
+    stack = [(call, 1) for call in calls]
+    while stack:
+        call, depth = stack.pop()
+        if depth < max_depth:
+            stack.extend((child, depth + 1) for child in call.children)
+            continue
+        descendants, pending = [], list(call.children)
+        while pending:
+            child = pending.pop()
+            descendants.append(child)
+            pending.extend(child.children)
+            child.children = []
+        call.children = sorted(descendants, key=attrgetter("start_ns"))
 
 
 def assemble(spans: Iterable[SpanRecord], *, conversation_ids: Iterable[str] = ()) -> list[Conversation]:

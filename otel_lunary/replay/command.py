@@ -18,6 +18,8 @@ from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.filters import Filters, parse_feedback
 from otel_lunary.replay.model import Conversation
 from otel_lunary.replay.sources import JaegerSource, PhoenixSource, Source, read_sources
+from otel_lunary.replay._http import timeout_s
+from otel_lunary.replay.reader import max_line_bytes
 from otel_lunary.replay.records import Problem
 from otel_lunary.replay.times import parse_time
 
@@ -122,10 +124,16 @@ class ProblemReport:
             self.stream.write(f"{self.prefix}... and {self.count - MAX_PROBLEMS_SHOWN} more problems\n")
 
 
-def read_conversations(sources: list[Source], filters: Filters, report: ProblemReport) -> tuple[list[Conversation], int]:
-    """The conversations of ``sources`` that ``filters`` keep, and how many spans were read; problems go to ``report``."""
+def read_conversations(
+    sources: list[Source], filters: Filters, report: ProblemReport, *, max_line: int | None = None
+) -> tuple[list[Conversation], int]:
+    """The conversations of ``sources`` that ``filters`` keep, and how many spans were read;
+    problems go to ``report``. ``max_line``: the longest line read (default: the setting)."""
+    max_line = max_line_bytes() if max_line is None else max_line
     assembler = Assembler(conversation_ids=filters.conversations)
-    assembler.extend(read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns))
+    assembler.extend(
+        read_sources(sources, report, conversation_ids=filters.conversations, since_ns=filters.since_ns, until_ns=filters.until_ns, max_line=max_line)
+    )
     conversations = list(filters.apply(assembler.finish()))
     for problem in assembler.problems:
         report(problem)
@@ -137,13 +145,15 @@ def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The command body, with streams passed in so the demo and tests can call it."""
     try:
         filters = filters_of(args)
+        max_line = max_line_bytes()
+        timeout_s()  # checked before any source is read
     except ValueError as exc:
         err.write(f"otel-lunary replay: {exc}\n")
         return 2
     sources = sources_of(args)
     report = ProblemReport(err)
-    conversations, spans_read = read_conversations(sources, filters, report)
-    if report.unreadable_sources == len(sources) and spans_read == 0:
+    conversations, spans_read = read_conversations(sources, filters, report, max_line=max_line)
+    if report.unreadable_sources >= len(sources) and spans_read == 0:
         if not args.sources and not args.jaeger and not args.phoenix:
             err.write("otel-lunary replay: nothing recorded yet here; run `otel-lunary demo`, or pass a SOURCE file, --jaeger or --phoenix\n")
         return 1

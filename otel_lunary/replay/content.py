@@ -16,7 +16,7 @@ def load_json(value: Any, default: Any = None) -> Any:
         return default if value is None else value
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: kept as text
         return value
 
 
@@ -32,7 +32,10 @@ def as_text(value: Any) -> str:
     """Text for display: strings as they are, anything else as compact JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    except (ValueError, RecursionError):
+        return "[value nested too deeply to show]"
 
 
 def part_text(part: dict[str, Any]) -> str | None:
@@ -57,10 +60,15 @@ def genai_messages(value: Any) -> list[dict[str, Any]]:
     return [m for m in loaded if isinstance(m, dict)] if isinstance(loaded, list) else []
 
 
+def _parts(message: dict[str, Any]) -> list[Any]:
+    parts = message.get("parts")
+    return parts if isinstance(parts, list) else []
+
+
 def genai_message_text(message: dict[str, Any]) -> str:
     """All displayable text of one GenAI message, tool calls written as ``name(args)``."""
     pieces: list[str] = []
-    for part in message.get("parts") or []:
+    for part in _parts(message):
         if not isinstance(part, dict):
             continue
         if part.get("type") == "tool_call":
@@ -85,7 +93,7 @@ def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[tuple[A
     texts: list[str] = []
     tool_calls: list[tuple[Any, Any, Any]] = []
     for message in genai_messages(raw):
-        for part in message.get("parts") or []:
+        for part in _parts(message):
             if not isinstance(part, dict):
                 continue
             kind = part.get("type")

@@ -102,7 +102,12 @@ def decode_value(value: Any) -> Any:
 
 
 def decode_attributes(items: Any) -> dict[str, Any]:
-    """OTLP ``KeyValue`` list to a dict, entry by entry; malformed entries are dropped, not fatal."""
+    """OTLP ``KeyValue`` list to a dict, entry by entry; malformed entries are dropped, not fatal.
+
+    Malformed means anything a producer can write: a value of the wrong shape
+    (``arrayValue`` as a string, ``kvlistValue`` as a number) or nested too deeply to
+    decode (``RecursionError``).
+    """
     result: dict[str, Any] = {}
     if not isinstance(items, list):
         return result
@@ -110,7 +115,7 @@ def decode_attributes(items: Any) -> dict[str, Any]:
         if isinstance(item, dict) and isinstance(item.get("key"), str):
             try:
                 result[item["key"]] = decode_value(item.get("value"))
-            except (TypeError, ValueError):
+            except Exception:  # noqa: BLE001 - see the docstring: the entry is dropped
                 continue
     return result
 
@@ -164,8 +169,16 @@ def otlp_attributes(items: Any) -> SpanAttributes:
         return SpanAttributes(decode_attributes(items))
 
 
+# Times replay can show: 1970 to the end of year 9999 (``datetime``'s range); OTLP times
+# are unsigned, and a later one is a producer's bug that would stop every renderer.
+MAX_TIME_NS = 253402300799 * 10**9
+
+
 def _time(value: Any) -> int:
     return 0 if value is None or value == "" else int(value)
+
+
+
 
 
 def _status(status: Any) -> tuple[int, str]:
@@ -188,6 +201,8 @@ def _events(raw_events: list[Any], start: int) -> tuple[EventRecord, ...]:
             time = event.get("time_unix_nano")
         name = event.get("name")
         time_ns = 0 if time is None or time == "" else int(time)
+        if not 0 <= time_ns <= MAX_TIME_NS:
+            raise ValueError("an event time out of range (before 1970 or after 9999)")
         events.append(event_record((name if type(name) is str else str(name or ""), time_ns or start, otlp_attributes(event.get("attributes")))))
     return tuple(events)
 
@@ -229,11 +244,16 @@ def otlp_span(span: Mapping[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
         events = _events(raw_events, start_ns) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
+    if not 0 <= start_ns <= MAX_TIME_NS or not 0 <= end_ns <= MAX_TIME_NS:
+        raise DecodeError(f"span {name!r} has a time out of range (before 1970 or after 9999)")
     parent = span.get("parentSpanId")
     if parent is None:
         parent = span.get("parent_span_id")
     status = span.get("status")
-    code, message = _status(status) if status else (STATUS_UNSET, "")
+    try:
+        code, message = _status(status) if status else (STATUS_UNSET, "")
+    except (TypeError, ValueError, OverflowError):
+        raise DecodeError(f"span {name!r} has a malformed status: {status!r:.100}") from None
     parent = _span_id(parent) if parent else None
     return span_record((trace_id, span_id, parent, name, start_ns, end_ns, otlp_attributes(span.get("attributes")), events, code, message))
 

@@ -8,12 +8,23 @@ from otel_lunary.replay.content import as_text
 from otel_lunary.replay.model import CallRecord, FeedbackChange, ToolCall
 
 THUMBS = {"up": "👍", "down": "👎"}
+
+# C0 and C1 control characters (and DEL) from chat content, ids, tags and names would
+# drive the reader's terminal: window titles, clipboard writes (OSC 52), clear-screens,
+# a carriage return that overwrites the line. They are shown as ``\xNN`` instead; tab and
+# newline stay, the renderers lay out multi-line text themselves.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\t\n"}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character but tab and newline made visible (``\x1b``)."""
+    return text.translate(_CONTROLS)
 ROLE_ICONS = {"user": "👤", "assistant": "🤖", "system": "⚙️", "tool": "🔧"}
 
 
 def feedback_label(key: str, value: Any) -> str:
     """``👍`` for thumbs, ``★ 4`` for a rating, ``💬 "text"`` for a comment, else ``key: value``."""
-    if key == "thumb" and value in THUMBS:
+    if key == "thumb" and isinstance(value, str) and value in THUMBS:
         return THUMBS[value]
     if key == "rating":
         return f"★ {value}"

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+from otel_lunary.replay._http import NotFound, SourceError, Unreachable, get, timeout_s
 from otel_lunary.replay.decode import otlp_spans
 from otel_lunary.replay.records import Problem, SpanRecord
 
@@ -34,7 +33,6 @@ class JaegerSource:
 
 DEFAULT_WINDOW_NS = 30 * 86400 * 10**9
 SEARCH_DEPTH = 1000
-TIMEOUT_S = 30.0
 
 
 def _rfc3339(ns: int) -> str:
@@ -78,18 +76,21 @@ def read_jaeger(
 ) -> Iterator[SpanRecord]:
     """Spans of the conversations asked for (all with the attribute when none is named)."""
     wanted: list[str | None] = [*sorted(conversation_ids)] or [None]
+    deadline = time.monotonic() + timeout_s()
     for conversation_id in wanted:
         url = query_url(source, conversation_id, since_ns, until_ns)
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=TIMEOUT_S) as response:
-                body = response.read().decode("utf-8")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:  # Jaeger: no trace matched
-                continue
-            on_problem(Problem(url, None, f"Jaeger answered HTTP {exc.code}: {exc.read()[:200]!r}"))
+            body = get(url, deadline).decode("utf-8")
+        except NotFound:  # Jaeger: no trace matched
             continue
-        except (urllib.error.URLError, OSError) as exc:
+        except Unreachable as exc:
             on_problem(Problem(url, None, f"cannot reach Jaeger: {exc}"))
+            continue
+        except SourceError as exc:
+            on_problem(Problem(url, None, f"cannot read from Jaeger: {exc}"))
+            continue
+        except UnicodeDecodeError as exc:
+            on_problem(Problem(url, None, f"cannot read from Jaeger: the answer is not UTF-8 ({exc.reason} at byte {exc.start})"))
             continue
         try:
             for number, value in enumerate(_json_values(body), start=1):
@@ -101,5 +102,5 @@ def read_jaeger(
                     report(f"Jaeger error {value['error']}")
                     continue
                 yield from otlp_spans(value, report)
-        except ValueError as exc:
-            on_problem(Problem(url, None, f"answer is not JSON ({exc}); rest skipped"))
+        except (ValueError, RecursionError) as exc:
+            on_problem(Problem(url, None, f"cannot read from Jaeger: the answer is not JSON ({exc}); rest skipped"))

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from typing import Any
 
 from otel_lunary._phoenix_api import auth_headers
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+from otel_lunary.replay._http import SourceError, get, timeout_s
 from otel_lunary.replay.decode import decode_id
 from otel_lunary.replay.records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, Problem, SpanAttributes, SpanRecord
 
@@ -36,7 +36,6 @@ class PhoenixSource:
 
 PAGE_SIZE = 1000
 TRACES_PER_QUERY = 50
-TIMEOUT_S = 30.0
 _INDEXED = re.compile(r"^(.*)\.(\d+)$")
 _STATUS = {"OK": STATUS_OK, "ERROR": STATUS_ERROR, "UNSET": STATUS_UNSET}
 
@@ -93,19 +92,26 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
 
 
-def _pages(base: str, params: list[tuple[str, str]], on_problem: Callable[[Problem], None]) -> Iterator[dict[str, Any]]:
+def _pages(base: str, params: list[tuple[str, str]], on_problem: Callable[[Problem], None], deadline: float) -> Iterator[dict[str, Any]]:
+    """Every span of a paginated query; stops with a problem on any answer it cannot use."""
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         query = params + [("limit", str(PAGE_SIZE))] + ([("cursor", cursor)] if cursor else [])
         url = f"{base}?{urllib.parse.urlencode(query)}"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json", **auth_headers()}), timeout=TIMEOUT_S) as response:
-                page = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            on_problem(Problem(url, None, f"Phoenix answered HTTP {exc.code}: {exc.read()[:200]!r}"))
-            return
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            page = json.loads(get(url, deadline, auth_headers()))
+        except SourceError as exc:
             on_problem(Problem(url, None, f"cannot read from Phoenix: {exc}"))
+            return
+        except UnicodeDecodeError as exc:
+            on_problem(Problem(url, None, f"cannot read from Phoenix: the answer is not UTF-8 ({exc.reason} at byte {exc.start})"))
+            return
+        except (ValueError, RecursionError) as exc:
+            on_problem(Problem(url, None, f"cannot read from Phoenix: the answer is not JSON ({exc})"))
+            return
+        if not isinstance(page, dict) or not isinstance(page.get("data", []), list):
+            on_problem(Problem(url, None, f"cannot read from Phoenix: expected {{\"data\": [...]}}, got {json.dumps(page)[:100]}"))
             return
         for number, span in enumerate(page.get("data") or [], start=1):
             if isinstance(span, dict):
@@ -115,6 +121,10 @@ def _pages(base: str, params: list[tuple[str, str]], on_problem: Callable[[Probl
         cursor = page.get("next_cursor")
         if not cursor:
             return
+        if not isinstance(cursor, str) or cursor in seen:
+            on_problem(Problem(url, None, f"cannot read from Phoenix: next_cursor {cursor!r} repeats an earlier page; stopped"))
+            return
+        seen.add(cursor)
 
 
 def read_phoenix(
@@ -140,8 +150,9 @@ def read_phoenix(
             on_problem(Problem(base, None, f"{exc}; skipped"))
             return None
 
+    deadline = time.monotonic() + timeout_s()
     if not conversation_ids:
-        for raw in _pages(base, window, on_problem):
+        for raw in _pages(base, window, on_problem, deadline):
             record = convert(raw)
             if record is not None:
                 yield record
@@ -149,14 +160,14 @@ def read_phoenix(
     trace_ids: set[str] = set()
     for conversation_id in sorted(conversation_ids):
         attribute = f"{GEN_AI_CONVERSATION_ID}:{json.dumps(conversation_id)}"
-        for raw in _pages(base, window + [("attribute", attribute)], on_problem):
+        for raw in _pages(base, window + [("attribute", attribute)], on_problem, deadline):
             trace_id = (raw.get("context") or {}).get("trace_id")
             if isinstance(trace_id, str):
                 trace_ids.add(trace_id)
     ordered = sorted(trace_ids)
     for start in range(0, len(ordered), TRACES_PER_QUERY):
         batch = [("trace_id", t) for t in ordered[start : start + TRACES_PER_QUERY]]
-        for raw in _pages(base, batch, on_problem):
+        for raw in _pages(base, batch, on_problem, deadline):
             record = convert(raw)
             if record is not None:
                 yield record

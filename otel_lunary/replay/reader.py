@@ -27,6 +27,8 @@ __all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expan
 ProblemSink = Callable[[Problem], None]
 
 ENV_JSON_PARSER = "OTEL_LUNARY_REPLAY_JSON"
+ENV_MAX_LINE_BYTES = "OTEL_LUNARY_REPLAY_MAX_LINE_BYTES"
+DEFAULT_MAX_LINE_BYTES = 64 * 2**20
 
 
 def _choose_loads() -> Callable[[bytes], Any]:
@@ -111,14 +113,54 @@ def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | 
         yield from spans
 
 
-def read_lines(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None) -> Iterator[list[SpanRecord]]:
+def max_line_bytes(value: int | None = None) -> int:
+    """The longest line replay reads: ``value``, else ``OTEL_LUNARY_REPLAY_MAX_LINE_BYTES``, else 64 MiB.
+
+    Memory follows the longest line (it is parsed whole), so a file without newlines or a
+    decompression bomb is bounded by this. Raises ``ValueError`` for a value that is not a
+    positive integer.
+    """
+    if value is None:
+        text = os.environ.get(ENV_MAX_LINE_BYTES, "").strip()
+        if not text:
+            return DEFAULT_MAX_LINE_BYTES
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{ENV_MAX_LINE_BYTES} must be a positive integer (bytes), got {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"the maximum line length must be a positive integer (bytes), got {value!r}")
+    return value
+
+
+def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
+    """Each line of ``stream``; None for a line longer than ``limit`` bytes (its newline
+    included), which is skipped a chunk at a time, never held whole."""
+    readline = stream.readline
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit:  # the whole line, newline included
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # the rest of the long line, dropped as read
+            line = readline(1 << 20)
+        yield None
+
+
+def read_lines(
+    path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None, max_line: int | None = None
+) -> Iterator[list[SpanRecord]]:
     """The spans of each line of one OTLP JSON Lines file, a list per line.
 
-    A line that is not JSON, a shape that is not OTLP and a span replay cannot place are
-    reported with the file and line and skipped. The cyclic garbage collector is held
-    off while the file is read (see ``_gc``). A list per line lets a caller chain the
-    spans at C speed (``sources.read_sources``).
+    A line that is not JSON, a shape that is not OTLP, a line longer than ``max_line``
+    bytes (``max_line_bytes``) and a span replay cannot place are reported with the file
+    and line and skipped. The cyclic garbage collector is held off while the file is read
+    (see ``_gc``). A list per line lets a caller chain the spans at C speed
+    (``sources.read_sources``).
     """
+    limit = max_line_bytes(max_line)
     label = str(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed in finally, after the generator ends
@@ -138,7 +180,10 @@ def read_lines(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO |
         spans = 0
         loads = _choose_loads()
         try:
-            for line_no, line in enumerate(stream, start=1):  # noqa: B007 - used after the loop
+            for line_no, line in enumerate(_lines(stream, limit), start=1):  # noqa: B007 - used after the loop
+                if line is None:
+                    on_problem(Problem(label, line_no, f"line longer than {limit} bytes ({ENV_MAX_LINE_BYTES}); skipped"))
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -147,6 +192,9 @@ def read_lines(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO |
                     truncated = not line.endswith(b"\n")
                     why = "truncated line" if truncated else "not valid JSON"
                     on_problem(Problem(label, line_no, f"{why} ({exc}); skipped"))
+                    continue
+                except RecursionError:
+                    on_problem(Problem(label, line_no, "JSON nested too deeply to read; skipped"))
                     continue
 
                 def report(message: str, _line: int = line_no) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
-from otel_lunary.replay.display import shorten
+from otel_lunary.replay.display import shorten, terminal_safe
 from otel_lunary.replay.model import Conversation
 from otel_lunary.replay.times import short
 
@@ -20,9 +20,10 @@ def render(conversations: Iterable[Conversation], out: TextIO, *, width: int = 6
     for c in conversations:
         first = c.first_message("user") or c.first_message(None)
         text = shorten(first.content or "", width) if first is not None else ""
-        rows.append((c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text))
+        row: tuple[str, ...] = (c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text)
+        rows.append(tuple(terminal_safe(cell) for cell in row))  # made safe before the widths are measured
     header = ("THREAD", "STARTED (UTC)", "MSGS", "USERS", "TAGS", "FEEDBACK", "FIRST MESSAGE")
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         cells = [row[i].ljust(widths[i]) for i in range(len(widths))]
-        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+        out.write(terminal_safe("  ".join([*cells, row[-1]]).rstrip()) + "\n")

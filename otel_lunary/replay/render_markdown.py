@@ -1,14 +1,49 @@
-"""Markdown transcript: readable on GitHub, in an issue or a notebook."""
+"""Markdown transcript: readable on GitHub, in an issue or a notebook.
+
+Everything in it that came from users or models is text, never markup: outside code
+spans the characters that start raw HTML, entities, links and images (``\\ < & [ ]``)
+are backslash-escaped, and code spans are fenced with more backticks than the text holds,
+so a message cannot close them. Rendered by any CommonMark renderer, a transcript of
+hostile content has no element, link or image the content asked for.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TextIO
 
 from otel_lunary.replay.content import as_text, genai_message_text
-from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, tool_call_label
+from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.model import CallRecord, Conversation, Message
 from otel_lunary.replay.times import clock, short
+
+
+class _TerminalSafe:
+    """Writes text with its control characters made visible (``display.terminal_safe``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(terminal_safe(text))
+
+
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\<&[]"})
+_BACKTICKS = re.compile("`+")
+
+
+def _text(text: object) -> str:
+    """User or model text as Markdown text: what could start HTML, an entity, a link or an image escaped."""
+    return str(text).translate(_MARKUP)
+
+
+def _code(text: object) -> str:
+    """User or model text as a code span that the text cannot close."""
+    text = str(text).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _quote(text: str) -> str:
@@ -17,36 +52,36 @@ def _quote(text: str) -> str:
 
 def _call_lines(call: CallRecord, depth: int) -> list[str]:
     pad = "  " * depth
-    lines = [f"{pad}- ⚙ {call_summary(call)}"]
+    lines = [f"{pad}- ⚙ {_text(call_summary(call))}"]
     for message in (call.input_messages or []) + (call.output_messages or []):
-        lines.append(f"{pad}  - `{message.get('role')}`: {' '.join(genai_message_text(message).split())}")
+        lines.append(f"{pad}  - {_code(message.get('role'))}: {_text(' '.join(genai_message_text(message).split()))}")
     if call.tool_arguments is not None:
-        lines.append(f"{pad}  - arguments: `{as_text(call.tool_arguments)}`")
+        lines.append(f"{pad}  - arguments: {_code(as_text(call.tool_arguments))}")
     if call.tool_result is not None:
-        lines.append(f"{pad}  - result: `{as_text(call.tool_result)}`")
+        lines.append(f"{pad}  - result: {_code(as_text(call.tool_result))}")
     for child in call.children:
         lines.extend(_call_lines(child, depth + 1))
     return lines
 
 
 def _message(message: Message) -> list[str]:
-    who = f"**{message.role}**" + (f" ({message.user_id})" if message.user_id and message.role == "user" else "")
+    who = f"**{_text(message.role)}**" + (f" ({_text(message.user_id)})" if message.user_id and message.role == "user" else "")
     head = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
         head += " · retry"
     if message.tool_call_id:
-        head += f" · answers `{message.tool_call_id}`"
+        head += f" · answers {_code(message.tool_call_id)}"
     lines = [head, ""]
     if message.content is not None:
-        lines += [_quote(message.content), ""]
+        lines += [_quote(_text(message.content)), ""]
     for tool_call in message.tool_calls:
-        lines.append(f"- calls `{tool_call_label(tool_call)}`")
+        lines.append(f"- calls {_code(tool_call_label(tool_call))}")
     if message.tool_calls:
         lines.append("")
     if message.feedback:
-        lines += ["Feedback: " + " ".join(feedback_labels(message.feedback)), ""]
+        lines += ["Feedback: " + _text(" ".join(feedback_labels(message.feedback))), ""]
     if len(message.feedback_history) > len(message.feedback):
-        lines += ["<sub>history: " + " → ".join(history_label(c) for c in message.feedback_history) + "</sub>", ""]
+        lines += ["<sub>history: " + _text(" → ".join(history_label(c) for c in message.feedback_history)) + "</sub>", ""]
     if message.calls:
         for call in message.calls:
             lines.extend(_call_lines(call, 0))
@@ -55,18 +90,19 @@ def _message(message: Message) -> list[str]:
 
 
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
+    writer = _TerminalSafe(out)  # Markdown is read in terminals too (cat, less -R)
     for conversation in conversations:
-        out.write(f"# Thread `{conversation.id}`\n\n")
+        writer.write(f"# Thread {_code(conversation.id)}\n\n")
         facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []
         if conversation.users:
-            facts.append("users: " + ", ".join(conversation.users))
+            facts.append("users: " + _text(", ".join(conversation.users)))
         if conversation.all_tags:
-            facts.append("tags: " + ", ".join(f"`{t}`" for t in conversation.all_tags))
-        out.write(" · ".join(facts) + "\n\n")
+            facts.append("tags: " + ", ".join(_code(t) for t in conversation.all_tags))
+        writer.write(" · ".join(facts) + "\n\n")
         for item in conversation.items:
             if isinstance(item, Message):
-                out.write("\n".join(_message(item)) + "\n")
+                writer.write("\n".join(_message(item)) + "\n")
             else:
-                meta = f" `{as_text(item.metadata)}`" if item.metadata else ""
-                out.write(f"*◆ event **{item.name}** · {clock(item.time_ns)}*{meta}\n\n")
-        out.write("---\n\n")
+                meta = f" {_code(as_text(item.metadata))}" if item.metadata else ""
+                writer.write(f"*◆ event **{_text(item.name)}** · {clock(item.time_ns)}*{meta}\n\n")
+        writer.write("---\n\n")

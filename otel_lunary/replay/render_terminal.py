@@ -17,6 +17,7 @@ from otel_lunary.replay.display import (
     feedback_labels,
     history_label,
     shorten,
+    terminal_safe,
     tool_call_label,
 )
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
@@ -31,10 +32,14 @@ def use_colour(out: TextIO) -> bool:
 
 
 class _Style:
+    """Colours text; every piece of text a line is made of passes through it or through
+    ``terminal_safe``, so the only escape sequences written are these colours."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 
     def __call__(self, code: str, text: str) -> str:
+        text = terminal_safe(text)
         return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
 
 
@@ -72,7 +77,7 @@ def _message_lines(message: Message, style: _Style, details: bool) -> list[str]:
         header += style("2", f" ← {message.tool_call_id}")
     lines = [header]
     if message.content is not None:
-        lines.append(_indent(message.content, "     "))
+        lines.append(_indent(terminal_safe(message.content), "     "))
     elif not message.tool_calls:
         lines.append(style("2", "     (content not captured)"))
     for tool_call in message.tool_calls:
@@ -80,7 +85,7 @@ def _message_lines(message: Message, style: _Style, details: bool) -> list[str]:
     if message.tags:
         lines.append(style("2", "     tags: " + ", ".join(message.tags)))
     if message.feedback:
-        lines.append("     " + "  ".join(feedback_labels(message.feedback)))
+        lines.append("     " + terminal_safe("  ".join(feedback_labels(message.feedback))))
     if message.feedback_history and len(message.feedback_history) > len(message.feedback):
         lines.append(style("2", "     feedback history: " + " → ".join(history_label(c) for c in message.feedback_history)))
     for call in message.calls:

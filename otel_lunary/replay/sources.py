@@ -28,10 +28,12 @@ def read_sources(
     conversation_ids: frozenset[str] = frozenset(),
     since_ns: int | None = None,
     until_ns: int | None = None,
+    max_line: int | None = None,
 ) -> Iterator[SpanRecord]:
     """Spans from every source in turn; files with their rotated backups, directories' trace files.
 
-    Lazy: a source is opened when the spans before it are consumed.
+    Lazy: a source is opened when the spans before it are consumed. ``max_line``: the
+    longest file line read (``reader.max_line_bytes``).
     """
 
     def spans_of(source: Source) -> Iterator[SpanRecord]:
@@ -39,13 +41,13 @@ def read_sources(
             return read_jaeger(source, on_problem, conversation_ids=conversation_ids, since_ns=since_ns, until_ns=until_ns)
         if isinstance(source, PhoenixSource):
             return read_phoenix(source, on_problem, conversation_ids=conversation_ids, since_ns=since_ns, until_ns=until_ns)
-        return _files(source, on_problem)
+        return _files(source, on_problem, max_line)
 
     # chained, not a generator of its own: one Python frame less to resume per span
     return chain.from_iterable(map(spans_of, sources))
 
 
-def _files(path: Path, on_problem: ProblemSink) -> Iterator[SpanRecord]:
+def _files(path: Path, on_problem: ProblemSink, max_line: int | None) -> Iterator[SpanRecord]:
     """The spans of ``path`` and its rotated backups (or a directory's trace files)."""
-    lines = chain.from_iterable(read_lines(file, on_problem) for file in expand_paths([path]))
+    lines = chain.from_iterable(read_lines(file, on_problem, max_line=max_line) for file in expand_paths([path]))
     return chain.from_iterable(lines)
