@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fixtures.replay import raw_conversation as raw
 from otel_lunary import attributes as A
 from otel_lunary.cli import build_parser
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay.command import FORMATS, replay
 
 CONVERSATION = "hostile-thread"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.replay import raw_conversation as raw
-from otel_lunary.otlp_json import encode_line
+from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay.reader import ENV_MAX_LINE_BYTES, max_line_bytes
 
 MEASURE = """
