@@ -117,6 +117,29 @@ def resolve_float(explicit: float | None, env: str | None, default: float | None
     return None if value is None else float(value)
 
 
+def command_setting(kind: type[int] | type[float], explicit: float | None, env: str, default: float, what: str) -> Any:
+    """A positive, finite number of ``kind`` for a command (replay): explicit > ``env`` > default.
+
+    Unlike a tracking setting, which warns and falls back so the host app runs on, a bad
+    value here raises ``ValueError`` naming the variable: the person who ran the command is
+    there to fix it, and a guess could read a huge file whole or wait forever.
+    """
+    noun = "a positive integer" if kind is int else "a positive number"
+    value: Any = explicit
+    if value is None:
+        raw = env_str(env)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{env} must be {noun}, got {raw!r}") from None
+    accepted = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, accepted) or not 0 < value < float("inf"):
+        raise ValueError(f"{what} ({env}) must be {noun}, got {value!r}")
+    return kind(value)
+
+
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable http(s) endpoint URL, or None when it is."""
     try:

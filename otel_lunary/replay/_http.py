@@ -10,9 +10,10 @@ left as its socket timeout, so a source takes at most twice the setting. Every f
 
 from __future__ import annotations
 
-import os
 import socket
 import time
+
+from otel_lunary._settings import command_setting
 
 ENV_TIMEOUT = "OTEL_LUNARY_REPLAY_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -33,17 +34,7 @@ class Unreachable(SourceError):
 
 def timeout_s(value: float | None = None) -> float:
     """The total time to read one remote source: ``value``, else ``OTEL_LUNARY_REPLAY_TIMEOUT``, else 30 s."""
-    if value is None:
-        text = os.environ.get(ENV_TIMEOUT, "").strip()
-        if not text:
-            return DEFAULT_TIMEOUT_S
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise ValueError(f"the remote source timeout must be a positive number of seconds, got {value!r}")
-    return value
+    return float(command_setting(float, value, ENV_TIMEOUT, DEFAULT_TIMEOUT_S, "the remote source timeout in seconds"))
 
 
 def get(url: str, deadline: float, headers: dict[str, str] | None = None) -> bytes:

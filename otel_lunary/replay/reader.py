@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from otel_lunary._settings import command_setting
 from otel_lunary.replay._gc import FULL_COLLECTION_THRESHOLD, deferred_collections
 from otel_lunary.replay.decode import otlp_spans
 from otel_lunary.replay.progress import Progress
@@ -120,17 +121,7 @@ def max_line_bytes(value: int | None = None) -> int:
     decompression bomb is bounded by this. Raises ``ValueError`` for a value that is not a
     positive integer.
     """
-    if value is None:
-        text = os.environ.get(ENV_MAX_LINE_BYTES, "").strip()
-        if not text:
-            return DEFAULT_MAX_LINE_BYTES
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{ENV_MAX_LINE_BYTES} must be a positive integer (bytes), got {text!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"the maximum line length must be a positive integer (bytes), got {value!r}")
-    return value
+    return int(command_setting(int, value, ENV_MAX_LINE_BYTES, DEFAULT_MAX_LINE_BYTES, "the maximum line length in bytes"))
 
 
 def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
