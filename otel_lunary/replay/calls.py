@@ -9,8 +9,6 @@ indexed messages and tool input/output are mapped to the same ``CallRecord``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
 from otel_lunary.attributes import (
     ERROR_TYPE,
@@ -45,7 +43,7 @@ from otel_lunary.attributes import (
 )
 from otel_lunary.replay.content import json_object, load_json
 from otel_lunary.replay.model import CallKind, CallRecord
-from otel_lunary.replay.records import STATUS_ERROR, SpanRecord
+from otel_lunary.replay.records import STATUS_ERROR, SpanAttributes, SpanRecord
 
 _AGENT_OPERATIONS = {GenAiOperationNameValues.INVOKE_AGENT.value, "create_agent"}
 _TOOL_OPERATIONS = {GenAiOperationNameValues.EXECUTE_TOOL.value}
@@ -92,7 +90,7 @@ def _text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _indexed_messages(a: Mapping[str, Any], prefix: str) -> str | None:
+def _indexed_messages(a: SpanAttributes, prefix: str) -> str | None:
     """OpenInference's flattened messages (``<prefix>.<i>.message.role`` / ``.content``) as
     GenAI messages JSON, the form replay keeps for every call; None when there are none."""
     messages = []
