@@ -81,3 +81,51 @@ def test_terminal_shows_model_tokens_and_text(conversation) -> None:
     details = "\n".join(lines[call_line + 1 : call_line + 3])
     assert f"in  user: {QUESTION}" in details
     assert f"out assistant: {response.choices[0].message.content[:40]}" in details
+
+
+OPENLLMETRY = """
+import json, os, sys, openai
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import otel_lunary as lunary
+from otel_lunary.export.otlp_json import encode_line
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+lunary.configure(tracer_provider=provider)
+OpenAIInstrumentor().instrument(tracer_provider=provider)
+client = lunary.monitor(openai.OpenAI(base_url=os.environ["FAKE_LLM"], api_key="test", max_retries=0), spans="never")
+thread = lunary.open_thread("conv-openllmetry")
+msg_id = thread.track_message({"role": "user", "content": sys.argv[1]})
+with lunary.parent(msg_id):
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": sys.argv[1]}])
+thread.track_message({"role": "assistant", "content": response.choices[0].message.content})
+lunary.flush()
+open(sys.argv[2], "wb").write(encode_line(exporter.get_finished_spans()))
+print(response.model_dump_json())
+"""
+
+
+def test_openllmetry_call_replays_under_the_user_message(llm: FakeLLM, tmp_path: Path) -> None:
+    """OpenLLMetry (traceloop's opentelemetry-instrumentation-openai) in a fresh interpreter,
+    since its uninstrument leaves wrappers behind: its span is the message's LLM call."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "traces.jsonl"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, "FAKE_LLM": llm.base_url, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", OPENLLMETRY, QUESTION, str(path)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    response = json.loads(done.stdout.strip().splitlines()[-1])
+    status, out, err = run(str(path), "--format", "json", "-c", "conv-openllmetry")
+    assert status == 0, err
+    (replayed,) = [json.loads(line) for line in out.splitlines()]
+    user = next(i for i in replayed["items"] if i["type"] == "message" and i["role"] == "user")
+    (call,) = user["calls"]
+    assert (call["kind"], call["model"]) == ("llm", response["model"])
+    assert (call["input_tokens"], call["output_tokens"]) == (response["usage"]["prompt_tokens"], response["usage"]["completion_tokens"])
+    assert call["output_messages"][0]["parts"][0]["content"] == response["choices"][0]["message"]["content"]
