@@ -129,3 +129,38 @@ def test_openllmetry_call_replays_under_the_user_message(llm: FakeLLM, tmp_path:
     assert (call["kind"], call["model"]) == ("llm", response["model"])
     assert (call["input_tokens"], call["output_tokens"]) == (response["usage"]["prompt_tokens"], response["usage"]["completion_tokens"])
     assert call["output_messages"][0]["parts"][0]["content"] == response["choices"][0]["message"]["content"]
+
+
+def test_openinference_tool_and_agent_spans_replay_as_calls(recorded, tmp_path: Path) -> None:
+    """A TOOL span inside an AGENT span, named with openinference-semantic-conventions'
+    own constants (so a renamed attribute upstream fails here), replays as the message's
+    agent call with its tool, arguments and result."""
+    from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
+    from opentelemetry import trace
+
+    thread = lunary.open_thread()
+    msg_id = thread.track_message({"role": "user", "content": QUESTION})
+    tracer = recorded.provider.get_tracer("some-agent-framework")
+    with lunary.parent(msg_id):
+        with tracer.start_as_current_span("planner", attributes={SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.AGENT.value}):
+            with tracer.start_as_current_span(
+                "lookup",
+                attributes={
+                    SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.TOOL.value,
+                    SpanAttributes.TOOL_NAME: "get_weather",
+                    SpanAttributes.INPUT_VALUE: json.dumps({"city": "Paris"}),
+                    SpanAttributes.OUTPUT_VALUE: "Rainy, 57F",
+                },
+            ) as tool_span:
+                tool_span.set_status(trace.StatusCode.ERROR, "timed out")
+    lunary.flush()
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(encode_line(recorded.all()))
+    status, out, err = run(str(path), "--format", "json", "-c", thread.id)
+    assert status == 0, err
+    (replayed,) = [json.loads(line) for line in out.splitlines()]
+    (agent,) = replayed["items"][0]["calls"]
+    assert (agent["kind"], agent["agent_name"]) == ("agent", "planner")
+    (tool,) = agent["children"]
+    assert (tool["kind"], tool["tool_name"]) == ("tool", "get_weather")
+    assert (tool["tool_arguments"], tool["tool_result"], tool["error"]) == ({"city": "Paris"}, "Rainy, 57F", "timed out")
