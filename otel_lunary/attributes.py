@@ -46,6 +46,21 @@ LLM_TOKEN_COUNT_COMPLETION: Final = 'llm.token_count.completion'
 LLM_TOKEN_COUNT_TOTAL: Final = 'llm.token_count.total'
 """Sum of the input and output tokens, when both are on the span."""
 
+LLM_INPUT_MESSAGES: Final = 'llm.input_messages'
+"""Read by replay only (OpenInference instrumentations set it): the prompt, one message per index, `llm.input_messages.<i>.message.role` and `llm.input_messages.<i>.message.content`."""
+
+LLM_OUTPUT_MESSAGES: Final = 'llm.output_messages'
+"""Read by replay only: the reply messages, `llm.output_messages.<i>.message.role` and `llm.output_messages.<i>.message.content`."""
+
+MESSAGE_ROLE: Final = 'message.role'
+"""Read by replay only; the suffix naming a message's role under `llm.input_messages.<i>` / `llm.output_messages.<i>`."""
+
+MESSAGE_CONTENT: Final = 'message.content'
+"""Read by replay only; the suffix naming a message's text under `llm.input_messages.<i>` / `llm.output_messages.<i>`."""
+
+TOOL_NAME: Final = 'tool.name'
+"""Read by replay only; the tool an OpenInference `TOOL` span ran."""
+
 LANGFUSE_SESSION_ID: Final = 'langfuse.session.id'
 """Copy of `gen_ai.conversation.id`."""
 
