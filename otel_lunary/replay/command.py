@@ -163,15 +163,23 @@ def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run_to_output(
+    body: Callable[[argparse.Namespace, TextIO, TextIO], int], args: argparse.Namespace, command: str, wrote: Iterable[int] = (0,)
+) -> int:
+    """Run a command ``body`` writing to ``-o FILE`` (said on stderr when its status is in
+    ``wrote``) or to stdout, where a reader that stops early (``| head``) is not an error."""
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
-            status = replay(args, out, sys.stderr)
-        if status == 0:
-            sys.stderr.write(f"otel-lunary replay: wrote {args.output}\n")
+            status = body(args, out, sys.stderr)
+        if status in wrote:
+            sys.stderr.write(f"otel-lunary {command}: wrote {args.output}\n")
         return status
     try:
-        return replay(args, sys.stdout, sys.stderr)
+        return body(args, sys.stdout, sys.stderr)
     except BrokenPipeError:  # `otel-lunary replay | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_to_output(replay, args, "replay")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import threading
@@ -22,7 +21,7 @@ from typing import Any, TextIO
 from opentelemetry.trace import TracerProvider
 
 from otel_lunary.replay import Conversation
-from otel_lunary.replay.command import ProblemReport, filters_of, read_conversations, sources_of
+from otel_lunary.replay.command import ProblemReport, filters_of, read_conversations, run_to_output, sources_of
 from otel_lunary.rerun import render_html, render_json, render_terminal
 from otel_lunary.rerun.progress import RerunProgress
 from otel_lunary.rerun.recording import install_links, is_rerun
@@ -231,14 +230,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_to(args: argparse.Namespace) -> int:
     """``rerun`` writing to ``-o FILE`` or stdout."""
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            status = rerun(args, out, sys.stderr)
-        if status in (0, 1, EXIT_INTERRUPTED):
-            sys.stderr.write(f"otel-lunary rerun: wrote {args.output}\n")
-        return status
-    try:
-        return rerun(args, sys.stdout, sys.stderr)
-    except BrokenPipeError:  # `otel-lunary rerun | head`: the reader has seen enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return run_to_output(rerun, args, "rerun", wrote=(0, 1, EXIT_INTERRUPTED))
