@@ -83,6 +83,18 @@ def split_names(value: str | Iterable[str]) -> list[str]:
     return [name for name in (str(item).strip().lower() for item in items) if name]
 
 
+def _env_number(kind: type[int] | type[float], env: str) -> tuple[str | None, Any]:
+    """``env``'s raw value (None: unset) and that value as ``kind`` (None: not one); what a
+    bad value means (warn and fall back, or refuse) is the caller's decision."""
+    raw = env_str(env)
+    if raw is None:
+        return None, None
+    try:
+        return raw, kind(raw)
+    except ValueError:
+        return raw, None
+
+
 def _resolve_number(kind: type[int] | type[float], noun: str, explicit: Any, env: str | None, default: Any, minimum: float, what: str) -> Any:
     """A number of ``kind`` >= ``minimum``: explicit (checked) > ``env`` > ``default``."""
     if explicit is not None:
@@ -92,12 +104,10 @@ def _resolve_number(kind: type[int] | type[float], noun: str, explicit: Any, env
         return kind(explicit)
     if not env:
         return default
-    raw = env_str(env)
+    raw, value = _env_number(kind, env)
     if raw is None:
         return default
-    try:
-        value = kind(raw)
-    except ValueError:
+    if value is None:
         warn_env(env, raw, f"not {noun}", default)
         return default
     if not value >= minimum:
@@ -127,13 +137,11 @@ def command_setting(kind: type[int] | type[float], explicit: float | None, env: 
     noun = "a positive integer" if kind is int else "a positive number"
     value: Any = explicit
     if value is None:
-        raw = env_str(env)
+        raw, value = _env_number(kind, env)
         if raw is None:
             return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"{env} must be {noun}, got {raw!r}") from None
+        if value is None:
+            raise ValueError(f"{env} must be {noun}, got {raw!r}")
     accepted = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, accepted) or not 0 < value < float("inf"):
         raise ValueError(f"{what} ({env}) must be {noun}, got {value!r}")
