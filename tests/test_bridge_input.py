@@ -4,6 +4,7 @@ CORS, projects, duplicates, run timing and runs that never end."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -16,6 +17,7 @@ from otel_lunary.attributes import (
     LUNARY_PROJECT,
     LUNARY_RUN_ID,
     LUNARY_RUN_UNFINISHED,
+    LUNARY_TURN_ENDED_BY,
 )
 from helpers.servers import poll_until
 from helpers.bridge import APP_KEY, RunningBridge
@@ -199,5 +201,22 @@ def test_run_without_end_is_closed_as_unfinished(tmp_path):
         assert span.attributes[LUNARY_RUN_UNFINISHED] is True
         assert span.start_time == 1795924374000 * 1_000_000
         assert bridge.bridge.store.counts()["open_runs"] == 0
+    finally:
+        bridge.close()
+
+
+def test_an_unanswered_turn_ends_at_the_turn_timeout_not_the_run_timeout(tmp_path):
+    """The bridge ends a turn nobody answered after OTEL_LUNARY_TURN_TIMEOUT, like the SDK,
+    while a run started at the same moment stays open until the (longer) run timeout."""
+    bridge = RunningBridge(tmp_path / "s.sqlite", run_timeout_s=3600, turn_timeout=0.2)
+    try:
+        now_ms = time.time_ns() // 1_000_000
+        started = {"event": "start", "type": "agent", "name": "Busy", "runId": "busy-1", "timestamp": now_ms, "input": "go"}
+        question = {**chat("q-1", content="Anyone there?"), "timestamp": now_ms}
+        assert post(bridge, {"events": [started, question]}).status_code == 200
+        turns = poll_until(lambda: [s for s in bridge.spans() if s.name == "invoke_workflow turn"], timeout=20, what="the turn to time out")
+        assert turns[0].attributes[LUNARY_TURN_ENDED_BY] == "timeout"
+        assert not any(s.name == "invoke_agent Busy" for s in bridge.spans())
+        assert bridge.bridge.store.counts()["open_runs"] == 1
     finally:
         bridge.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_lunary.attributes import ERROR_TYPE
+from otel_lunary.attributes import ERROR_TYPE, LUNARY_TURN_ENDED_BY
 from helpers.servers import poll_until
 from helpers import REPO
 from helpers.bridge import APP_KEY, RunningBridge
@@ -50,7 +50,7 @@ def test_capture_off_keeps_error_messages_and_stacks_in_the_process(tmp_path: Pa
 
 
 def test_an_infinite_run_timeout_still_prunes_the_state(tmp_path: Path) -> None:
-    """--run-timeout inf means runs are never closed by the bridge; the maintenance pass still prunes rows past the TTL, without an error."""
+    """--run-timeout inf means runs are never closed by the bridge; the maintenance pass still ends turns and prunes rows past the TTL, without an error."""
     bridge = RunningBridge(tmp_path / "state.sqlite", run_timeout_s=float("inf"), state_ttl_s=1.0)
     try:
         chat = {"event": "chat", "type": "thread", "runId": "m-1", "parentRunId": "t-1", "timestamp": 1795924374000,
@@ -62,7 +62,12 @@ def test_an_infinite_run_timeout_still_prunes_the_state(tmp_path: Path) -> None:
         assert store.counts() == {"runs": 4, "open_runs": 2, "turns": 1}
         time.sleep(1.1)  # let the rows age past the 1 s TTL (not a timing assertion)
         bridge.bridge.maintenance.pass_once()
-        assert store.counts() == {"runs": 2, "open_runs": 2, "turns": 0}  # open runs wait for their end
+        # The agent run waits for its end; the turn (days old by its client timestamp) was
+        # ended by the turn timeout, which an infinite run timeout does not turn off; its
+        # row was just written, so it is younger than the TTL.
+        assert store.counts() == {"runs": 2, "open_runs": 1, "turns": 0}
+        (turn,) = poll_until(lambda: [s for s in bridge.spans() if s.name == "invoke_workflow turn"], timeout=20, what="the ended turn's span")
+        assert turn.attributes[LUNARY_TURN_ENDED_BY] == "timeout"
         assert httpx.get(bridge.url + "/healthz", timeout=10).json()["ok"] is True
     finally:
         bridge.close()

@@ -15,6 +15,7 @@ known); feedback is a child of the message it is about; a run is a child of its
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,9 +63,12 @@ def error_type(error: Any) -> str:
     return "_OTHER"
 
 
+TURN_KEY_PREFIX = "otel-lunary-turn:"
+
+
 def _turn_key(thread_id: str) -> str:
     """The open-run key of a thread's turn (not a Lunary run id: those are UUIDs or the app's)."""
-    return f"otel-lunary-turn:{thread_id}"
+    return TURN_KEY_PREFIX + thread_id
 
 
 class Project:
@@ -356,19 +360,24 @@ class Ingestor:
 
     # --- runs that never end -------------------------------------------------------------
     def close_stale_runs(self, now_ns: int | None = None) -> int:
-        """Close runs open longer than the run timeout, marked ``lunary.run.unfinished``."""
+        """End turns open longer than the turn timeout (``lunary.turn.ended_by=timeout``, as in
+        the SDK) and close runs open longer than the run timeout, marked ``lunary.run.unfinished``."""
         now_ns = time.time_ns() if now_ns is None else now_ns
-        cutoff = now_ns - int(self.run_timeout_s * 1e9)
         closed = 0
         self.store.begin()
         try:
-            for project_name, run_id in self.store.open_before(cutoff):
+            turn_cutoff = now_ns - int(self.settings.turn_timeout * 1e9)
+            for project_name, run_id in self.store.open_before(turn_cutoff, run_id_prefix=TURN_KEY_PREFIX):
                 opened = self.store.close_run(project_name, run_id)
-                if opened is not None and opened.start.get("type") == _record.TURN:
+                if opened is not None:
                     self._end_turn(self.project(project_name), opened, _turns.TIMEOUT, {}, now_ns)
-                elif opened is not None:
-                    self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
-                    closed += 1
+            if math.isfinite(self.run_timeout_s):
+                run_cutoff = now_ns - int(self.run_timeout_s * 1e9)
+                for project_name, run_id in self.store.open_before(run_cutoff, run_id_prefix=TURN_KEY_PREFIX, prefixed=False):
+                    opened = self.store.close_run(project_name, run_id)
+                    if opened is not None:
+                        self._finish(self.project(project_name), opened, None, now_ns, unfinished=True)
+                        closed += 1
         except BaseException:
             self.store.rollback()
             raise

@@ -431,7 +431,7 @@ class HttpServer:
 
 
 class Maintenance(threading.Thread):
-    """Closes runs past the run timeout and prunes the store, until stopped."""
+    """Ends turns and closes runs past their timeouts and prunes the store, until stopped."""
 
     def __init__(self, ingestor: Ingestor, interval_s: float, ingestion: Ingestion) -> None:
         super().__init__(name="otel-lunary-bridge-maintenance", daemon=True)
@@ -446,9 +446,10 @@ class Maintenance(threading.Thread):
 
     def pass_once(self) -> None:
         """One pass; each step is tried on its own, so a failing one does not stop the other."""
-        steps: list[tuple[str, Callable[[], object]]] = [("pruning the state", self.ingestor.store.prune)]
-        if self.ingestor.run_timeout_s != float("inf"):  # inf: runs are never closed by the bridge
-            steps.insert(0, ("closing runs past the run timeout", self.ingestor.close_stale_runs))
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("closing turns and runs past their timeouts", self.ingestor.close_stale_runs),
+            ("pruning the state", self.ingestor.store.prune),
+        ]
         for what, step in steps:
             try:
                 step()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -78,7 +77,7 @@ class Bridge:
         except OSError:
             self.store.close()
             raise
-        interval = config.run_timeout_s / 4 if math.isfinite(config.run_timeout_s) else 30.0
+        interval = min(config.run_timeout_s, self.ingestor.settings.turn_timeout) / 4
         self.maintenance = Maintenance(self.ingestor, max(0.05, min(30.0, interval)), self.ingestion)
         self._started = self._closed = False
         self._close_lock = threading.Lock()

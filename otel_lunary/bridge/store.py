@@ -224,10 +224,13 @@ class StateStore:
         )
         return OpenRun(project, run_id, _context(row[0], row[1], row[2]), row[3], row[4], json.loads(row[5]))
 
-    def open_before(self, started_ns: int, limit: int = 1000) -> list[tuple[str, str]]:
-        """(project, run id) of runs open since before ``started_ns``."""
+    def open_before(self, started_ns: int, limit: int = 1000, *, run_id_prefix: str = "", prefixed: bool = True) -> list[tuple[str, str]]:
+        """(project, run id) of runs open since before ``started_ns``, oldest first: those whose
+        run id starts with ``run_id_prefix`` or, with ``prefixed=False``, those whose id does not
+        (turns and runs have timeouts of their own)."""
         rows = self._db.execute(
-            "SELECT project, run_id FROM runs WHERE open=1 AND started_ns < ? ORDER BY started_ns LIMIT ?", (started_ns, limit)
+            "SELECT project, run_id FROM runs WHERE open=1 AND started_ns < ? AND (substr(run_id, 1, ?) = ?) = ? ORDER BY started_ns LIMIT ?",
+            (started_ns, len(run_id_prefix), run_id_prefix, prefixed, limit),
         ).fetchall()
         return [(row[0], row[1]) for row in rows]
 

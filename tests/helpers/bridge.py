@@ -44,10 +44,13 @@ BRIDGE_ONLY = frozenset({LUNARY_RUN_ID})
 class RunningBridge:
     """A Bridge serving on 127.0.0.1:<free port>, its spans captured in memory."""
 
-    def __init__(self, state_path: Path, keys: str = f"{APP_KEY}=demo", capture_content: bool = True, **options: Any) -> None:
+    def __init__(
+        self, state_path: Path, keys: str = f"{APP_KEY}=demo", capture_content: bool = True, turn_timeout: float | None = None, **options: Any
+    ) -> None:
         self.exporter = InMemorySpanExporter()
         config = resolve_config(keys=keys, port=0, state_path=str(state_path), **options)
-        self.bridge = Bridge(config, [self.exporter], settings=resolve_settings(capture_content=capture_content)).start()
+        settings = resolve_settings(capture_content=capture_content, turn_timeout=turn_timeout)
+        self.bridge = Bridge(config, [self.exporter], settings=settings).start()
         self.url = self.bridge.url
 
     def spans(self) -> list[ReadableSpan]:
