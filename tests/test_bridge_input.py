@@ -13,11 +13,13 @@ import pytest
 from otel_lunary.attributes import (
     ERROR_TYPE,
     GEN_AI_USAGE_INPUT_TOKENS,
+    INPUT_VALUE,
     LUNARY_MESSAGE_ID,
     LUNARY_PROJECT,
     LUNARY_RUN_ID,
     LUNARY_RUN_UNFINISHED,
     LUNARY_TURN_ENDED_BY,
+    OUTPUT_VALUE,
 )
 from helpers.servers import poll_until
 from helpers.bridge import APP_KEY, RunningBridge
@@ -220,3 +222,25 @@ def test_an_unanswered_turn_ends_at_the_turn_timeout_not_the_run_timeout(tmp_pat
         assert bridge.bridge.store.counts()["open_runs"] == 1
     finally:
         bridge.close()
+
+
+def test_a_system_prompt_before_the_first_question_goes_in_the_first_turn(bridge):
+    """As the SDK holds it: system prompt, question and answer read as one turn, question ->
+    answer, with the prompt inside it (not a trace of its own)."""
+    events = [
+        {**chat("s-1", role="system", content="You are terse."), "parentRunId": "t-sys", "timestamp": 1795924374000},
+        {**chat("q-1", content="Capital of France?"), "parentRunId": "t-sys", "timestamp": 1795924374100},
+        {**chat("a-1", role="assistant", content="Paris."), "parentRunId": "t-sys", "timestamp": 1795924374900},
+    ]
+    assert all(result["success"] for result in post(bridge, {"events": events}).json()["results"])
+    spans = poll_until(lambda: len(bridge.spans()) == 4 and bridge.spans(), timeout=20, what="turn and three messages")
+    (turn,) = [span for span in spans if span.name == "invoke_workflow turn"]
+    assert turn.parent is None
+    assert (turn.attributes[INPUT_VALUE], turn.attributes[OUTPUT_VALUE]) == ("Capital of France?", "Paris.")
+    assert turn.attributes[LUNARY_TURN_ENDED_BY] == "reply"
+    assert turn.start_time == 1795924374100 * 1_000_000, "the turn starts with its question"
+    for span in spans:
+        if span is not turn:
+            assert span.parent is not None and span.parent.span_id == turn.context.span_id, span.name
+            assert span.context.trace_id == turn.context.trace_id
+    assert {span.name for span in spans} == {"invoke_workflow turn", "message system", "message user", "message assistant"}

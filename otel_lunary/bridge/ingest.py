@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from otel_lunary import _record, _turns
 from otel_lunary._content import ContentPolicy, to_string_list
-from otel_lunary._record import ASSISTANT, USER, ReportedError, normalise_role
+from otel_lunary._record import ASSISTANT, SYSTEM, USER, ReportedError, normalise_role
 from otel_lunary._settings import Settings, resolve_settings
 from otel_lunary._state import NEW_TRACE, context_of, new_runtime
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_RUN_ID, LUNARY_RUN_UNFINISHED, LUNARY_TURN_ENDED_BY
@@ -64,6 +64,7 @@ def error_type(error: Any) -> str:
 
 
 TURN_KEY_PREFIX = "otel-lunary-turn:"
+_AWAITING_QUESTION = "awaiting_question"  # in an open turn's start data: opened for a system prompt
 
 
 def _turn_key(thread_id: str) -> str:
@@ -187,6 +188,11 @@ class Ingestor:
         )
         if role == USER:
             parent = context_of(self._open_turn(project, thread_id, thread_base, attributes, event.timestamp_ns))
+        elif role == SYSTEM and self.store.turn(project.name, thread_id) is None:
+            # A system prompt before the thread's first question: it goes in the first turn,
+            # as the SDK holds it (decision 2 in conventions/README.md), here by opening that
+            # turn now, still without its question (_open_turn adopts it).
+            parent = context_of(self._open_turn(project, thread_id, thread_base, None, event.timestamp_ns))
         else:
             parent = self._turn_parent(project, thread_id)
         span_context, _ = _record.emit_message(runtime, attributes, role, parent, None, event.timestamp_ns)
@@ -198,14 +204,29 @@ class Ingestor:
             self._emit_feedback(project, event.run_id, inline, event.timestamp_ns)
 
     # --- turns: open runs of their own, so a reply ends its turn whichever bridge gets it ----
-    def _open_turn(self, project: Project, thread_id: str, thread_base: Mapping[str, Any], question: Mapping[str, Any], started_ns: int) -> SpanContext:
+    def _open_turn(
+        self, project: Project, thread_id: str, thread_base: Mapping[str, Any], question: Mapping[str, Any] | None, started_ns: int
+    ) -> SpanContext:
         """Reserve the turn span of a user message (recorded when the turn ends) and make it
-        the thread's current turn; the thread's previous turn, still open, ends unanswered."""
+        the thread's current turn; the thread's previous turn, still open, ends unanswered.
+
+        ``question`` None opens the first turn for a system prompt that came before any
+        question; the question that follows takes that turn over (its ids, its prompt) and
+        starts it, so the trace reads as the SDK's. Without a question before the turn
+        timeout, it ends with no input."""
         previous = self.store.close_run(project.name, _turn_key(thread_id))
-        if previous is not None:
+        adopt = previous is not None and question is not None and previous.start.get(_AWAITING_QUESTION) is True
+        if previous is not None and not adopt:
             self._end_turn(project, previous, _turns.NEXT_MESSAGE, {}, started_ns)
-        span_context = SpanContext(project.ids.generate_trace_id(), project.ids.generate_span_id(), is_remote=True, trace_flags=_SAMPLED)
-        start = {"name": _record.TURN_SPAN_NAME, "kind": "internal", "type": _record.TURN, "attributes": _record.turn_attributes(thread_base, question), "parent": None}
+        if previous is not None and adopt:
+            span_context = previous.span_context
+        else:
+            span_context = SpanContext(project.ids.generate_trace_id(), project.ids.generate_span_id(), is_remote=True, trace_flags=_SAMPLED)
+        start: dict[str, Any] = {
+            "name": _record.TURN_SPAN_NAME, "kind": "internal", "type": _record.TURN, "attributes": _record.turn_attributes(thread_base, question or {}), "parent": None
+        }
+        if question is None:
+            start[_AWAITING_QUESTION] = True
         self.store.open_run(project.name, _turn_key(thread_id), span_context, thread_id, started_ns, start)
         self.store.set_turn(project.name, thread_id, span_context)
         return span_context
