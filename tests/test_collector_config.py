@@ -264,6 +264,15 @@ class TestComponentList:
         rows = [tuple(line.split()[:2]) for line in COMPONENTS_FILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
         assert len(rows) == len(set(rows))
 
+    def test_version_is_the_release_the_tests_build(self):
+        """The list (and so the compose image) describes the contrib release collector-config/otelcol builds."""
+        version, _ = _components()
+        go_mod = (CONFIG_DIR / "otelcol" / "go.mod").read_text()
+        pinned = dict(re.findall(r"^\s*(\S+) (v\d+\.\d+\.\d+)\s*$", go_mod, re.MULTILINE))
+        contrib = {m: v for m, v in pinned.items() if m.startswith("github.com/open-telemetry/opentelemetry-collector-contrib/")}
+        assert contrib and set(contrib.values()) == {version}
+        assert pinned["go.opentelemetry.io/collector/otelcol"] == version
+
 
 class TestDockerCompose:
     def test_parses_and_mounts_existing_config(self):
@@ -400,6 +409,13 @@ class TestValidate:
         listed = yaml.safe_load(subprocess.run([str(built.otelcol), "components"], capture_output=True, text=True, check=True, timeout=60).stdout)
         shipped = {kind: [entry["name"] for entry in listed.get(kind + "s") or []] for kind in KINDS}
         assert {kind: len(names) for kind, names in shipped.items()} == {kind: len(types) for kind, types in used.items()}, shipped
+
+    def test_component_list_names_what_the_release_ships(self, built):
+        """Every type otelcol-lunary registers is in contrib-components.txt under that name, so the list holds the release's own names."""
+        _, known = _components()
+        listed = yaml.safe_load(subprocess.run([str(built.otelcol), "components"], capture_output=True, text=True, check=True, timeout=60).stdout)
+        shipped = {(kind, entry["name"]) for kind in KINDS for entry in listed.get(kind + "s") or []}
+        assert shipped and shipped - known == set()
 
     def test_jaeger_validates_its_config(self, built):
         """Jaeger v2 accepts collector-config/jaeger/jaeger-v2.yaml."""
