@@ -5,8 +5,10 @@ Most checks are static: they read the YAML and the component list
 ``TestValidate`` runs the real Collector built from source (collector-config/build.sh)
 on every file: `otelcol-lunary validate` builds each component from its configuration,
 OTTL statements included, exactly as a start would, and the distribution must hold
-exactly the component types the files use. Those tests skip when the binaries are not
-built, and fail instead under CI=true.
+exactly the component types the files use. ``TestStartsWithoutDeprecationWarnings``
+starts it once on every file, since only a start logs the warning for a component
+type's deprecated old name. Those tests skip when the binaries are not built, and fail
+instead under CI=true.
 Every file is picked up by glob, so a new scenario file is checked without editing this
 module, and a file of an unknown kind fails until a check covers it.
 """
@@ -66,6 +68,19 @@ def _components() -> tuple[str, set[tuple[str, str]]]:
             kind, ctype = line.split()[:2]
             known.add((kind, ctype))
     return version, known
+
+
+DEPRECATED_ALIAS = re.compile(r"\(deprecated alias of (\S+)\)")
+
+
+def _deprecated_aliases() -> dict[tuple[str, str], str]:
+    """(kind, old type) -> current type, from the rows contrib-components.txt marks as deprecated aliases."""
+    aliases: dict[tuple[str, str], str] = {}
+    for line in COMPONENTS_FILE.read_text().splitlines():
+        if line.strip() and not line.startswith("#") and (found := DEPRECATED_ALIAS.search(line)):
+            kind, ctype = line.split()[:2]
+            aliases[(kind, ctype)] = found.group(1)
+    return aliases
 
 
 def _ctype(name: str) -> str:
@@ -163,6 +178,18 @@ class TestCollectorConfig:
         ]
         assert unknown == []
 
+    def test_no_deprecated_component_types(self, path):
+        """Every component type is the release's current name, not an old one it accepts with a warning at start."""
+        aliases = _deprecated_aliases()
+        config = _load(path)
+        old = [
+            f"{kind} {name}: use {aliases[(kind, _ctype(name))]}"
+            for section, kind in SECTIONS.items()
+            for name in config.get(section) or {}
+            if (kind, _ctype(name)) in aliases
+        ]
+        assert old == []
+
     def test_memory_limiter_first_then_batch(self, path):
         """memory_limiter runs first in every pipeline and batch after it, as the collector docs advise."""
         for name, pipeline in _pipelines(_load(path)).items():
@@ -170,10 +197,10 @@ class TestCollectorConfig:
             assert types[:1] == ["memory_limiter"], f"pipeline {name}: {types}"
             assert "batch" in types[1:], f"pipeline {name}: {types}"
 
-    def test_loadbalancing_routes_by_trace_id(self, path):
-        """A loadbalancing exporter keeps every span of a trace on one tail-sampling instance."""
+    def test_load_balancing_routes_by_trace_id(self, path):
+        """A load_balancing exporter keeps every span of a trace on one tail-sampling instance."""
         for name, exporter in (_load(path).get("exporters") or {}).items():
-            if _ctype(name) == "loadbalancing":
+            if _ctype(name) == "load_balancing":
                 assert exporter.get("routing_key") == "traceID", name
 
     def test_env_references_use_env_provider(self, path):
@@ -203,7 +230,7 @@ class TestTailSamplingLayout:
     def test_gateway_routes_to_a_tail_sampling_tier(self):
         """Each tail_sampling config can sit behind the gateway, which balances by trace id."""
         samplers = [p for p in COLLECTOR_CONFIGS if "tail_sampling" in {_ctype(n) for n in _load(p).get("processors") or {}}]
-        gateways = [p for p in COLLECTOR_CONFIGS if "loadbalancing" in {_ctype(n) for n in _load(p).get("exporters") or {}}]
+        gateways = [p for p in COLLECTOR_CONFIGS if "load_balancing" in {_ctype(n) for n in _load(p).get("exporters") or {}}]
         assert samplers and gateways
         for gateway in gateways:
             assert any(s.name in gateway.read_text() for s in samplers), f"{gateway.name} names no second tier"
@@ -263,6 +290,13 @@ class TestComponentList:
         """Each component type is listed once per kind."""
         rows = [tuple(line.split()[:2]) for line in COMPONENTS_FILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
         assert len(rows) == len(set(rows))
+
+    def test_deprecated_aliases_point_at_listed_types(self):
+        """Each deprecated alias names a current type of the same kind, so the advice "use X" is a type that exists."""
+        _, known = _components()
+        aliases = _deprecated_aliases()
+        assert ("exporter", "otlp") in aliases and ("receiver", "otlp") not in aliases
+        assert [(kind, old, new) for (kind, old), new in aliases.items() if (kind, new) not in known or (kind, new) in aliases] == []
 
     def test_version_is_the_release_the_tests_build(self):
         """The list (and so the compose image) describes the contrib release collector-config/otelcol builds."""
@@ -396,19 +430,14 @@ class TestValidate:
         assert "no_such_path" in done.stderr
 
     def test_distribution_holds_exactly_the_components_used(self, built):
-        """otelcol-lunary has as many component types of each kind as the configs use, and validate proved each is there.
-
-        Counted per kind rather than compared by name: v0.161.0 lists its new names
-        (otlp_grpc, otlp_http, load_balancing, span_metrics) while the configs keep the
-        older ones it still accepts as aliases, which the Docker image's release knows.
-        """
+        """otelcol-lunary registers exactly the component types the configs use, under the names they use them by."""
         used: dict[str, set[str]] = {kind: set() for kind in KINDS}
         for path in COLLECTOR_CONFIGS:
             for section, kind in SECTIONS.items():
                 used[kind].update(_ctype(name) for name in _load(path).get(section) or {})
         listed = yaml.safe_load(subprocess.run([str(built.otelcol), "components"], capture_output=True, text=True, check=True, timeout=60).stdout)
-        shipped = {kind: [entry["name"] for entry in listed.get(kind + "s") or []] for kind in KINDS}
-        assert {kind: len(names) for kind, names in shipped.items()} == {kind: len(types) for kind, types in used.items()}, shipped
+        shipped = {kind: {entry["name"] for entry in listed.get(kind + "s") or []} for kind in KINDS}
+        assert shipped == used
 
     def test_component_list_names_what_the_release_ships(self, built):
         """Every type otelcol-lunary registers is in contrib-components.txt under that name, so the list holds the release's own names."""
@@ -421,3 +450,60 @@ class TestValidate:
         """Jaeger v2 accepts collector-config/jaeger/jaeger-v2.yaml."""
         done = subprocess.run([str(built.jaeger), "validate", f"--config={JAEGER_CONFIG}"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- start
+
+
+DEPRECATION = re.compile(r"deprecat", re.IGNORECASE)
+
+
+def _start_env(tmp_path: Path) -> dict[str, str]:
+    """VALIDATE_ENV, an existing ARCHIVE_DIR, and every backend a config names moved to a closed local port.
+
+    Nothing is sent, so no backend is needed; the local addresses only keep the
+    exporters from resolving the example host names (jaeger, tempo, otelcol-sampling).
+    """
+    from helpers.servers import free_port
+
+    archive = tmp_path / "archive"
+    archive.mkdir(exist_ok=True)
+    closed = f"127.0.0.1:{free_port()}"
+    return {
+        **VALIDATE_ENV,
+        "BACKEND_OTLP_ENDPOINT": closed,
+        "REDACTED_EXPORT_ENDPOINT": f"http://{closed}",
+        "ARCHIVE_DIR": str(archive),
+        "JAEGER_OTLP_ENDPOINT": closed,
+        "TEMPO_OTLP_ENDPOINT": closed,
+        "PHOENIX_COLLECTOR_ENDPOINT": f"http://{closed}",
+        "LANGFUSE_HOST": f"http://{closed}",
+        "SAMPLING_TIER_HOSTNAME": "localhost",
+    }
+
+
+def _deprecation_lines(built, config: Path, tmp_path: Path) -> list[str]:
+    """Start otelcol-lunary on ``config`` until its health check answers, stop it; the log lines that mention a deprecation.
+
+    The Collector builds every component, and logs "<old> alias is deprecated" for
+    each one named by an old type name, before it starts the health check.
+    """
+    from helpers.collector import start_collector
+
+    collector = start_collector(built.otelcol, str(config), tmp_path, _start_env(tmp_path))
+    collector.stop()
+    return [line for line in collector.log().splitlines() if DEPRECATION.search(line)]
+
+
+class TestStartsWithoutDeprecationWarnings:
+    @pytest.mark.parametrize("path", COLLECTOR_CONFIGS, ids=_ids(COLLECTOR_CONFIGS))
+    def test_no_deprecation_warning_at_start(self, built, path, tmp_path):
+        """A user starting the file sees no deprecation warning in the Collector's log."""
+        assert _deprecation_lines(built, path, tmp_path) == []
+
+    def test_an_old_type_name_is_caught(self, built, tmp_path):
+        """The check is real: tempo.yaml with its exporter under the old name `otlp` logs the warning."""
+        old = tmp_path / "old-names.yaml"
+        old.write_text((CONFIG_DIR / "tempo.yaml").read_text().replace("otlp_grpc/tempo", "otlp/tempo"))
+        lines = _deprecation_lines(built, old, tmp_path)
+        assert lines and all('"otlp" alias is deprecated; use "otlp_grpc" instead' in line for line in lines), lines
