@@ -72,7 +72,7 @@ SPAN_USE = "light_spans"
 
 _UNSET_STATUS = Status(StatusCode.UNSET)
 _PLAIN = frozenset((str, bool, int, float))
-_PLAIN_OR_TUPLE = _PLAIN | {tuple}
+_PLAIN_OR_SEQUENCE = _PLAIN | {tuple, list}
 _STR = frozenset((str,))
 _TRACE_ID_MAX = 2**128 - 1
 _SPAN_ID_MAX = 2**64 - 1
@@ -87,18 +87,27 @@ _new_tuple = tuple.__new__
 _SPAN_TYPES: set[type] = {NonRecordingSpan}
 
 
-def _plain_attributes(attributes: Mapping[str, Any], limit: int | None) -> bool:
-    """Whether the SDK would keep ``attributes`` as given, in order, none dropped."""
+def _plain_copy(attributes: Mapping[str, Any], limit: int | None) -> dict[str, Any] | None:
+    """``attributes`` as the SDK would keep them (a list of strings becomes a tuple), when it
+    keeps all of them in order as given; None when its cleaning could do anything else."""
     if limit is not None and len(attributes) > limit:
-        return False
+        return None
+    if not _STR.issuperset(map(type, attributes)) or "" in attributes:
+        return None
     kinds = set(map(type, attributes.values()))
-    if not kinds <= _PLAIN:
-        if not kinds <= _PLAIN_OR_TUPLE:
-            return False
-        for value in attributes.values():
-            if type(value) is tuple and not _STR.issuperset(map(type, value)):
-                return False
-    return _STR.issuperset(map(type, attributes)) and "" not in attributes
+    copy = dict(attributes)
+    if kinds <= _PLAIN:
+        return copy
+    if not kinds <= _PLAIN_OR_SEQUENCE:
+        return None
+    for key, value in copy.items():
+        kind = type(value)
+        if kind is tuple or kind is list:
+            if not _STR.issuperset(map(type, value)):
+                return None
+            if kind is list:
+                copy[key] = tuple(value)  # replacing a value: the dict's size is unchanged
+    return copy
 
 
 class _Route:
@@ -235,7 +244,7 @@ class LightTracer(trace_api.Tracer):
         if route.processors is not processors:
             found = self._route()
             if found is None:  # a processor that needs the SDK's spans came in meanwhile
-                self._multi.on_end(span)
+                self._multi.on_end(span.readable())
                 return
             route = found
         for processor in route.enders:
@@ -286,10 +295,11 @@ class LightSpan(trace_api.Span, ReadableSpan):
         self._parent = parent
         self._kind = kind
         limits = tracer._limits
-        if not attributes:
-            self._attributes: Any = {}
-        elif limits.max_span_attribute_length is None and _plain_attributes(attributes, limits.max_span_attributes):
-            self._attributes = dict(attributes)
+        plain: dict[str, Any] | None = {}
+        if attributes:
+            plain = _plain_copy(attributes, limits.max_span_attributes) if limits.max_span_attribute_length is None else None
+        if plain is not None:
+            self._attributes: Any = plain
         else:
             self._attributes = BoundedAttributes(limits.max_span_attributes, attributes, immutable=False, max_value_len=limits.max_span_attribute_length)
         self._events: Any = ()
@@ -300,6 +310,24 @@ class LightSpan(trace_api.Span, ReadableSpan):
         self._resource = tracer._sdk.resource
         self._instrumentation_scope = tracer._scope
         self._instrumentation_info = tracer._info
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's own ReadableSpan of this span, for processors that want nothing else."""
+        return ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._resource,
+            attributes=self._attributes,
+            events=self._events,
+            links=self._links,
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_info=self._instrumentation_info,
+            instrumentation_scope=self._instrumentation_scope,
+        )
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name="{self._name}", context={self._context})'
@@ -335,8 +363,9 @@ class LightSpan(trace_api.Span, ReadableSpan):
             return
         own = self._attributes
         limit = self._tracer._limits.max_span_attributes
-        if type(own) is dict and _plain_attributes(attributes, None) and (limit is None or len(own) + len(attributes) <= limit):
-            for key, value in attributes.items():
+        plain = _plain_copy(attributes, None) if type(own) is dict and self._tracer._limits.max_span_attribute_length is None else None
+        if plain is not None and (limit is None or len(own) + len(plain) <= limit):
+            for key, value in plain.items():
                 if key in own:
                     del own[key]
                 own[key] = value
