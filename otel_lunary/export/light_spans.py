@@ -83,6 +83,7 @@ _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | _RANDOM_TRACE_ID)
 _start_code = getattr(Tracer.start_span, "__code__", None)
 _SETS_RANDOM_FLAG = bool(_RANDOM_TRACE_ID) and _start_code is not None and "is_trace_id_random" in _start_code.co_names
 _new_tuple = tuple.__new__
+_sdk_record_exception = SdkSpan.record_exception
 # Span classes whose get_span_context() is known: looked up by type, not the ABC's isinstance.
 _SPAN_TYPES: set[type] = {NonRecordingSpan}
 
@@ -188,7 +189,7 @@ class LightTracer(trace_api.Tracer):
             route = self._route()
             if route is None:
                 return self._sdk.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
-        current = (context if context is not None else get_current()).get(_SPAN_KEY)
+        current: Any = (context if context is not None else get_current()).get(_SPAN_KEY)
         if current is None:
             parent = None
         elif type(current) in _SPAN_TYPES or isinstance(current, trace_api.Span):
@@ -220,8 +221,8 @@ class LightTracer(trace_api.Tracer):
             starter.on_start(span, parent_context=context)  # type: ignore[arg-type]  # a Span by the API, as on_start uses it
         return span
 
-    @contextmanager  # type: ignore[override]
-    def start_as_current_span(
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
         context: Context | None = None,
@@ -335,7 +336,7 @@ class LightSpan(trace_api.Span, ReadableSpan):
     # --- the span API ---------------------------------------------------------------------
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # always set: ReadableSpan types it Optional
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -428,8 +429,11 @@ class LightSpan(trace_api.Span, ReadableSpan):
                 return
             self._status = Status(status, description)
 
-    # The SDK's own code: it only builds the event's attributes and calls add_event.
-    record_exception = SdkSpan.record_exception  # type: ignore[assignment]
+    def record_exception(
+        self, exception: BaseException, attributes: types.Attributes = None, timestamp: int | None = None, escaped: bool = False
+    ) -> None:
+        # The SDK's own code: it only builds the event's attributes and calls self.add_event.
+        _sdk_record_exception(self, exception, attributes, timestamp, escaped)  # type: ignore[arg-type]
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
