@@ -190,25 +190,27 @@ class LightTracer(trace_api.Tracer):
             if route is None:
                 return self._sdk.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
         current: Any = (context if context is not None else get_current()).get(_SPAN_KEY)
-        if current is None:
-            parent = None
-        elif type(current) in _SPAN_TYPES or isinstance(current, trace_api.Span):
+        parent: Any = None
+        if current is not None and (type(current) in _SPAN_TYPES or isinstance(current, trace_api.Span)):
             parent = current.get_span_context()
-        else:
-            parent = None
+            if type(parent) is not SpanContext:  # None, or a subclass: as the SDK sees it
+                return self._sdk.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
         ids = self._sdk.id_generator
-        if parent is None or not parent.is_valid:
+        # A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+        if parent is None or not parent[5]:
             parent = None
             trace_id = ids.generate_trace_id()
             trace_state = DEFAULT_TRACE_STATE
             flags = _SAMPLED_RANDOM if _SETS_RANDOM_FLAG and ids.is_trace_id_random() else _SAMPLED
         else:
-            parent_flags = parent.trace_flags
+            parent_flags = parent[3]
             if not parent_flags & TraceFlags.SAMPLED:
                 # ParentBased drops it: the SDK's non-recording span (it draws the span id too)
                 return self._sdk.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
-            trace_id = parent.trace_id
-            trace_state = parent.trace_state or DEFAULT_TRACE_STATE
+            trace_id = parent[0]
+            trace_state = parent[4]
+            if trace_state is None:
+                trace_state = DEFAULT_TRACE_STATE
             flags = _SAMPLED_RANDOM if _SETS_RANDOM_FLAG and parent_flags & _RANDOM_TRACE_ID else _SAMPLED
         span_id = ids.generate_span_id()
         valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
