@@ -22,6 +22,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -29,6 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otel_lunary as lunary
 from otel_lunary import _state
 from otel_lunary._fake_llm import FakeLLM
+from otel_lunary._settings import resolve_settings
+from otel_lunary.export import ExportOptions, build_provisional_provider, build_tracer_provider, shutdown
 from otel_lunary.export.light_spans import LightSpan, LightTracer
 from tests.helpers.servers import OtlpSink, free_port
 
@@ -186,3 +189,37 @@ def test_span_limits_from_the_environment_apply_to_light_spans(tmp_path: Path, m
             span.end()
     finally:
         lunary.shutdown(timeout=5)
+
+
+def test_a_provider_given_to_configure_records_with_sdk_spans(tmp_path: Path) -> None:
+    """Even one built by otel_lunary.export: the application owns it, and may rely on the SDK's spans."""
+    provider = build_tracer_provider(ExportOptions(exporter="file", file_path=str(tmp_path / "t.jsonl")))
+    lunary.configure(tracer_provider=provider)
+    try:
+        assert not isinstance(_state.get().tracer, LightTracer)
+    finally:
+        lunary.shutdown(timeout=5)
+        shutdown(provider, 5)
+
+
+def test_spans_handed_to_the_application_provider_are_sdk_readable_spans(tmp_path: Path) -> None:
+    """Recorded before the application set its provider (light spans, held), then handed
+    over: the application's processors get the SDK's ReadableSpans under its resource."""
+    provider, holding = build_provisional_provider(ExportOptions(exporter="file", file_path=str(tmp_path / "t.jsonl")))
+    runtime = _state.new_runtime(provider, resolve_settings(), owns_provider=True, holding=holding)
+    try:
+        assert isinstance(runtime.tracer, LightTracer)
+        turn = runtime.tracer.start_span("invoke_workflow turn", _state.NEW_TRACE, attributes={"lunary.span.type": "turn"})
+        message = runtime.tracer.start_span("message user", trace.set_span_in_context(turn), attributes={"lunary.message.role": "user"})
+        message.end()
+        memory = InMemorySpanExporter()
+        app = TracerProvider(resource=Resource.create({"service.name": "the-app"}))
+        app.add_span_processor(SimpleSpanProcessor(memory))
+        assert holding.hand_over(app) == 1  # the ended one; the turn goes over when it ends
+        turn.end()
+        spans = memory.get_finished_spans()
+        assert [span.name for span in spans] == ["message user", "invoke_workflow turn"]
+        assert all(type(span) is ReadableSpan and span.resource.attributes["service.name"] == "the-app" for span in spans)
+        assert spans[0].parent == turn.get_span_context() and dict(spans[0].attributes or {}) == {"lunary.message.role": "user"}
+    finally:
+        shutdown(provider, 5)
