@@ -97,7 +97,10 @@ def slim(span: ReadableSpan) -> None:
     queued spans live long enough to reach the oldest generation, which every full
     collection of the host app walks. ``attributes``, ``events``, ``links`` and their
     ``dropped_*`` counts read the same afterwards (a plain container counts 0 dropped).
+    A light span (``otel_lunary.export.light_spans``) says it has nothing of the kind.
     """
+    if getattr(span, "fields_plain", False):
+        return
     events = getattr(span, "_events", None)
     if type(events) is BoundedList and not events.dropped and not len(events):
         span._events = ()  # type: ignore[assignment]

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
@@ -274,6 +274,10 @@ class LightSpan(trace_api.Span, ReadableSpan):
         "_instrumentation_scope",
         "_instrumentation_info",
     )
+
+    # Its events and links are () until it has some, its attributes a plain dict unless the
+    # SDK's limits needed its BoundedAttributes: nothing for otel_lunary._adoption.slim to do.
+    fields_plain: ClassVar[bool] = True
 
     # Rarely False (start_span(record_exception=False...)): then set on the instance.
     _record_exception: bool
