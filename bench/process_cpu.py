@@ -104,7 +104,7 @@ def run_child(variant: str, messages: int, url: str, work: Path) -> tuple[float,
     env["OTEL_LUNARY_EXIT_TIMEOUT"] = "300"  # exit sends everything, as lunary's exit does
     # N messages in about a second overflow the default queue (2048): let it hold them all,
     # as Lunary's unbounded list does, so both deliver (and pay for) every message
-    env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(2048, messages + 1000))
+    env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(2048, 2 * messages + 1000))  # up to 1.5 spans a message
     if name in ("otel", "otlp_http", "otlp_http (SDK spans)", "otlp_http (SDK encoder)"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     elif name == "lunary":
