@@ -89,19 +89,37 @@ class _AttributeFragments:
     The value caches are keyed by the value alone (str, or a tuple of str: the two never
     compare equal, unlike 1, True and 1.0, which are not kept), so they hold only strings
     and tuples: no lookup allocates, and the garbage collector has nothing to walk.
+
+    A key whose cache fills up with new values on nearly every call (a message's text,
+    its id) stops being cached: keeping fragments that never recur costs an insert each
+    and, every 4,096, a clear.
     """
 
-    __slots__ = ("room", "heads", "values")
+    __slots__ = ("room", "heads", "values", "calls", "since", "unique")
 
     def __init__(self, room: int) -> None:
         self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
         self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
         self.values: dict[str, dict[Any, str]] = {}  # key -> value -> whole fragment
+        self.calls = 0  # text() calls so far
+        self.since: dict[str, int] = {}  # key -> calls when its cache was last emptied
+        self.unique: set[str] = set()  # keys whose values are not cached
+
+    def _full(self, key: str, values: dict[Any, str]) -> None:
+        """``key``'s cache is full: empty it, and stop caching a key that filled it in under
+        two values a call."""
+        values.clear()
+        if self.calls - self.since.get(key, 0) < 2 * _CACHE_MAX_ENTRIES:
+            self.unique.add(key)
+        self.since[key] = self.calls
 
     def _key(self, key: str) -> dict[Any, str]:
         if len(self.values) >= _CACHE_MAX_ENTRIES:
             self.values.clear()
             self.heads.clear()
+            self.since.clear()
+            self.unique.clear()
+        self.since[key] = self.calls
         self.heads[key] = '{"key":' + _quote(key) + ',"value":{"stringValue":'
         found: dict[Any, str] = {}
         self.values[key] = found
@@ -112,6 +130,7 @@ class _AttributeFragments:
         out: list[str] = []
         append = out.append
         by_key = self.values
+        self.calls += 1
         for key, value in attributes.items():
             kind = type(value)
             if type(key) is not str or (kind is not str and kind is not tuple):
@@ -126,9 +145,9 @@ class _AttributeFragments:
                 found = values.get(value)
                 if found is None:
                     found = self.heads[key] + _quote(value) + "}}"
-                    if len(value) <= _CACHE_MAX_VALUE_CHARS:
+                    if len(value) <= _CACHE_MAX_VALUE_CHARS and key not in self.unique:
                         if len(values) >= _CACHE_MAX_ENTRIES:
-                            values.clear()
+                            self._full(key, values)
                         values[value] = found
                 append(found)
             elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
@@ -139,7 +158,7 @@ class _AttributeFragments:
                     if found is None:
                         continue
                     if len(values) >= _CACHE_MAX_ENTRIES:
-                        values.clear()
+                        self._full(key, values)
                     values[value] = found
                 append(found)
             else:

@@ -130,10 +130,14 @@ class _KeyFields:
     and bytes: no lookup allocates, and the garbage collector has nothing to walk.
     """
 
-    __slots__ = ("tag", "key_field", "values", "headers", "double")
+    __slots__ = ("tag", "key_field", "values", "headers", "double", "since", "unique")
 
-    def __init__(self, tag: bytes, key: str) -> None:
+    def __init__(self, tag: bytes, key: str, calls: int = 0) -> None:
         self.tag = tag
+        self.since = calls  # the owner's put() calls when ``values`` was last emptied
+        # Its cache filled up with new values on nearly every call (a message's text, its
+        # id): its values are not kept, since each insert (and every 4,096 a clear) is waste.
+        self.unique = False
         self.key_field = _field(_KEY, _utf8(key)) if key else b""
         self.values: dict[Any, bytes] = {}  # short str value, or tuple of str -> whole field
         self.headers: dict[int, bytes] = {}  # UTF-8 size of a str value -> field up to the value
@@ -152,34 +156,38 @@ class _KeyFields:
         self.headers[size] = found
         return found
 
-    def keep(self, value: Any, field: bytes) -> None:
+    def keep(self, value: Any, field: bytes, calls: int) -> None:
         if len(self.values) >= _CACHE_MAX_ENTRIES:
             self.values.clear()
+            self.unique = calls - self.since < 2 * _CACHE_MAX_ENTRIES
+            self.since = calls
         self.values[value] = field
 
 
 class _AttributeFields:
     """Encoded ``KeyValue`` fields under one tag (span, event...), by key (``_KeyFields``)."""
 
-    __slots__ = ("tag", "room", "by_key")
+    __slots__ = ("tag", "room", "by_key", "calls")
 
     def __init__(self, tag: bytes, room: int) -> None:
         self.tag = tag
         self.room = room  # message levels left for the AnyValue (see MAX_DEPTH)
         self.by_key: dict[str, _KeyFields] = {}
+        self.calls = 0  # put() calls so far
 
     def key(self, key: str) -> _KeyFields:
         found = self.by_key.get(key)
         if found is None:
             if len(self.by_key) >= _CACHE_MAX_ENTRIES:
                 self.by_key.clear()
-            found = self.by_key[key] = _KeyFields(self.tag, key)
+            found = self.by_key[key] = _KeyFields(self.tag, key, self.calls)
         return found
 
     def put(self, out: list[bytes], attributes: Mapping[str, Any]) -> None:
         """Append the fields of ``attributes`` to ``out``."""
         append = out.append
         by_key = self.by_key
+        self.calls += 1
         for key, value in attributes.items():
             kind = type(value)
             if type(key) is not str or kind not in _CACHED_KINDS:
@@ -198,9 +206,9 @@ class _AttributeFields:
                 except UnicodeEncodeError:
                     encoded = clean_text(value).encode()
                 header = entry.headers.get(len(encoded)) or entry.string_header(len(encoded))
-                if len(value) <= _CACHE_MAX_VALUE_CHARS:
+                if len(value) <= _CACHE_MAX_VALUE_CHARS and not entry.unique:
                     found = header + encoded
-                    entry.keep(value, found)
+                    entry.keep(value, found, self.calls)
                     append(found)
                 else:
                     append(header)
@@ -214,7 +222,7 @@ class _AttributeFields:
                     found = self._other_field(key, value)
                     if found is None:
                         continue
-                    entry.keep(value, found)
+                    entry.keep(value, found, self.calls)
                 append(found)
             else:
                 found = self._other_field(key, value)
