@@ -60,6 +60,8 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from otel_lunary.export._span_batch import UNSET_STATUS
+
 __all__ = ["LightSpan", "LightTracer", "SPAN_USE", "light_tracer"]
 
 # The SDK's logger and messages for calls on ended spans: an application's log filters apply as before.
@@ -70,7 +72,7 @@ _sdk_logger = logging.getLogger("opentelemetry.sdk.trace")
 # (only ``on_start`` acts, through the span API). Undeclared: the SDK's spans.
 SPAN_USE = "light_spans"
 
-_UNSET_STATUS = Status(StatusCode.UNSET)
+_UNSET_STATUS = UNSET_STATUS  # the one the SDK's spans start with too
 _PLAIN = frozenset((str, bool, int, float))
 _PLAIN_OR_SEQUENCE = _PLAIN | {tuple, list}
 _STR = frozenset((str,))

@@ -42,6 +42,8 @@ from otel_lunary.export._span_batch import (
     NESTED_TOO_DEEP,
     ROOM,
     INT64_MIN,
+    KIND_VALUES,
+    UNSET_STATUS,
     as_sequence,
     clamp_time,
     clean_text,
@@ -62,6 +64,7 @@ _BOOL_VALUES = {True: '{"boolValue":true}', False: '{"boolValue":false}'}
 _KIND = {
     kind: ',"name":%%s,"kind":%d,"startTimeUnixNano":"%%d","endTimeUnixNano":"%%d"' % (kind.value + 1) for kind in SpanKind
 }
+_KIND_BY_VALUE = {value: _KIND[kind] for value, kind in KIND_VALUES.items()}
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> bytes:
@@ -269,14 +272,14 @@ def _span(span: ReadableSpan) -> str:
         out += ',"flags":256'
     if not (start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64):
         start, end = clamp_time(start or 0), clamp_time(end or 0)
-    out += _KIND[kind] % (_quote(name or ""), start, end)
+    out += _KIND_BY_VALUE[kind._value_] % (_quote(name or ""), start, end)
     if attributes:
         if type(attributes) is BoundedAttributes:
             text = _span_attributes.text(attributes._dict)
             count = attributes.dropped
         else:
             text = _span_attributes.text(attributes)
-            count = dropped(attributes)
+            count = 0 if type(attributes) is dict else dropped(attributes)
         if text:
             out += ',"attributes":[' + text + "]"
         if count:
@@ -291,7 +294,7 @@ def _span(span: ReadableSpan) -> str:
         count = dropped(links)
         if count:
             out += ',"droppedLinksCount":%d' % count
-    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET_STATUS or (status is not None and status.status_code is StatusCode.UNSET and not status.description):
         return out + ',"status":{}}'
     return out + _status(status)
 

@@ -34,6 +34,8 @@ from otel_lunary.export._span_batch import (
     NESTED_TOO_DEEP,
     ROOM,
     INT64_MIN,
+    KIND_VALUES,
+    UNSET_STATUS,
     MAX_FIXED64,
     as_sequence,
     clamp_time,
@@ -88,6 +90,7 @@ _LIST_ITEM = b"\x0a"  # ArrayValue.values = 1, KeyValueList.values = 1
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
 _KIND = {kind: b"\x30" + _BYTE[kind.value + 1] for kind in SpanKind}  # Span.kind = 6, enum = SDK value + 1
+_KIND_BY_VALUE = {value: _KIND[kind] for value, kind in KIND_VALUES.items()}
 _EMPTY_STATUS = _SPAN_STATUS + b"\x00"
 _BOOL_VALUES = {True: _BOOL + b"\x01", False: _BOOL + b"\x00"}
 
@@ -356,7 +359,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         append(_SPAN_NAME)
         append(_varint(len(encoded)))
         append(encoded)
-    append(_KIND[kind])
+    append(_KIND_BY_VALUE[kind._value_])
     if start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64:
         append(_pack_times(_START_TAG, start, _END_TAG, end))
     else:
@@ -367,7 +370,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
             count = attributes.dropped
         else:
             _span_attributes.put(parts, attributes)
-            count = dropped(attributes)
+            count = 0 if type(attributes) is dict else dropped(attributes)
         if count:
             append(_SPAN_DROPPED_ATTRIBUTES + _varint(count))
     if events:
@@ -382,7 +385,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         count = dropped(links)
         if count:
             append(_SPAN_DROPPED_LINKS + _varint(count))
-    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET_STATUS or (status is not None and status.status_code is StatusCode.UNSET and not status.description):
         append(_EMPTY_STATUS)
     else:
         append(_status(status))
