@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -158,8 +159,14 @@ def test_a_processor_added_later_switches_to_sdk_spans(tmp_path: Path) -> None:
     assert sorted(names) == ["invoke_workflow turn", "message assistant", "message user"]
 
 
-def test_sampler_from_the_environment_keeps_sdk_spans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OTEL_TRACES_SAMPLER", "always_on"), ("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_SDK_DISABLED", "true")],
+)
+def test_a_sampler_or_a_disabled_sdk_from_the_environment_keeps_sdk_spans(
+    variable: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
     lunary.configure(exporter="file", file_path=str(tmp_path / "t.jsonl"))
     try:
         assert not isinstance(_state.get().tracer, LightTracer)
@@ -223,3 +230,27 @@ def test_spans_handed_to_the_application_provider_are_sdk_readable_spans(tmp_pat
         assert spans[0].parent == turn.get_span_context() and dict(spans[0].attributes or {}) == {"lunary.message.role": "user"}
     finally:
         shutdown(provider, 5)
+
+
+def test_under_an_unsampled_parent_nothing_is_recorded_as_with_the_sdk(tmp_path: Path) -> None:
+    """ParentBased sampling: a parent that is not sampled gives a non-recording span,
+    with the parent's trace and flags, and nothing reaches the file."""
+    lunary.configure(exporter="file", file_path=str(tmp_path / "t.jsonl"))
+    try:
+        tracer = _state.get().tracer
+        assert isinstance(tracer, LightTracer)
+        parent = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+        span = tracer.start_span("child", trace.set_span_in_context(NonRecordingSpan(parent)))
+        assert not span.is_recording() and type(span) is NonRecordingSpan
+        assert span.get_span_context().trace_id == 0xABC and not span.get_span_context().trace_flags.sampled
+        span.end()
+        sampled_parent = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+        sampled = tracer.start_span("child", trace.set_span_in_context(NonRecordingSpan(sampled_parent)))
+        assert type(sampled) is LightSpan and sampled.parent == sampled_parent  # type: ignore[attr-defined]
+        sampled.end()
+        assert lunary.flush(5)
+    finally:
+        lunary.shutdown(timeout=5)
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    spans = [s for line in lines for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    assert len(spans) == 1 and spans[0]["parentSpanId"] == f"{0xDEF:016x}" and spans[0]["flags"] == 0x300
