@@ -13,8 +13,12 @@ Variants, run interleaved (each repeat rotates the order; a repeat's figures are
 - ``otlp_http``: otel-lunary, ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at bench/sink.py;
 - ``otlp_http (SDK encoder)``: the same with the SDK's own ``export`` (its encoder), for
   the share of encoding;
+- ``otlp_http (SDK spans)``: the same with the SDK's own span objects instead of
+  otel-lunary's light ones (``otel_lunary.export.light_spans``): a do-nothing span
+  processor added to the provider, which is what makes otel-lunary record with the SDK's;
 - ``file``: otel-lunary with nothing configured: the default OTLP JSON Lines file, in a
   temporary directory;
+- ``file (SDK spans)``: the same with the SDK's span objects;
 - ``lunary``: the ``lunary`` SDK, ``LUNARY_API_URL`` pointing at the same sink.
 
     python bench/process_cpu.py [--quick] [--messages N] [--repeats R]
@@ -35,8 +39,15 @@ from typing import Any
 from workload import ASSISTANT_MESSAGE, THREAD_TAGS, USER_ID, USER_MESSAGE
 
 THREADS = 100
-VARIANTS = ("otlp_http", "otlp_http (SDK encoder)", "file", "lunary")
-SETUP_OF = {"otlp_http": "setup otel", "otlp_http (SDK encoder)": "setup otel", "file": "setup file", "lunary": "setup lunary"}
+VARIANTS = ("otlp_http", "otlp_http (SDK spans)", "otlp_http (SDK encoder)", "file", "file (SDK spans)", "lunary")
+SETUP_OF = {
+    "otlp_http": "setup otel",
+    "otlp_http (SDK spans)": "setup otel",
+    "otlp_http (SDK encoder)": "setup otel",
+    "file": "setup file",
+    "file (SDK spans)": "setup file",
+    "lunary": "setup lunary",
+}
 
 
 # --- the children ----------------------------------------------------------------------------
@@ -54,6 +65,11 @@ def child(variant: str, messages: int) -> None:
 
             otlp_exporters.OtlpHttpSpanExporter.export = OTLPSpanExporter.export  # type: ignore[method-assign]
         import otel_lunary as lunary  # type: ignore[no-redef]
+
+        if variant.endswith("(SDK spans)"):
+            from opentelemetry.sdk.trace import SpanProcessor
+
+            lunary.configure().add_span_processor(SpanProcessor())  # type: ignore[attr-defined]
     threads = [lunary.open_thread(tags=THREAD_TAGS, user_id=f"{USER_ID}-{i}") for i in range(THREADS)]
     user_text, assistant_text = USER_MESSAGE["content"], ASSISTANT_MESSAGE["content"]
     for i in range(messages // 2):
@@ -88,8 +104,8 @@ def run_child(variant: str, messages: int, url: str, work: Path) -> tuple[float,
     env["OTEL_LUNARY_EXIT_TIMEOUT"] = "300"  # exit sends everything, as lunary's exit does
     # N messages in about a second overflow the default queue (2048): let it hold them all,
     # as Lunary's unbounded list does, so both deliver (and pay for) every message
-    env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(2048, messages + 1000))
-    if name in ("otel", "otlp_http", "otlp_http (SDK encoder)"):
+    env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(2048, 2 * messages + 1000))  # up to 1.5 spans a message
+    if name in ("otel", "otlp_http", "otlp_http (SDK spans)", "otlp_http (SDK encoder)"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     elif name == "lunary":
         env.update(LUNARY_API_URL=url, LUNARY_PUBLIC_KEY="bench-public-key", LUNARY_VERBOSE="false")
@@ -105,7 +121,7 @@ def run_child(variant: str, messages: int, url: str, work: Path) -> tuple[float,
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} child failed ({proc.returncode}): {(directory / 'stderr').read_text()[-2000:]}")
     got = counts(url)
-    delivered = file_spans(directory) if name == "file" else got["events"] if name == "lunary" else got["spans"]
+    delivered = file_spans(directory) if name.startswith("file") else got["events"] if name == "lunary" else got["spans"]
     return usage.ru_utime + usage.ru_stime, delivered
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
@@ -96,7 +97,10 @@ def slim(span: ReadableSpan) -> None:
     queued spans live long enough to reach the oldest generation, which every full
     collection of the host app walks. ``attributes``, ``events``, ``links`` and their
     ``dropped_*`` counts read the same afterwards (a plain container counts 0 dropped).
+    A light span (``otel_lunary.export.light_spans``) says it has nothing of the kind.
     """
+    if getattr(span, "fields_plain", False):
+        return
     events = getattr(span, "_events", None)
     if type(events) is BoundedList and not events.dropped and not len(events):
         span._events = ()  # type: ignore[assignment]
@@ -112,6 +116,10 @@ class HoldingProcessor(SpanProcessor):
     """In front of the processors of otel-lunary's own provider while no application
     provider exists: finished spans wait here (at most ``hold_s`` seconds, at most
     ``max_held`` spans) so that they can still go to the application's provider."""
+
+    # Ended spans only, read as ReadableSpans (export.light_spans); what starts goes to
+    # otel-lunary's batch processors, which do nothing then.
+    light_spans: ClassVar[str] = "end"
 
     def __init__(self, processors: Sequence[SpanProcessor], hold_s: float = HOLD_S, max_held: int = MAX_HELD) -> None:
         self._processors = list(processors)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -41,6 +41,7 @@ from otel_lunary._content import ContentPolicy
 from otel_lunary._health import never_raises, report
 from otel_lunary._settings import Redactor, Settings, resolve_limits, resolve_settings
 from otel_lunary._version import __version__
+from otel_lunary.export.light_spans import light_tracer
 from otel_lunary.export.processor import MAX_TIMEOUT_S
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
 from otel_lunary.dialects import translate
@@ -114,6 +115,8 @@ class ContextStack:
 class SpanStartHook(SpanProcessor):
     """A span processor that only acts when a span starts (adding attributes from the
     context): ending, flushing and shutting down have nothing to do."""
+
+    light_spans: ClassVar[str] = "start"  # acts through the span API only (export.light_spans)
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -279,6 +282,8 @@ def new_runtime(
 ) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+    if owns_provider:  # a pipeline of otel-lunary's own: lighter spans where nothing needs the SDK's
+        tracer = light_tracer(provider, tracer) or tracer
     return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, holding, annotations, _forced_ids(tracer))
 
 

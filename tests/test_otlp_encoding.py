@@ -355,6 +355,21 @@ class TestSameAsTheSdkEncoder:
         second = span(attributes={"b": "same", "a": "other"})
         assert_same_as_sdk([first, second, first])
 
+    def test_keys_whose_values_never_recur_stop_being_cached_and_encode_the_same(self) -> None:
+        """A message id or text is new on every span: once such a key's cache has filled
+        up, its values are no longer kept; the output is unchanged, before and after."""
+        recurring = [f"thread-{i % 7}" for i in range(12_000)]
+        batches = [
+            [span(attributes={"id": f"message-{i}-{j}", "thread": recurring[i + j]}) for j in range(100)]
+            for i in range(0, 11_900, 100)
+        ]
+        for batch in batches[:-1]:
+            otlp_proto.encode_request(batch)
+            otlp_json.encode_line(batch)
+        assert otlp_proto._span_attributes.by_key["id"].unique and not otlp_proto._span_attributes.by_key["thread"].unique
+        assert "id" in otlp_json._span_attributes.unique and "thread" not in otlp_json._span_attributes.unique
+        assert_same_as_sdk(batches[-1] + [span(attributes={"id": "message-0-0", "thread": "thread-0"})])
+
 
 class TestDocumentedDivergences:
     """Where the SDK's encoder loses data or whole batches, the fast encoders do not."""

@@ -22,13 +22,14 @@ value of an unsupported type, a value nested deeper than protobuf decoders accep
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind
 
 _logger = logging.getLogger("otel_lunary.export")
 
@@ -51,6 +52,12 @@ INT64_MAX = 2**63 - 1
 # them in a read-only proxy, ``events``/``links`` copy them to a tuple): the encoders read
 # the fields directly for the classes that keep those properties, which saves a Python
 # call per field per span, and fall back to the properties for any class that overrides one.
+# The status every span starts with (ReadableSpan's default, shared by the SDK's spans and
+# otel-lunary's light ones): an encoder that finds it needs no property call to know it is unset.
+UNSET_STATUS: Any = inspect.signature(ReadableSpan.__init__).parameters["status"].default
+# The OTLP enum value of a span kind by the SDK's value (an Enum's hash is a Python call).
+KIND_VALUES = {kind.value: kind for kind in SpanKind}
+
 _FIELD_PROPERTIES = ("name", "context", "kind", "parent", "start_time", "end_time", "attributes", "events", "links", "status")
 _plain_classes: dict[type, bool] = {}
 

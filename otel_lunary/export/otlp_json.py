@@ -42,6 +42,8 @@ from otel_lunary.export._span_batch import (
     NESTED_TOO_DEEP,
     ROOM,
     INT64_MIN,
+    KIND_VALUES,
+    UNSET_STATUS,
     as_sequence,
     clamp_time,
     clean_text,
@@ -62,14 +64,17 @@ _BOOL_VALUES = {True: '{"boolValue":true}', False: '{"boolValue":false}'}
 _KIND = {
     kind: ',"name":%%s,"kind":%d,"startTimeUnixNano":"%%d","endTimeUnixNano":"%%d"' % (kind.value + 1) for kind in SpanKind
 }
+_KIND_BY_VALUE = {value: _KIND[kind] for value, kind in KIND_VALUES.items()}
 
 
 def encode_line(spans: Sequence[ReadableSpan]) -> bytes:
     """One OTLP JSON Lines record (UTF-8, newline-terminated) holding ``spans``."""
-    text = _request(spans)
+    parts = _request(spans)
     try:
-        return text.encode()
+        # Part by part, then one join: the batch (~0.6 MB) is allocated once, as bytes.
+        return b"".join([part.encode() for part in parts])
     except UnicodeEncodeError:  # lone surrogates, only ever inside string literals
+        text = "".join(parts)
         return clean_text(text).encode()
 
 
@@ -89,19 +94,37 @@ class _AttributeFragments:
     The value caches are keyed by the value alone (str, or a tuple of str: the two never
     compare equal, unlike 1, True and 1.0, which are not kept), so they hold only strings
     and tuples: no lookup allocates, and the garbage collector has nothing to walk.
+
+    A key whose cache fills up with new values on nearly every call (a message's text,
+    its id) stops being cached: keeping fragments that never recur costs an insert each
+    and, every 4,096, a clear.
     """
 
-    __slots__ = ("room", "heads", "values")
+    __slots__ = ("room", "heads", "values", "calls", "since", "unique")
 
     def __init__(self, room: int) -> None:
         self.room = room  # message levels left for the AnyValue (see _span_batch.MAX_DEPTH)
         self.heads: dict[str, str] = {}  # key -> '{"key":"k","value":{"stringValue":'
         self.values: dict[str, dict[Any, str]] = {}  # key -> value -> whole fragment
+        self.calls = 0  # text() calls so far
+        self.since: dict[str, int] = {}  # key -> calls when its cache was last emptied
+        self.unique: set[str] = set()  # keys whose values are not cached
+
+    def _full(self, key: str, values: dict[Any, str]) -> None:
+        """``key``'s cache is full: empty it, and stop caching a key that filled it in under
+        two values a call."""
+        values.clear()
+        if self.calls - self.since.get(key, 0) < 2 * _CACHE_MAX_ENTRIES:
+            self.unique.add(key)
+        self.since[key] = self.calls
 
     def _key(self, key: str) -> dict[Any, str]:
         if len(self.values) >= _CACHE_MAX_ENTRIES:
             self.values.clear()
             self.heads.clear()
+            self.since.clear()
+            self.unique.clear()
+        self.since[key] = self.calls
         self.heads[key] = '{"key":' + _quote(key) + ',"value":{"stringValue":'
         found: dict[Any, str] = {}
         self.values[key] = found
@@ -112,6 +135,7 @@ class _AttributeFragments:
         out: list[str] = []
         append = out.append
         by_key = self.values
+        self.calls += 1
         for key, value in attributes.items():
             kind = type(value)
             if type(key) is not str or (kind is not str and kind is not tuple):
@@ -126,9 +150,9 @@ class _AttributeFragments:
                 found = values.get(value)
                 if found is None:
                     found = self.heads[key] + _quote(value) + "}}"
-                    if len(value) <= _CACHE_MAX_VALUE_CHARS:
+                    if len(value) <= _CACHE_MAX_VALUE_CHARS and key not in self.unique:
                         if len(values) >= _CACHE_MAX_ENTRIES:
-                            values.clear()
+                            self._full(key, values)
                         values[value] = found
                 append(found)
             elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
@@ -139,7 +163,7 @@ class _AttributeFragments:
                     if found is None:
                         continue
                     if len(values) >= _CACHE_MAX_ENTRIES:
-                        values.clear()
+                        self._full(key, values)
                     values[value] = found
                 append(found)
             else:
@@ -250,14 +274,14 @@ def _span(span: ReadableSpan) -> str:
         out += ',"flags":256'
     if not (start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64):
         start, end = clamp_time(start or 0), clamp_time(end or 0)
-    out += _KIND[kind] % (_quote(name or ""), start, end)
+    out += _KIND_BY_VALUE[kind._value_] % (_quote(name or ""), start, end)
     if attributes:
         if type(attributes) is BoundedAttributes:
             text = _span_attributes.text(attributes._dict)
             count = attributes.dropped
         else:
             text = _span_attributes.text(attributes)
-            count = dropped(attributes)
+            count = 0 if type(attributes) is dict else dropped(attributes)
         if text:
             out += ',"attributes":[' + text + "]"
         if count:
@@ -272,7 +296,7 @@ def _span(span: ReadableSpan) -> str:
         count = dropped(links)
         if count:
             out += ',"droppedLinksCount":%d' % count
-    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET_STATUS or (status is not None and status.status_code is StatusCode.UNSET and not status.description):
         return out + ',"status":{}}'
     return out + _status(status)
 
@@ -291,21 +315,35 @@ def _scope(scope: Any) -> str:
     return "{" + ",".join(members) + "}"
 
 
-def _request(spans: Sequence[ReadableSpan]) -> str:
-    resource_texts = []
-    for resource, scopes in group(spans):
-        scope_texts = []
-        for scope, members in scopes:
-            text = '{"scope":' + _scope(scope) + ',"spans":[' + ",".join([_span(span) for span in members]) + "]"
+def _request(spans: Sequence[ReadableSpan]) -> list[str]:
+    """The request's text in parts, each span one part: a batch is ~0.6 MB, and every
+    concatenation of the whole would be one more allocation of that size (fresh pages,
+    faulted in), so the parts are joined only once, by the caller."""
+    parts = ['{"resourceSpans":[']
+    append = parts.append
+    for r, (resource, scopes) in enumerate(group(spans)):
+        append('{"resource":{' if not r else ',{"resource":{')
+        append(_attributes_member(resource.attributes, ROOM["resource"])[1:])
+        append('},"scopeSpans":[')
+        for s, (scope, members) in enumerate(scopes):
+            append('{"scope":' if not s else ',{"scope":')
+            append(_scope(scope))
+            append(',"spans":[')
+            for i, span in enumerate(members):
+                if i:
+                    append(",")
+                append(_span(span))
+            append("]")
             schema_url = scope.schema_url if scope is not None else None
             if schema_url:
-                text += ',"schemaUrl":' + _quote(schema_url)
-            scope_texts.append(text + "}")
-        text = '{"resource":{' + _attributes_member(resource.attributes, ROOM["resource"])[1:] + '},"scopeSpans":[' + ",".join(scope_texts) + "]"
+                append(',"schemaUrl":' + _quote(schema_url))
+            append("}")
+        append("]")
         if resource.schema_url:
-            text += ',"schemaUrl":' + _quote(resource.schema_url)
-        resource_texts.append(text + "}")
-    return '{"resourceSpans":[' + ",".join(resource_texts) + "]}\n"
+            append(',"schemaUrl":' + _quote(resource.schema_url))
+        append("}")
+    append("]}\n")
+    return parts
 
 
 # --- the walker over the SDK encoder's protobuf (the reference the tests compare with) ---

@@ -34,6 +34,8 @@ from otel_lunary.export._span_batch import (
     NESTED_TOO_DEEP,
     ROOM,
     INT64_MIN,
+    KIND_VALUES,
+    UNSET_STATUS,
     MAX_FIXED64,
     as_sequence,
     clamp_time,
@@ -88,6 +90,7 @@ _LIST_ITEM = b"\x0a"  # ArrayValue.values = 1, KeyValueList.values = 1
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
 _KIND = {kind: b"\x30" + _BYTE[kind.value + 1] for kind in SpanKind}  # Span.kind = 6, enum = SDK value + 1
+_KIND_BY_VALUE = {value: _KIND[kind] for value, kind in KIND_VALUES.items()}
 _EMPTY_STATUS = _SPAN_STATUS + b"\x00"
 _BOOL_VALUES = {True: _BOOL + b"\x01", False: _BOOL + b"\x00"}
 
@@ -130,10 +133,14 @@ class _KeyFields:
     and bytes: no lookup allocates, and the garbage collector has nothing to walk.
     """
 
-    __slots__ = ("tag", "key_field", "values", "headers", "double")
+    __slots__ = ("tag", "key_field", "values", "headers", "double", "since", "unique")
 
-    def __init__(self, tag: bytes, key: str) -> None:
+    def __init__(self, tag: bytes, key: str, calls: int = 0) -> None:
         self.tag = tag
+        self.since = calls  # the owner's put() calls when ``values`` was last emptied
+        # Its cache filled up with new values on nearly every call (a message's text, its
+        # id): its values are not kept, since each insert (and every 4,096 a clear) is waste.
+        self.unique = False
         self.key_field = _field(_KEY, _utf8(key)) if key else b""
         self.values: dict[Any, bytes] = {}  # short str value, or tuple of str -> whole field
         self.headers: dict[int, bytes] = {}  # UTF-8 size of a str value -> field up to the value
@@ -152,34 +159,38 @@ class _KeyFields:
         self.headers[size] = found
         return found
 
-    def keep(self, value: Any, field: bytes) -> None:
+    def keep(self, value: Any, field: bytes, calls: int) -> None:
         if len(self.values) >= _CACHE_MAX_ENTRIES:
             self.values.clear()
+            self.unique = calls - self.since < 2 * _CACHE_MAX_ENTRIES
+            self.since = calls
         self.values[value] = field
 
 
 class _AttributeFields:
     """Encoded ``KeyValue`` fields under one tag (span, event...), by key (``_KeyFields``)."""
 
-    __slots__ = ("tag", "room", "by_key")
+    __slots__ = ("tag", "room", "by_key", "calls")
 
     def __init__(self, tag: bytes, room: int) -> None:
         self.tag = tag
         self.room = room  # message levels left for the AnyValue (see MAX_DEPTH)
         self.by_key: dict[str, _KeyFields] = {}
+        self.calls = 0  # put() calls so far
 
     def key(self, key: str) -> _KeyFields:
         found = self.by_key.get(key)
         if found is None:
             if len(self.by_key) >= _CACHE_MAX_ENTRIES:
                 self.by_key.clear()
-            found = self.by_key[key] = _KeyFields(self.tag, key)
+            found = self.by_key[key] = _KeyFields(self.tag, key, self.calls)
         return found
 
     def put(self, out: list[bytes], attributes: Mapping[str, Any]) -> None:
         """Append the fields of ``attributes`` to ``out``."""
         append = out.append
         by_key = self.by_key
+        self.calls += 1
         for key, value in attributes.items():
             kind = type(value)
             if type(key) is not str or kind not in _CACHED_KINDS:
@@ -198,9 +209,9 @@ class _AttributeFields:
                 except UnicodeEncodeError:
                     encoded = clean_text(value).encode()
                 header = entry.headers.get(len(encoded)) or entry.string_header(len(encoded))
-                if len(value) <= _CACHE_MAX_VALUE_CHARS:
+                if len(value) <= _CACHE_MAX_VALUE_CHARS and not entry.unique:
                     found = header + encoded
-                    entry.keep(value, found)
+                    entry.keep(value, found, self.calls)
                     append(found)
                 else:
                     append(header)
@@ -214,7 +225,7 @@ class _AttributeFields:
                     found = self._other_field(key, value)
                     if found is None:
                         continue
-                    entry.keep(value, found)
+                    entry.keep(value, found, self.calls)
                 append(found)
             else:
                 found = self._other_field(key, value)
@@ -348,7 +359,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         append(_SPAN_NAME)
         append(_varint(len(encoded)))
         append(encoded)
-    append(_KIND[kind])
+    append(_KIND_BY_VALUE[kind._value_])
     if start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64:
         append(_pack_times(_START_TAG, start, _END_TAG, end))
     else:
@@ -359,7 +370,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
             count = attributes.dropped
         else:
             _span_attributes.put(parts, attributes)
-            count = dropped(attributes)
+            count = 0 if type(attributes) is dict else dropped(attributes)
         if count:
             append(_SPAN_DROPPED_ATTRIBUTES + _varint(count))
     if events:
@@ -374,7 +385,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         count = dropped(links)
         if count:
             append(_SPAN_DROPPED_LINKS + _varint(count))
-    if status is not None and status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET_STATUS or (status is not None and status.status_code is StatusCode.UNSET and not status.description):
         append(_EMPTY_STATUS)
     else:
         append(_status(status))
@@ -398,7 +409,12 @@ def _scope(scope: Any) -> bytes:
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """The serialised ``ExportTraceServiceRequest`` holding ``spans``."""
+    """The serialised ``ExportTraceServiceRequest`` holding ``spans``.
+
+    Written as a flat list of parts joined once: nested messages get their length from the
+    sizes of their parts, not by joining them first. A batch is ~0.4 MB, and every copy of
+    the whole would be one more allocation of that size (fresh pages, faulted in).
+    """
     request: list[bytes] = []
     for resource, scopes in group(spans):
         resource_parts = [_field(_RESOURCE, _attributes_body(_RESOURCE_ATTRIBUTE, resource.attributes, ROOM["resource"]))]
@@ -409,8 +425,12 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
             schema_url = scope.schema_url if scope is not None else None
             if schema_url:
                 scope_parts.append(_field(_SCHEMA_URL, _utf8(schema_url)))
-            resource_parts.append(_field(_SCOPE_SPANS, b"".join(scope_parts)))
+            resource_parts.append(_SCOPE_SPANS)
+            resource_parts.append(_varint(sum(map(len, scope_parts))))
+            resource_parts.extend(scope_parts)
         if resource.schema_url:
             resource_parts.append(_field(_SCHEMA_URL, _utf8(resource.schema_url)))
-        request.append(_field(_REQUEST_RESOURCE_SPANS, b"".join(resource_parts)))
+        request.append(_REQUEST_RESOURCE_SPANS)
+        request.append(_varint(sum(map(len, resource_parts))))
+        request.extend(resource_parts)
     return b"".join(request)

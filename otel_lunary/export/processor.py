@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from otel_lunary import _health
 from otel_lunary._adoption import slim
 from otel_lunary._settings import resolve_int
+from otel_lunary.export.light_spans import LightSpan
 
 _logger = logging.getLogger("otel_lunary.export")
 
@@ -128,6 +129,8 @@ class _CountingExporter(SpanExporter):
 class LunaryBatchSpanProcessor(BatchSpanProcessor):
     """The SDK's BatchSpanProcessor, with exact drop counting and a shutdown deadline."""
 
+    light_spans: ClassVar[str] = "end"  # reads ended spans as ReadableSpans only (export.light_spans)
+
     def __init__(self, exporter: SpanExporter) -> None:
         self.counting_exporter = _CountingExporter(exporter)
         try:
@@ -145,6 +148,8 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
         self.shutdown_deadline: float | None = None
         self._stopped = False
         batch_processor = getattr(self, "_batch_processor", None)
+        # The queue's own entry point, what BatchSpanProcessor.on_end calls for a sampled span.
+        self._emit: Callable[[ReadableSpan], None] | None = getattr(batch_processor, "emit", None)
         if batch_processor is not None and hasattr(batch_processor, "_metrics"):
             batch_processor._metrics = _DropCountingMetrics(batch_processor._metrics)
         else:  # pragma: no cover - a future SDK moved its internals
@@ -158,6 +163,9 @@ class LunaryBatchSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self._stopped:  # the SDK drops it silently before 1.45: count it here, for every version
             _health.count_drops("after_shutdown", 1)
+            return
+        if type(span) is LightSpan and self._emit is not None:
+            self._emit(span)  # sampled by construction, nothing to slim: straight into the queue
             return
         slim(span)
         super().on_end(span)
