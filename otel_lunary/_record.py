@@ -486,11 +486,25 @@ def message_attributes(
     user_props: Any = None,
 ) -> dict[str, Any]:
     """The attributes of a message span (conventions: span.lunary.message) from
-    ``message_base(thread_base, role)``, which it does not change; ``role`` is valid.
+    ``message_base(thread_base, role)``, which it does not change; ``role`` is valid."""
+    return message_record(policy, role_base, message, role, user_id, user_props)[0]
+
+
+def message_record(
+    policy: ContentPolicy,
+    role_base: dict[str, Any],
+    message: Mapping[str, Any],
+    role: str,
+    user_id: Any = None,
+    user_props: Any = None,
+) -> tuple[dict[str, Any], str | None]:
+    """``message_attributes``, and the text a turn span shows of the message (its
+    ``input.value`` or ``output.value``: ``messages_text`` of the content attribute) when it
+    is known without parsing that JSON back; None when it is not.
 
     A plain ``{"role", "content": str}`` dict is most of the traffic: it skips the lookups
     of the optional keys, and its content JSON is written around the text directly (the
-    same characters ``genai_message`` gives).
+    same characters ``genai_message`` gives), so the text is the one written.
     """
     attributes = role_base.copy()
     if user_id is not None or user_props is not None:
@@ -502,11 +516,13 @@ def message_attributes(
                 attributes[key] = head + json_string(content) + tail
             else:
                 policy = policy.fresh()
-                attributes[key] = head + json_string(policy.text(content)) + tail
+                content = policy.text(content)
+                attributes[key] = head + json_string(content) + tail
                 _mark(attributes, policy)
+            return attributes, content
     else:
         _message_details(attributes, message, role, policy)
-    return attributes
+    return attributes, None
 
 
 def emit_message(
@@ -595,16 +611,19 @@ def has_tool_calls(message: Mapping[str, Any]) -> bool:
     return bool(message.get("tool_calls") or message.get("toolCalls"))
 
 
-def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, mime_key: str) -> None:
-    text = messages_text(messages_json)
+def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, mime_key: str, text: str | None) -> None:
+    """The messages' text as a reader's one text field (``text``, when the caller knows it)."""
+    if text is None:
+        text = messages_text(messages_json)
     if text:
         attributes[value_key] = text
         attributes[mime_key] = _TEXT_MIME
 
 
-def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any]) -> dict[str, Any]:
+def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any], text: str | None = None) -> dict[str, Any]:
     """The attributes a turn span (conventions: span.gen_ai.invoke_workflow.internal) starts
-    with, from ``question``, the attributes of the user message's span."""
+    with, from ``question``, the attributes of the user message's span (and its text, from
+    ``message_record``, when known: the JSON is not parsed back for it)."""
     attributes = dict(thread_base)
     for key in _QUESTION_USER:
         if key in question:
@@ -615,7 +634,7 @@ def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any])
     content = question.get(LUNARY_MESSAGE_CONTENT)
     if content is not None:
         attributes[GEN_AI_INPUT_MESSAGES] = content
-        _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE)
+        _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE, text)
     if question.get(LUNARY_CONTENT_TRUNCATED):
         attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes
@@ -628,23 +647,26 @@ def start_turn(
     parent: Context | None,
     links: Sequence[Link] | None,
     start_ns: int,
+    text: str | None = None,
 ) -> Span:
     """Start the turn span a user message opens (``parent`` is a new trace, or None: the
-    current span); the caller (``_turns``) ends it, with ``turn_output`` when the reply comes."""
-    attributes = turn_attributes(thread_base, question)
+    current span; ``text``: the question's, when known, see ``turn_attributes``); the caller
+    (``_turns``) ends it, with ``turn_output`` when the reply comes."""
+    attributes = turn_attributes(thread_base, question, text)
     dialects = runtime.settings.dialects
     if dialects:
         attributes.update(translate(dialects, attributes))
     return runtime.tracer.start_span(TURN_SPAN_NAME, parent, _INTERNAL, attributes, links or None, start_ns)
 
 
-def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
-    """What the turn span gets from its reply, ``reply`` being the reply span's attributes."""
+def turn_output(reply: Mapping[str, Any], text: str | None = None) -> dict[str, Any]:
+    """What the turn span gets from its reply, ``reply`` being the reply span's attributes
+    (and ``text`` its text from ``message_record``, when known)."""
     attributes: dict[str, Any] = {}
     content = reply.get(LUNARY_MESSAGE_CONTENT)
     if content is not None:
         attributes[GEN_AI_OUTPUT_MESSAGES] = content
-        _text_copy(attributes, content, OUTPUT_VALUE, OUTPUT_MIME_TYPE)
+        _text_copy(attributes, content, OUTPUT_VALUE, OUTPUT_MIME_TYPE, text)
     if reply.get(LUNARY_CONTENT_TRUNCATED):
         attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes

@@ -101,10 +101,10 @@ class Thread:
         ambient = ambient_span.get_span_context()
         if ambient.is_valid:
             mark_conversation(ambient_span, self.id, runtime.settings.dialects)
-        attributes = _record.message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
+        attributes, text = _record.message_record(runtime.policy, role_base, message, role, user_id, user_props)
         now = time_ns()
         if role == USER:
-            span_context, message_id = self._ask(runtime, attributes, now, ambient)
+            span_context, message_id = self._ask(runtime, attributes, text, now, ambient)
         else:
             parent = self._reply_parent(ambient)
             if parent is _state.NEW_TRACE and role == SYSTEM:
@@ -116,7 +116,7 @@ class Thread:
                 turn = _turns.registry.current(self.id)
                 if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
                     # the turn's answer (checked again under the registry's lock)
-                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
+                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes, text), now)
         _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
@@ -124,7 +124,7 @@ class Thread:
             track_feedback(message_id, feedback)
         return message_id
 
-    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
+    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], text: str | None, now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
         """A user message: its turn span (a new trace linked to the application's current
         span, or under it with ``turn_parent="current_span"``; with the ids reserved for it
         when a system message was held for it), the held messages, then the message span as
@@ -133,9 +133,9 @@ class Thread:
         reservation = _turns.registry.take_held(self.id)
         if reservation is not None and runtime.ids is not None:
             with runtime.ids.forced(reservation.trace_id, reservation.span_id):
-                span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
+                span = _record.start_turn(runtime, self._base, attributes, parent, links, now, text)
         else:
-            span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
+            span = _record.start_turn(runtime, self._base, attributes, parent, links, now, text)
         turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
         for _, release in reservation.held if reservation is not None else ():
             release(turn.context)
