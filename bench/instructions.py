@@ -13,6 +13,7 @@ so the setup, the imports and the exporter thread drop out.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import os
 import re
@@ -34,7 +35,15 @@ def worker(name: str, calls: int) -> None:
     for fn in variants.values():  # the same warm-up as common.interleaved
         for _ in range(200):
             fn()
+    # Exports only at the flushes below, in this thread, for every variant alike: the BSP
+    # worker waking on its timer (seconds go fast under valgrind) made the counts vary.
+    for processor in provider._active_span_processor._span_processors:  # noqa: SLF001 - bench only
+        batch = getattr(processor, "_batch_processor", None)
+        if batch is not None:
+            batch._schedule_delay = 1e9
     provider.force_flush()
+    gc.collect()
+    gc.freeze()  # a full collection during the calls walks only what they made: less noise
     for i in range(calls):
         call()
         if i % FLUSH_EVERY == FLUSH_EVERY - 1:
