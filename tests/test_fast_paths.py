@@ -44,6 +44,25 @@ def test_a_plain_dict_records_what_a_read_only_mapping_records(recorded, setting
                 assert {**fast.attributes, LUNARY_MESSAGE_ID: None} == {**general.attributes, LUNARY_MESSAGE_ID: None}
 
 
+@pytest.mark.parametrize("settings", POLICIES.values(), ids=POLICIES.keys())
+def test_a_plain_dict_turn_shows_what_a_read_only_mapping_turn_shows(recorded, settings: dict) -> None:
+    """A turn opened and answered by plain dicts (whose text the turn takes as written,
+    without parsing the content JSON back) and one opened and answered by the same messages
+    as read-only mappings carry the same input, output and truncation mark, in the same order."""
+    import otel_lunary as lunary
+    from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+
+    lunary.configure(tracer_provider=recorded.provider, **settings)
+    for content in ('hello "world" é \n', "", "\ud800 \u2028 {}"):
+        for wrap in (dict, MappingProxyType):
+            thread = lunary.open_thread(tags=["support"], user_id="u1")
+            thread.track_message(wrap({"role": "user", "content": content}))
+            thread.track_message(wrap({"role": "assistant", "content": content[::-1]}))
+        fast, general = [span for span in recorded.all() if span.attributes.get(LUNARY_SPAN_TYPE) == "turn"][-2:]
+        assert [k for k in fast.attributes] == [k for k in general.attributes]
+        assert {**fast.attributes, GEN_AI_CONVERSATION_ID: None} == {**general.attributes, GEN_AI_CONVERSATION_ID: None}
+
+
 @pytest.mark.parametrize(
     "message",
     [
