@@ -84,9 +84,11 @@ class Turn:
 
 def _end(span: Span, ended_by: str, attributes: dict[str, Any] | None, end_ns: int | None) -> None:
     try:
-        if attributes:
+        if attributes:  # the caller's fresh dict: one call to the span, not two
+            attributes[LUNARY_TURN_ENDED_BY] = ended_by
             span.set_attributes(attributes)
-        span.set_attribute(LUNARY_TURN_ENDED_BY, ended_by)
+        else:
+            span.set_attribute(LUNARY_TURN_ENDED_BY, ended_by)
         span.end(end_time=end_ns)
     except Exception:  # noqa: BLE001 - a span processor's failure must not reach the app
         from otel_lunary import _health
@@ -135,9 +137,10 @@ class TurnRegistry:
         with self._lock:
             return self._held.pop(thread_id, None)
 
-    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float) -> Turn:
-        """Make ``span`` the thread's current turn. The thread's previous turn, if still
-        open, ends now, unanswered (``next_message``)."""
+    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float, start_ns: int | None = None) -> Turn:
+        """Make ``span`` the thread's current turn (started at ``start_ns``, if the caller
+        knows). The thread's previous turn, if still open, ends then, unanswered
+        (``next_message``)."""
         turn = Turn(span, context, thread_id, monotonic() + timeout_s)
         unanswered: Span | None = None
         evicted: list[Span] = []
@@ -152,10 +155,11 @@ class TurnRegistry:
                 if old.span is not None:
                     evicted.append(old.span)
                     old.span = None
-            self._schedule(turn.deadline)
+            if turn.deadline < self._wake_at:
+                self._schedule(turn.deadline)
         # ended outside the lock; taken from their turns under it, so each ends once
         if unanswered is not None:
-            _end(unanswered, NEXT_MESSAGE, None, _start_ns(span))
+            _end(unanswered, NEXT_MESSAGE, None, _start_ns(span) if start_ns is None else start_ns)
         for old_span in evicted:
             _end(old_span, EVICTED, None, None)
         return turn

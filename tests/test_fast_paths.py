@@ -132,7 +132,7 @@ def test_message_index_stays_out_of_the_collector_and_gives_back_the_span(record
     stored = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1"), ("b", "2")]))
     _state.messages.put("m-remote", _state.MessageRef(stored, "conv-1"))
     gc.collect()
-    entries = list(_state.messages._refs._items.values())
+    entries = list(_state.messages._items.values())
     assert entries and not any(gc.is_tracked(entry) for entry in entries)
     found = _state.resolve("m-remote")
     assert found == _state.MessageRef(stored, "conv-1")
