@@ -440,6 +440,9 @@ ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
+# The event span name's template around its one placeholder (what ``span_name`` fills in),
+# or None if the template has it more than once.
+_EVENT_SPAN_NAME_ENDS = tuple(parts) if len(parts := SPAN_NAME_LUNARY_EVENT.split("{" + LUNARY_EVENT_NAME + "}")) == 2 else None
 # Per role, for a text message: the content attribute and the JSON around the text.
 _TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role)) for role in ROLES}
 
@@ -587,10 +590,14 @@ def event(
     attributes = dict(thread_base)
     attributes[LUNARY_SPAN_TYPE] = _EVENT
     attributes[LUNARY_EVENT_NAME] = event_name = _bounds.name(event_name, "event name")
-    with_user(attributes, user_id, user_props)
+    if user_id is not None or user_props is not None:
+        with_user(attributes, user_id, user_props)
     if metadata is not None:
         attributes[LUNARY_METADATA] = _bounds.json_value(metadata)
-    name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+    if _EVENT_SPAN_NAME_ENDS is None:
+        name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+    else:
+        name = _EVENT_SPAN_NAME_ENDS[0] + event_name + _EVENT_SPAN_NAME_ENDS[1]
     return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
 
 
@@ -674,6 +681,7 @@ def turn_output(reply: Mapping[str, Any], text: str | None = None) -> dict[str, 
 
 # --- feedback ---------------------------------------------------------------------------------
 
+_FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 # Keys whose values are the user's words: captured and redacted like message content.
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
 THUMB = "thumb"
@@ -748,13 +756,14 @@ def feedback(
     policy = runtime.policy.fresh()
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
-        LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
+        LUNARY_SPAN_TYPE: _FEEDBACK,
         LUNARY_FEEDBACK_MESSAGE_ID: _bounds.identifier(message_id, "message id"),
         LUNARY_FEEDBACK: _bounds.json_value(raw, "feedback"),
     }
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
-    _mark(attributes, policy)
+    if policy.truncated:  # _mark, inline
+        attributes[LUNARY_CONTENT_TRUNCATED] = True
     span_context = emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
     return span_context, [evaluation for _, evaluation in events]
 

@@ -191,7 +191,7 @@ class Thread:
         if not isinstance(event_name, str) or not event_name:
             _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
             return
-        runtime = _state.get()
+        runtime = _state.current or _state.get()
         ambient_span = get_current_span()
         ambient = ambient_span.get_span_context()
         if ambient.is_valid:
