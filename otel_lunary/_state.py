@@ -183,22 +183,34 @@ class MessageIndex:
     the index (up to ``MAX_MESSAGES`` entries, long-lived by design) never reaches the
     oldest generation, which every full collection of the host app would otherwise walk:
     a SpanContext (its TraceFlags, its TraceState) is a tracked object. ``get`` rebuilds an
-    equal MessageRef, field for field what was stored."""
+    equal MessageRef, field for field what was stored.
+
+    Most ids are their span's own traceparent (``remember(..., is_traceparent=True)``):
+    such an entry keeps only the conversation id, a string the thread already holds, and
+    ``get`` reads the span context back from the id. Nothing is allocated per message
+    beyond the index's own slot, and evicting the oldest entry at capacity frees no
+    long-cold objects besides the id (what the clock, not an instruction count, shows).
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, _PackedRef] = OrderedDict()
+        self._items: OrderedDict[str, _PackedRef | str] = OrderedDict()
         self._lock = threading.Lock()  # orders the writers; a lookup is one atomic dict get
 
     def put(self, message_id: str, ref: MessageRef) -> None:
         self.remember(message_id, ref.span_context, ref.conversation_id)
 
-    def remember(self, message_id: str, span_context: SpanContext, conversation_id: str | None) -> None:
-        """``put(message_id, MessageRef(span_context, conversation_id))``, without the MessageRef."""
+    def remember(self, message_id: str, span_context: SpanContext, conversation_id: str | None, is_traceparent: bool = False) -> None:
+        """``put(message_id, MessageRef(span_context, conversation_id))``, without the
+        MessageRef; ``is_traceparent``: ``message_id`` is ``format_message_id(span_context)``."""
         trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = span_context
-        # the header of a trace state, not a nested tuple (which would stay tracked)
-        state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
-        packed = (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, conversation_id)
+        packed: _PackedRef | str
+        if is_traceparent and is_valid and not is_remote and trace_state is DEFAULT_TRACE_STATE and type(conversation_id) is str:
+            packed = conversation_id  # the rest is in the id
+        else:
+            # the header of a trace state, not a nested tuple (which would stay tracked)
+            state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
+            packed = (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, conversation_id)
         items = self._items
         with self._lock:
             if message_id in items:
@@ -211,6 +223,12 @@ class MessageIndex:
         packed = self._items.get(message_id)
         if packed is None:
             return None
+        if isinstance(packed, str):  # "00-<trace id>-<span id>-<flags>", a local valid span's
+            span_context = _new_tuple(
+                SpanContext,
+                (int(message_id[3:35], 16), int(message_id[36:52], 16), False, _TRACE_FLAGS[int(message_id[53:55], 16)], DEFAULT_TRACE_STATE, True),
+            )
+            return _new_tuple(MessageRef, (span_context, packed))  # type: ignore[no-any-return]
         trace_id, span_id, is_remote, flags, state, is_valid, conversation_id = packed
         trace_state = TraceState.from_header([state]) if state else DEFAULT_TRACE_STATE
         span_context = _new_tuple(SpanContext, (trace_id, span_id, is_remote, _TRACE_FLAGS[flags], trace_state, is_valid))

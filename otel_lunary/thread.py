@@ -116,7 +116,8 @@ class Thread:
                 if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
                     # the turn's answer (checked again under the registry's lock)
                     _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes, text), now)
-        _state.messages.remember(message_id, span_context, self.id)
+        # without an id of its own, the message's id is its span's traceparent (stamped)
+        _state.messages.remember(message_id, span_context, self.id, LUNARY_MESSAGE_ID not in attributes)
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 
