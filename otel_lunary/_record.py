@@ -21,6 +21,7 @@ the rules live once:
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 import time
 import traceback
@@ -686,6 +687,12 @@ _FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
 THUMB = "thumb"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
+# The evaluation of a thumb up or down, the usual feedback: always the same (copied per use).
+_THUMB_EVALUATIONS = {
+    label: {GEN_AI_EVALUATION_NAME: THUMB, GEN_AI_EVALUATION_SCORE_LABEL: label, GEN_AI_EVALUATION_SCORE_VALUE: score}
+    for label, score in THUMB_SCORES.items()
+}
+_second = operator.itemgetter(1)
 
 
 def _feedback_key(key: Any, value: Any) -> str | None:
@@ -712,8 +719,7 @@ def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[s
         if policy.capture:
             attributes[GEN_AI_EVALUATION_EXPLANATION] = policy.text(value)
     elif key == THUMB and value in THUMB_SCORES:
-        attributes[GEN_AI_EVALUATION_SCORE_LABEL] = value
-        attributes[GEN_AI_EVALUATION_SCORE_VALUE] = THUMB_SCORES[value]
+        return dict(_THUMB_EVALUATIONS[value])
     elif isinstance(value, bool):
         attributes[GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if value else 0.0
     elif isinstance(value, (int, float)):
@@ -730,6 +736,11 @@ def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[d
     raw: dict[str, Any] = {}
     events = []
     for key, value in values.items():
+        if type(key) is str and key == THUMB and type(value) is str and value in _THUMB_EVALUATIONS:
+            # the usual feedback: what the general path below gives it, without its calls
+            raw[THUMB] = value
+            events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, dict(_THUMB_EVALUATIONS[value])))
+            continue
         name = _feedback_key(key, value)
         if name is None:
             continue
@@ -765,7 +776,7 @@ def feedback(
     if policy.truncated:  # _mark, inline
         attributes[LUNARY_CONTENT_TRUNCATED] = True
     span_context = emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
-    return span_context, [evaluation for _, evaluation in events]
+    return span_context, list(map(_second, events))
 
 
 # --- LLM calls --------------------------------------------------------------------------------

@@ -63,6 +63,24 @@ def test_a_plain_dict_turn_shows_what_a_read_only_mapping_turn_shows(recorded, s
         assert {**fast.attributes, GEN_AI_CONVERSATION_ID: None} == {**general.attributes, GEN_AI_CONVERSATION_ID: None}
 
 
+def test_a_thumb_records_what_the_general_feedback_path_records(recorded) -> None:
+    """A thumb up or down (the fast branch) gives the feedback span and events the general
+    branch gives the same feedback spelled with str subclasses, which it does not take."""
+    import otel_lunary as lunary
+    from otel_lunary.attributes import SPAN_NAME_LUNARY_FEEDBACK
+
+    class Text(str):
+        pass
+
+    message_id = lunary.open_thread().track_message({"role": "user", "content": "hi"})
+    for thumb in ("up", "down", None):
+        lunary.track_feedback(message_id, {"thumb": thumb, "comment": "ok", "score": 3})
+        lunary.track_feedback(message_id, {Text("thumb"): None if thumb is None else Text(thumb), "comment": "ok", "score": 3})
+        fast, general = [span for span in recorded.all() if span.name == SPAN_NAME_LUNARY_FEEDBACK][-2:]
+        assert list(fast.attributes.items()) == list(general.attributes.items())
+        assert [(e.name, list(e.attributes.items())) for e in fast.events] == [(e.name, list(e.attributes.items())) for e in general.events]
+
+
 @pytest.mark.parametrize(
     "message",
     [
