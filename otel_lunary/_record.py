@@ -119,7 +119,7 @@ from otel_lunary.attributes import (
     LunarySpanTypeValues,
 )
 from otel_lunary.dialects import translate
-from otel_lunary.ids import format_message_id, traceparent
+from otel_lunary.ids import format_message_id
 
 _INTERNAL = SpanKind.INTERNAL
 time_ns = time.time_ns
@@ -222,44 +222,17 @@ def emit(
 
     Messages, events and feedback are instants (``end_ns`` defaults to the start, which
     defaults to now; the bridge passes the client's times). With ``stamp_message_id`` and
-    no ``lunary.message.id`` in ``attributes``, the span's own traceparent becomes it (also
-    put in ``attributes``) and is returned beside the span context; else None.
-
-    In a valid parent (a message in its turn), that traceparent is known before the span
-    starts: the parent's trace, a span id drawn now and forced on the span, sampled as the
-    parent is. The span then starts with it, one ``set_attribute`` (two locks, a value
-    check) less per message; a span whose ids or flags came out otherwise (a sampler that
-    does not follow the parent) gets its own traceparent set after the start, as without
-    the prediction.
+    no ``lunary.message.id`` in ``attributes``, the span's own traceparent becomes it (known
+    only once the span has started) and is returned beside the span context; else None.
     """
     start = time_ns() if start_ns is None else start_ns
     dialects = runtime.settings.dialects
     if dialects:
         attributes.update(translate(dialects, attributes))
-    stamped = None
-    stamp_after = stamp_message_id and LUNARY_MESSAGE_ID not in attributes
-    ids = runtime.ids
-    span_id = None
-    if stamp_after and ids is not None:
-        parent_context = trace.get_current_span(parent).get_span_context()
-        if parent_context.is_valid:
-            span_id = ids.reserve_span_id()
-            if span_id is not None:
-                trace_id, flags = parent_context[0], parent_context[3] & 1  # the SDK's flags are 1 or 0
-                stamped = attributes[LUNARY_MESSAGE_ID] = traceparent(trace_id, span_id, flags)
-                stamp_after = False
-    try:
-        span = runtime.tracer.start_span(name, parent, kind, attributes, links or None, start)
-    except BaseException:
-        if span_id is not None and ids is not None:
-            ids.unreserve()
-        raise
+    span = runtime.tracer.start_span(name, parent, kind, attributes, links or None, start)
     span_context = span.get_span_context()
-    if span_id is not None and (span_context[1] != span_id or span_context[0] != trace_id or span_context[3] != flags):
-        if ids is not None and span_context[1] != span_id:
-            ids.unreserve()
-        stamp_after = True
-    if stamp_after:
+    stamped = None
+    if stamp_message_id and LUNARY_MESSAGE_ID not in attributes:
         stamped = format_message_id(span_context)
         span.set_attribute(LUNARY_MESSAGE_ID, stamped)
     for event_name, event_attributes in events:

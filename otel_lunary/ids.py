@@ -22,18 +22,10 @@ from opentelemetry.trace import SpanContext, TraceFlags
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-_TRACEPARENT_FORMAT = "00-%032x-%016x-%02x"
-
-
 def format_message_id(span_context: SpanContext) -> str:
     # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...): indexing it
     # skips three property calls; same string as the .trace_id/.span_id/.trace_flags form.
-    return _TRACEPARENT_FORMAT % (span_context[0], span_context[1], span_context[3])
-
-
-def traceparent(trace_id: int, span_id: int, trace_flags: int) -> str:
-    """``format_message_id`` of a span context with these ids and flags."""
-    return _TRACEPARENT_FORMAT % (trace_id, span_id, trace_flags)
+    return "00-%032x-%016x-%02x" % (span_context[0], span_context[1], span_context[3])
 
 
 def parse_message_id(message_id: object) -> SpanContext | None:
@@ -69,21 +61,6 @@ class ForcedIdGenerator(IdGenerator):
             self._local.trace_id = None
             return int(forced)
         return self._inner.generate_trace_id()
-
-    def reserve_span_id(self) -> int | None:
-        """Draw the span id of the next span started on this thread now, so it is known
-        before the span starts; None (nothing drawn) when one is forced already."""
-        local = self._local
-        if getattr(local, "span_id", None) is not None:
-            return None
-        span_id: int = self._inner.generate_span_id()
-        local.span_id = span_id
-        return span_id
-
-    def unreserve(self) -> None:
-        """Forget a reserved span id the span did not take (it failed to start, or the
-        tracer drew its id elsewhere)."""
-        self._local.span_id = None
 
     @contextmanager
     def forced(self, trace_id: int, span_id: int) -> Iterator[None]:

@@ -99,7 +99,6 @@ class Thread:
         if ambient.is_valid:
             mark_conversation(ambient_span, self.id, runtime.settings.dialects)
         attributes, text = _record.message_record(runtime.policy, role_base, message, role, user_id, user_props)
-        own_id = LUNARY_MESSAGE_ID in attributes  # else its id is its span's traceparent
         now = time_ns()
         if role == USER:
             span_context, message_id = self._ask(runtime, attributes, text, now, ambient)
@@ -117,7 +116,8 @@ class Thread:
                 if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
                     # the turn's answer (checked again under the registry's lock)
                     _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes, text), now)
-        _state.messages.remember(message_id, span_context, self.id, not own_id)
+        # without an id of its own, the message's id is its span's traceparent (stamped)
+        _state.messages.remember(message_id, span_context, self.id, LUNARY_MESSAGE_ID not in attributes)
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 

@@ -81,51 +81,6 @@ def test_a_thumb_records_what_the_general_feedback_path_records(recorded) -> Non
         assert [(e.name, list(e.attributes.items())) for e in fast.events] == [(e.name, list(e.attributes.items())) for e in general.events]
 
 
-@pytest.mark.parametrize("decision", ["RECORD_ONLY", "RECORD_AND_SAMPLE"])
-def test_a_message_id_is_its_spans_traceparent_whatever_the_sampler_decides(decision: str) -> None:
-    """A message in its turn starts with the id it is predicted to get (its parent's trace,
-    a span id drawn first, the parent's sampled flag); when the sampler decides otherwise
-    (records the reply without sampling it), the id is corrected to the span's own
-    traceparent, the one the call returns, and stays the span's last attribute."""
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-
-    import otel_lunary as lunary
-    from otel_lunary.ids import format_message_id
-
-    class RepliesAs(Sampler):
-        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
-            chosen = Decision[decision] if name == "message assistant" else Decision.RECORD_AND_SAMPLE
-            return SamplingResult(chosen, attributes)
-
-        def get_description(self) -> str:
-            return "replies as chosen"
-
-    class Every(SpanProcessor):  # every ended span, sampled or not
-        def __init__(self) -> None:
-            self.spans: list[ReadableSpan] = []
-
-        def on_end(self, span: ReadableSpan) -> None:
-            self.spans.append(span)
-
-    every = Every()
-    provider = TracerProvider(sampler=RepliesAs())
-    provider.add_span_processor(every)
-    lunary.configure(tracer_provider=provider)
-    try:
-        thread = lunary.open_thread()
-        ids = [thread.track_message({"role": role, "content": "hi"}) for role in ("user", "assistant")]
-        messages = [span for span in every.spans if span.name.startswith("message ")]
-        assert [span.name for span in messages] == ["message user", "message assistant"]
-        for message_id, span in zip(ids, messages):
-            assert message_id == span.attributes[LUNARY_MESSAGE_ID] == format_message_id(span.get_span_context())
-            assert list(span.attributes)[-1] == LUNARY_MESSAGE_ID
-        assert messages[1].get_span_context().trace_flags.sampled is (decision == "RECORD_AND_SAMPLE")
-    finally:
-        lunary.shutdown()
-        provider.shutdown()
-
-
 @pytest.mark.parametrize(
     "message",
     [
