@@ -128,7 +128,9 @@ def test_format_message_id_is_the_traceparent() -> None:
 
     from otel_lunary.ids import format_message_id, parse_message_id
 
-    for trace_id, span_id, flags in ((1, 1, 0), (2**128 - 1, 2**64 - 1, 1), (0xABC << 100, 0x5, 0x3)):
+    # twice each, and two spans per trace in a row: the second reuses the trace's part
+    cases = [(1, 1, 0), (1, 2, 1), (2**128 - 1, 2**64 - 1, 1), (2**128 - 1, 7, 1), (0xABC << 100, 0x5, 0x3), (1, 1, 0)]
+    for trace_id, span_id, flags in cases + cases:
         context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
         expected = "00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
         assert format_message_id(context) == expected
