@@ -112,9 +112,9 @@ class Thread:
             span_context, message_id = _record.emit_message(runtime, attributes, role, parent, None, now)
             # a plain-text message (text known) asks for no tool call
             if role == ASSISTANT and turn is not None and (text is not None or not _record.has_tool_calls(message)):
-                turn = _turns.registry.current(self.id)  # as it is now that the reply is recorded
-                if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
-                    # the turn's answer (checked again under the registry's lock)
+                if turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
+                    # the turn's answer (``answer`` checks the thread's turn as it is now,
+                    # under the registry's lock: another may have opened meanwhile)
                     _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes, text), now)
         # without an id of its own, the message's id is its span's traceparent (stamped)
         _state.messages.remember(message_id, span_context, self.id, LUNARY_MESSAGE_ID not in attributes)
