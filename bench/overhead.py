@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import common
 from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
@@ -53,9 +54,10 @@ def recorded_shapes() -> dict[str, object]:
     return {kind: by_name[name] for kind, name in names.items()}
 
 
-def main() -> None:
-    calls, repeats = common.per_call_counts()
-
+def setup() -> tuple[dict[str, Callable[[], object]], TracerProvider, common.NullExporter]:
+    """The calls section 1 times, as ``{name: call}`` (each otel-lunary call beside its
+    floor), through one provider with a BatchSpanProcessor and the do-nothing exporter;
+    ``bench/instructions.py`` counts the same calls' instructions."""
     shapes = recorded_shapes()
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     exporter = common.NullExporter()
@@ -112,6 +114,12 @@ def main() -> None:
         "track_feedback": lambda: track_feedback(turn_id, FEEDBACK),
         "floor(feedback)": floor(shapes["feedback"], in_turn),
     }
+    return variants, provider, exporter
+
+
+def main() -> None:
+    calls, repeats = common.per_call_counts()
+    variants, provider, exporter = setup()
 
     def between() -> None:
         provider.force_flush()

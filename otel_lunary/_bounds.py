@@ -63,7 +63,7 @@ def _cut(what: str, setting: str, length: int, limit: int) -> None:
 
 def name(value: str, what: str = "name") -> str:
     """A name, tag or type: at most ``max_name_length`` characters, the last one ``…`` if cut."""
-    limit = limits().max_name_length
+    limit = (_active or limits()).max_name_length  # the set limits without a call: hot path
     if len(value) <= limit:
         return value
     _cut(what, MAX_NAME_LENGTH_ENV, len(value), limit)
@@ -73,7 +73,7 @@ def name(value: str, what: str = "name") -> str:
 def identifier(value: str, what: str = "id") -> str:
     """An id: at most ``max_name_length`` characters; a longer one keeps its start, ``…``
     and a hash of the whole id (deterministic, so still an id)."""
-    limit = limits().max_name_length
+    limit = (_active or limits()).max_name_length
     if len(value) <= limit:
         return value
     _cut(what, MAX_NAME_LENGTH_ENV, len(value), limit)
@@ -94,7 +94,7 @@ def json_value(value: Any, what: str = "metadata") -> str:
     """``value`` as JSON, at most ``max_metadata_length`` characters of JSON text; longer, a
     JSON string of its start and a marker (escaping can lengthen it: at most about 2x)."""
     text = to_json(value)
-    limit = limits().max_metadata_length
+    limit = (_active or limits()).max_metadata_length
     if len(text) <= limit:
         return text
     _cut(what, MAX_METADATA_LENGTH_ENV, len(text), limit)

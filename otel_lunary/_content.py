@@ -32,20 +32,23 @@ _ASSISTANT = LunaryMessageRoleValues.ASSISTANT.value
 # into a string without raising; what JSON cannot represent becomes its ``repr``.
 
 _encoder = json.JSONEncoder(ensure_ascii=False, default=repr, check_circular=True, separators=(",", ":"))
-# The C encoder that ``_encoder.encode`` builds on every call, called directly: same
-# output, without the per-call Python set-up (``encode`` -> ``iterencode`` -> list).
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 json_string = json.encoder.encode_basestring  # a str as JSON, exactly as ``_encoder`` writes it
+# The C encoder that ``_encoder.encode`` builds on every call, built once: same output,
+# without the per-call set-up (``encode`` -> ``iterencode`` -> a new encoder object, which
+# costs as much as encoding a small dict). It keeps no cycle markers (a shared markers dict
+# would be wrong across threads and after a failure): a cycle ends in RecursionError
+# instead of ValueError, and both fall back to the repr below.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode = None if _c_make_encoder is None else _c_make_encoder(None, repr, json_string, None, ":", ",", False, False, True)
 
 
 def to_json(value: Any) -> str:
     try:
         if isinstance(value, str):
             return json_string(value)
-        if _c_make_encoder is None:  # pragma: no cover - interpreters without the C accelerator
+        if _c_encode is None:  # pragma: no cover - interpreters without the C accelerator
             return _encoder.encode(value)
-        # markers: a fresh dict per call, as check_circular=True does
-        return "".join(_c_make_encoder({}, repr, json_string, None, ":", ",", False, False, True)(value, 0))
+        return "".join(_c_encode(value, 0))
     except Exception:  # noqa: BLE001 - a cycle, or an application repr that raises anything
         # Fall back to something readable.
         try:

@@ -21,6 +21,7 @@ the rules live once:
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 import time
 import traceback
@@ -440,6 +441,9 @@ ROLES = frozenset(role.value for role in LunaryMessageRoleValues)
 MESSAGE_SPAN_NAMES = {role: span_name(SPAN_NAME_LUNARY_MESSAGE, {LUNARY_MESSAGE_ROLE: role}) for role in ROLES}
 _MESSAGE = LunarySpanTypeValues.MESSAGE.value
 _EVENT = LunarySpanTypeValues.EVENT.value
+# The event span name's template around its one placeholder (what ``span_name`` fills in),
+# or None if the template has it more than once.
+_EVENT_SPAN_NAME_ENDS = tuple(parts) if len(parts := SPAN_NAME_LUNARY_EVENT.split("{" + LUNARY_EVENT_NAME + "}")) == 2 else None
 # Per role, for a text message: the content attribute and the JSON around the text.
 _TEXT_SHAPES = {role: (content_attributes(role)[0], *text_message_json_ends(role)) for role in ROLES}
 
@@ -486,11 +490,25 @@ def message_attributes(
     user_props: Any = None,
 ) -> dict[str, Any]:
     """The attributes of a message span (conventions: span.lunary.message) from
-    ``message_base(thread_base, role)``, which it does not change; ``role`` is valid.
+    ``message_base(thread_base, role)``, which it does not change; ``role`` is valid."""
+    return message_record(policy, role_base, message, role, user_id, user_props)[0]
+
+
+def message_record(
+    policy: ContentPolicy,
+    role_base: dict[str, Any],
+    message: Mapping[str, Any],
+    role: str,
+    user_id: Any = None,
+    user_props: Any = None,
+) -> tuple[dict[str, Any], str | None]:
+    """``message_attributes``, and the text a turn span shows of the message (its
+    ``input.value`` or ``output.value``: ``messages_text`` of the content attribute) when it
+    is known without parsing that JSON back; None when it is not.
 
     A plain ``{"role", "content": str}`` dict is most of the traffic: it skips the lookups
     of the optional keys, and its content JSON is written around the text directly (the
-    same characters ``genai_message`` gives).
+    same characters ``genai_message`` gives), so the text is the one written.
     """
     attributes = role_base.copy()
     if user_id is not None or user_props is not None:
@@ -502,11 +520,13 @@ def message_attributes(
                 attributes[key] = head + json_string(content) + tail
             else:
                 policy = policy.fresh()
-                attributes[key] = head + json_string(policy.text(content)) + tail
+                content = policy.text(content)
+                attributes[key] = head + json_string(content) + tail
                 _mark(attributes, policy)
+            return attributes, content
     else:
         _message_details(attributes, message, role, policy)
-    return attributes
+    return attributes, None
 
 
 def emit_message(
@@ -571,10 +591,14 @@ def event(
     attributes = dict(thread_base)
     attributes[LUNARY_SPAN_TYPE] = _EVENT
     attributes[LUNARY_EVENT_NAME] = event_name = _bounds.name(event_name, "event name")
-    with_user(attributes, user_id, user_props)
+    if user_id is not None or user_props is not None:
+        with_user(attributes, user_id, user_props)
     if metadata is not None:
         attributes[LUNARY_METADATA] = _bounds.json_value(metadata)
-    name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+    if _EVENT_SPAN_NAME_ENDS is None:
+        name = span_name(SPAN_NAME_LUNARY_EVENT, {LUNARY_EVENT_NAME: event_name})
+    else:
+        name = _EVENT_SPAN_NAME_ENDS[0] + event_name + _EVENT_SPAN_NAME_ENDS[1]
     return emit(runtime, name, attributes, parent, None, False, (), timestamp_ns)[0]
 
 
@@ -595,16 +619,19 @@ def has_tool_calls(message: Mapping[str, Any]) -> bool:
     return bool(message.get("tool_calls") or message.get("toolCalls"))
 
 
-def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, mime_key: str) -> None:
-    text = messages_text(messages_json)
+def _text_copy(attributes: dict[str, Any], messages_json: Any, value_key: str, mime_key: str, text: str | None) -> None:
+    """The messages' text as a reader's one text field (``text``, when the caller knows it)."""
+    if text is None:
+        text = messages_text(messages_json)
     if text:
         attributes[value_key] = text
         attributes[mime_key] = _TEXT_MIME
 
 
-def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any]) -> dict[str, Any]:
+def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any], text: str | None = None) -> dict[str, Any]:
     """The attributes a turn span (conventions: span.gen_ai.invoke_workflow.internal) starts
-    with, from ``question``, the attributes of the user message's span."""
+    with, from ``question``, the attributes of the user message's span (and its text, from
+    ``message_record``, when known: the JSON is not parsed back for it)."""
     attributes = dict(thread_base)
     for key in _QUESTION_USER:
         if key in question:
@@ -615,7 +642,7 @@ def turn_attributes(thread_base: Mapping[str, Any], question: Mapping[str, Any])
     content = question.get(LUNARY_MESSAGE_CONTENT)
     if content is not None:
         attributes[GEN_AI_INPUT_MESSAGES] = content
-        _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE)
+        _text_copy(attributes, content, INPUT_VALUE, INPUT_MIME_TYPE, text)
     if question.get(LUNARY_CONTENT_TRUNCATED):
         attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes
@@ -628,23 +655,26 @@ def start_turn(
     parent: Context | None,
     links: Sequence[Link] | None,
     start_ns: int,
+    text: str | None = None,
 ) -> Span:
     """Start the turn span a user message opens (``parent`` is a new trace, or None: the
-    current span); the caller (``_turns``) ends it, with ``turn_output`` when the reply comes."""
-    attributes = turn_attributes(thread_base, question)
+    current span; ``text``: the question's, when known, see ``turn_attributes``); the caller
+    (``_turns``) ends it, with ``turn_output`` when the reply comes."""
+    attributes = turn_attributes(thread_base, question, text)
     dialects = runtime.settings.dialects
     if dialects:
         attributes.update(translate(dialects, attributes))
     return runtime.tracer.start_span(TURN_SPAN_NAME, parent, _INTERNAL, attributes, links or None, start_ns)
 
 
-def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
-    """What the turn span gets from its reply, ``reply`` being the reply span's attributes."""
+def turn_output(reply: Mapping[str, Any], text: str | None = None) -> dict[str, Any]:
+    """What the turn span gets from its reply, ``reply`` being the reply span's attributes
+    (and ``text`` its text from ``message_record``, when known)."""
     attributes: dict[str, Any] = {}
     content = reply.get(LUNARY_MESSAGE_CONTENT)
     if content is not None:
         attributes[GEN_AI_OUTPUT_MESSAGES] = content
-        _text_copy(attributes, content, OUTPUT_VALUE, OUTPUT_MIME_TYPE)
+        _text_copy(attributes, content, OUTPUT_VALUE, OUTPUT_MIME_TYPE, text)
     if reply.get(LUNARY_CONTENT_TRUNCATED):
         attributes[LUNARY_CONTENT_TRUNCATED] = True
     return attributes
@@ -652,10 +682,17 @@ def turn_output(reply: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- feedback ---------------------------------------------------------------------------------
 
+_FEEDBACK = LunarySpanTypeValues.FEEDBACK.value
 # Keys whose values are the user's words: captured and redacted like message content.
 FEEDBACK_CONTENT_KEYS = frozenset({"comment"})
 THUMB = "thumb"
 THUMB_SCORES = {"up": 1.0, "down": -1.0}
+# The evaluation of a thumb up or down, the usual feedback: always the same (copied per use).
+_THUMB_EVALUATIONS = {
+    label: {GEN_AI_EVALUATION_NAME: THUMB, GEN_AI_EVALUATION_SCORE_LABEL: label, GEN_AI_EVALUATION_SCORE_VALUE: score}
+    for label, score in THUMB_SCORES.items()
+}
+_second = operator.itemgetter(1)
 
 
 def _feedback_key(key: Any, value: Any) -> str | None:
@@ -682,8 +719,7 @@ def evaluation_attributes(key: str, value: Any, policy: ContentPolicy) -> dict[s
         if policy.capture:
             attributes[GEN_AI_EVALUATION_EXPLANATION] = policy.text(value)
     elif key == THUMB and value in THUMB_SCORES:
-        attributes[GEN_AI_EVALUATION_SCORE_LABEL] = value
-        attributes[GEN_AI_EVALUATION_SCORE_VALUE] = THUMB_SCORES[value]
+        return dict(_THUMB_EVALUATIONS[value])
     elif isinstance(value, bool):
         attributes[GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if value else 0.0
     elif isinstance(value, (int, float)):
@@ -700,6 +736,11 @@ def feedback_record(values: Mapping[Any, Any], policy: ContentPolicy) -> tuple[d
     raw: dict[str, Any] = {}
     events = []
     for key, value in values.items():
+        if type(key) is str and key == THUMB and type(value) is str and value in _THUMB_EVALUATIONS:
+            # the usual feedback: what the general path below gives it, without its calls
+            raw[THUMB] = value
+            events.append((EVENT_NAME_GEN_AI_EVALUATION_RESULT, dict(_THUMB_EVALUATIONS[value])))
+            continue
         name = _feedback_key(key, value)
         if name is None:
             continue
@@ -726,15 +767,16 @@ def feedback(
     policy = runtime.policy.fresh()
     raw, events = feedback_record(values, policy)
     attributes: dict[str, Any] = {
-        LUNARY_SPAN_TYPE: LunarySpanTypeValues.FEEDBACK.value,
+        LUNARY_SPAN_TYPE: _FEEDBACK,
         LUNARY_FEEDBACK_MESSAGE_ID: _bounds.identifier(message_id, "message id"),
         LUNARY_FEEDBACK: _bounds.json_value(raw, "feedback"),
     }
     if conversation is not None:
         attributes[GEN_AI_CONVERSATION_ID] = conversation
-    _mark(attributes, policy)
+    if policy.truncated:  # _mark, inline
+        attributes[LUNARY_CONTENT_TRUNCATED] = True
     span_context = emit(runtime, SPAN_NAME_LUNARY_FEEDBACK, attributes, parent, None, False, events, timestamp_ns)[0]
-    return span_context, [evaluation for _, evaluation in events]
+    return span_context, list(map(_second, events))
 
 
 # --- LLM calls --------------------------------------------------------------------------------

@@ -26,13 +26,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider, set_span_in_context
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from otel_lunary import _bounds, _turns, export
@@ -55,11 +55,22 @@ _logger = logging.getLogger("otel_lunary")
 
 # A context with no span in it: starting a span here makes a new trace root.
 NEW_TRACE = Context()
+# The key ``set_span_in_context`` files the span under, as the API itself writes it.
+_SPAN_KEY = next(iter(set_span_in_context(NonRecordingSpan(INVALID_SPAN_CONTEXT), NEW_TRACE)))
+_get_current = otel_context.get_current
+_set_item = dict.__setitem__  # Context forbids item assignment; only on a Context built here
 
 
 def context_of(span_context: SpanContext) -> Context:
-    """A context whose current span is ``span_context``: children started in it nest under it."""
-    return set_span_in_context(NonRecordingSpan(span_context))
+    """A context whose current span is ``span_context``: children started in it nest under it.
+
+    ``set_span_in_context(NonRecordingSpan(span_context))``, the same Context (the current
+    one plus the span), built with one copy instead of two: every message, feedback and
+    event in a turn makes one.
+    """
+    context = Context(_get_current())
+    _set_item(context, _SPAN_KEY, NonRecordingSpan(span_context))
+    return context
 
 
 # --- what the current code runs under ---------------------------------------------------------
@@ -153,8 +164,6 @@ class ConversationStamper(SpanStartHook):
 
 # --- recent messages and turns ----------------------------------------------------------------
 
-K = TypeVar("K")
-V = TypeVar("V")
 
 MAX_MESSAGES = 50_000
 
@@ -162,30 +171,6 @@ MAX_MESSAGES = 50_000
 class MessageRef(NamedTuple):
     span_context: SpanContext
     conversation_id: str | None
-
-
-class BoundedLRU(Generic[K, V]):
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, key: K, value: V) -> None:
-        items = self._items
-        with self._lock:
-            if key in items:
-                items.move_to_end(key)
-            items[key] = value  # a new key goes to the end by itself
-            if len(items) > self._capacity:
-                items.popitem(last=False)
-
-    def get(self, key: K) -> V | None:
-        # One dict lookup is atomic under the GIL; the lock only orders the writers.
-        return self._items.get(key)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 # (trace_id, span_id, is_remote, trace_flags as int, trace_state as its header or "", is_valid,
@@ -201,28 +186,60 @@ class MessageIndex:
     the index (up to ``MAX_MESSAGES`` entries, long-lived by design) never reaches the
     oldest generation, which every full collection of the host app would otherwise walk:
     a SpanContext (its TraceFlags, its TraceState) is a tracked object. ``get`` rebuilds an
-    equal MessageRef, field for field what was stored."""
+    equal MessageRef, field for field what was stored.
+
+    Most ids are their span's own traceparent (``remember(..., is_traceparent=True)``):
+    such an entry keeps only the conversation id, a string the thread already holds, and
+    ``get`` reads the span context back from the id. Nothing is allocated per message
+    beyond the index's own slot, and evicting the oldest entry at capacity frees no
+    long-cold objects besides the id (what the clock, not an instruction count, shows).
+    """
 
     def __init__(self, capacity: int) -> None:
-        self._refs: BoundedLRU[str, _PackedRef] = BoundedLRU(capacity)
+        self._capacity = capacity
+        self._items: OrderedDict[str, _PackedRef | str] = OrderedDict()
+        self._lock = threading.Lock()  # orders the writers; a lookup is one atomic dict get
 
     def put(self, message_id: str, ref: MessageRef) -> None:
-        trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = ref.span_context
-        # the header of a trace state, not a nested tuple (which would stay tracked)
-        state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
-        self._refs.put(message_id, (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, ref.conversation_id))
+        self.remember(message_id, ref.span_context, ref.conversation_id)
+
+    def remember(self, message_id: str, span_context: SpanContext, conversation_id: str | None, is_traceparent: bool = False) -> None:
+        """``put(message_id, MessageRef(span_context, conversation_id))``, without the
+        MessageRef; ``is_traceparent``: ``message_id`` is ``format_message_id(span_context)``."""
+        trace_id, span_id, is_remote, trace_flags, trace_state, is_valid = span_context
+        packed: _PackedRef | str
+        if is_traceparent and is_valid and not is_remote and trace_state is DEFAULT_TRACE_STATE and type(conversation_id) is str:
+            packed = conversation_id  # the rest is in the id
+        else:
+            # the header of a trace state, not a nested tuple (which would stay tracked)
+            state = "" if trace_state is DEFAULT_TRACE_STATE or not trace_state else trace_state.to_header()
+            packed = (trace_id, span_id, is_remote, trace_flags + 0, state, is_valid, conversation_id)
+        items = self._items
+        with self._lock:
+            if message_id in items:
+                items.move_to_end(message_id)
+            items[message_id] = packed  # a new key goes to the end by itself
+            if len(items) > self._capacity:
+                items.popitem(last=False)
 
     def get(self, message_id: str) -> MessageRef | None:
-        packed = self._refs.get(message_id)
+        packed = self._items.get(message_id)
         if packed is None:
             return None
+        if isinstance(packed, str):  # "00-<trace id>-<span id>-<flags>", a local valid span's
+            span_context = _new_tuple(
+                SpanContext,
+                (int(message_id[3:35], 16), int(message_id[36:52], 16), False, _TRACE_FLAGS[int(message_id[53:55], 16)], DEFAULT_TRACE_STATE, True),
+            )
+            return _new_tuple(MessageRef, (span_context, packed))  # type: ignore[no-any-return]
         trace_id, span_id, is_remote, flags, state, is_valid, conversation_id = packed
         trace_state = TraceState.from_header([state]) if state else DEFAULT_TRACE_STATE
         span_context = _new_tuple(SpanContext, (trace_id, span_id, is_remote, _TRACE_FLAGS[flags], trace_state, is_valid))
         return _new_tuple(MessageRef, (span_context, conversation_id))  # type: ignore[no-any-return]
 
     def clear(self) -> None:
-        self._refs.clear()
+        with self._lock:
+            self._items.clear()
 
 
 messages = MessageIndex(MAX_MESSAGES)

@@ -20,8 +20,11 @@ Spans are ended outside the lock (ending runs the span processors, which may exp
 from __future__ import annotations
 
 import atexit
+import math
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -81,9 +84,11 @@ class Turn:
 
 def _end(span: Span, ended_by: str, attributes: dict[str, Any] | None, end_ns: int | None) -> None:
     try:
-        if attributes:
+        if attributes:  # the caller's fresh dict: one call to the span, not two
+            attributes[LUNARY_TURN_ENDED_BY] = ended_by
             span.set_attributes(attributes)
-        span.set_attribute(LUNARY_TURN_ENDED_BY, ended_by)
+        else:
+            span.set_attribute(LUNARY_TURN_ENDED_BY, ended_by)
         span.end(end_time=end_ns)
     except Exception:  # noqa: BLE001 - a span processor's failure must not reach the app
         from otel_lunary import _health
@@ -101,7 +106,20 @@ class TurnRegistry:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._sweeper: threading.Thread | None = None
-        self._sweeper_pid = 0
+        # The time by which the sweeper looks at the deadlines again (inf: when notified).
+        # Only a deadline before it needs a notify; turns opened with one timeout come due
+        # in the order they opened, so a new turn almost never wakes the sweeper.
+        self._wake_at = math.inf
+        if hasattr(os, "register_at_fork"):
+            # A forked child has no sweeper (and maybe a lock held by a thread it lacks).
+            this = weakref.ref(self)
+
+            def after_fork() -> None:
+                alive = this()
+                if alive is not None:
+                    alive._after_fork()
+
+            os.register_at_fork(after_in_child=after_fork)
 
     # --- lookups ---------------------------------------------------------------------------
 
@@ -114,28 +132,36 @@ class TurnRegistry:
     def take_held(self, thread_id: str) -> Reservation | None:
         """The reservation of the thread's next turn and what it holds (the caller starts the
         turn span with its ids, then records the held messages in it)."""
+        if thread_id not in self._held:  # the usual case, answered without the lock: a
+            return None  # message held concurrently is as late as one held just after
         with self._lock:
             return self._held.pop(thread_id, None)
 
-    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float) -> Turn:
-        """Make ``span`` the thread's current turn. The thread's previous turn, if still
-        open, ends now, unanswered (``next_message``)."""
+    def open(self, thread_id: str, span: Span, context: Context, timeout_s: float, start_ns: int | None = None) -> Turn:
+        """Make ``span`` the thread's current turn (started at ``start_ns``, if the caller
+        knows). The thread's previous turn, if still open, ends then, unanswered
+        (``next_message``)."""
         turn = Turn(span, context, thread_id, monotonic() + timeout_s)
-        ending: list[Turn] = []
+        unanswered: Span | None = None
+        evicted: list[Span] = []
+        turns = self._turns
         with self._lock:
-            previous = self._turns.pop(thread_id, None)
-            if previous is not None and previous.span is not None:
-                ending.append(previous)
-            self._turns[thread_id] = turn
-            while len(self._turns) > self._capacity:
-                _, evicted = self._turns.popitem(last=False)
-                if evicted.span is not None:
-                    ending.append(evicted)
-            self._ensure_sweeper()
-            self._wake.notify()
-        start_ns = _start_ns(span)
-        for old in ending:
-            self._finish(old, NEXT_MESSAGE if old.thread_id == thread_id else EVICTED, None, start_ns if old.thread_id == thread_id else None)
+            previous = turns.pop(thread_id, None)
+            if previous is not None:
+                unanswered, previous.span = previous.span, None
+            turns[thread_id] = turn
+            while len(turns) > self._capacity:
+                _, old = turns.popitem(last=False)
+                if old.span is not None:
+                    evicted.append(old.span)
+                    old.span = None
+            if turn.deadline < self._wake_at:
+                self._schedule(turn.deadline)
+        # ended outside the lock; taken from their turns under it, so each ends once
+        if unanswered is not None:
+            _end(unanswered, NEXT_MESSAGE, None, _start_ns(span) if start_ns is None else start_ns)
+        for old_span in evicted:
+            _end(old_span, EVICTED, None, None)
         return turn
 
     def answer(self, thread_id: str, trace_id: int, attributes: dict[str, Any], end_ns: int) -> bool:
@@ -166,9 +192,9 @@ class TurnRegistry:
             if len(reservation.held) >= MAX_HELD_PER_THREAD:
                 return None
             release, message_id = make(reservation.trace_id, reservation.span_id)
-            reservation.held.append((monotonic() + timeout_s, release))
-            self._ensure_sweeper()
-            self._wake.notify()
+            deadline = monotonic() + timeout_s
+            reservation.held.append((deadline, release))
+            self._schedule(deadline)
         return message_id
 
     def end_all(self, ended_by: str) -> None:
@@ -196,15 +222,22 @@ class TurnRegistry:
 
     # --- the timeout -----------------------------------------------------------------------
 
-    def _ensure_sweeper(self) -> None:
-        """Start the daemon that ends overdue turns (again in a forked child); under the lock."""
-        import os
+    def _schedule(self, deadline: float) -> None:
+        """Under the lock: have the sweeper look again by ``deadline`` (starting it if this
+        process has none)."""
+        if deadline < self._wake_at:
+            self._wake_at = deadline
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._sweep_forever, name="otel-lunary-turns", daemon=True)
+                self._sweeper.start()
+            else:
+                self._wake.notify()
 
-        if self._sweeper is not None and self._sweeper_pid == os.getpid() and self._sweeper.is_alive():
-            return
-        self._sweeper_pid = os.getpid()
-        self._sweeper = threading.Thread(target=self._sweep_forever, name="otel-lunary-turns", daemon=True)
-        self._sweeper.start()
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._sweeper = None
+        self._wake_at = math.inf
 
     def sweep(self, now: float | None = None) -> float | None:
         """End the turns and release the held messages whose time is up; returns the next deadline."""
@@ -239,14 +272,24 @@ class TurnRegistry:
         return min(upcoming) if upcoming else None
 
     def _sweep_forever(self) -> None:
-        while True:
-            try:
-                next_deadline = self.sweep()
-            except Exception:  # noqa: BLE001 - the daemon must survive anything
-                next_deadline = monotonic() + 1.0
+        try:
+            while True:
+                with self._lock:
+                    self._wake_at = math.inf  # deadlines scheduled from now on lower it
+                try:
+                    next_deadline = self.sweep()
+                except Exception:  # noqa: BLE001 - the daemon must survive anything
+                    next_deadline = monotonic() + 1.0
+                with self._lock:
+                    if next_deadline is not None and next_deadline < self._wake_at:
+                        self._wake_at = next_deadline
+                    wake_at = self._wake_at
+                    self._wake.wait(None if wake_at == math.inf else max(0.0, wake_at - monotonic()))
+        finally:
             with self._lock:
-                wait = None if next_deadline is None else max(0.0, next_deadline - monotonic())
-                self._wake.wait(wait)
+                if self._sweeper is threading.current_thread():  # the next deadline starts another
+                    self._sweeper = None
+                    self._wake_at = math.inf
 
 
 def _start_ns(span: Span) -> int | None:

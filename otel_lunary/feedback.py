@@ -23,10 +23,10 @@ def track_feedback(run_id: str | None, feedback: Mapping[str, Any]) -> None:
     if not isinstance(run_id, str) or not run_id:
         _health.report("invalid_arguments", "otel_lunary: track_feedback needs the message id string, got %s", type(run_id).__name__)
         return
-    if not isinstance(feedback, Mapping):
+    if type(feedback) is not dict and not isinstance(feedback, Mapping):
         _health.report("invalid_arguments", "otel_lunary: track_feedback needs a dict of feedback, got %s", type(feedback).__name__)
         return
-    runtime = _state.get()
+    runtime = _state.current or _state.get()
     target = _state.resolve(run_id)
     if target is None:
         _health.count("feedback_unlinked")

@@ -22,10 +22,31 @@ from opentelemetry.trace import SpanContext, TraceFlags
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
+_FLAGS = tuple("-%02x" % flags for flags in range(256))
+# The last trace id formatted and its "00-<trace id>-": the messages, events and feedback of
+# a turn share their trace, so most ids only need their span id written. One tuple,
+# replaced whole: a thread reading it sees a matching pair.
+_last_trace: tuple[int, str] = (0, "00-%032x-" % 0)
+
+
 def format_message_id(span_context: SpanContext) -> str:
+    """``"00-%032x-%016x-%02x" % (trace_id, span_id, trace_flags)``: a message's id, the
+    traceparent of its span. Every message and feedback makes one, and ``%x`` of a 128-bit
+    int costs more than the rest of the string: the trace id's part is reused from the
+    previous id of the same trace, and the span id is written through ``bytes.hex``."""
     # SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...): indexing it
-    # skips three property calls; same string as the .trace_id/.span_id/.trace_flags form.
-    return "00-%032x-%016x-%02x" % (span_context[0], span_context[1], span_context[3])
+    # skips three property calls.
+    global _last_trace
+    trace_id, span_id, flags = span_context[0], span_context[1], span_context[3]
+    last_trace, head = _last_trace
+    try:
+        if trace_id != last_trace:
+            head = "00-%032x-" % trace_id
+            if len(head) == 36:
+                _last_trace = (trace_id, head)
+        return head + span_id.to_bytes(8, "big").hex() + _FLAGS[flags]
+    except (OverflowError, IndexError, TypeError, AttributeError):  # not the SDK's ints: written in full
+        return "00-%032x-%016x-%02x" % (trace_id, span_id, flags)
 
 
 def parse_message_id(message_id: object) -> SpanContext | None:

@@ -30,8 +30,6 @@ from otel_lunary.ids import format_message_id
 
 T = TypeVar("T")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)  # a held message's id: its turn is sampled, as almost all are
-_MessageRef = _state.MessageRef
-_new_ref = tuple.__new__  # _new_ref(_MessageRef, (a, b)) is _MessageRef(a, b) without its Python-level __new__
 
 
 def _usable(field: str, value: Callable[[], T], fallback: T) -> T:
@@ -67,10 +65,9 @@ class Thread:
     def __repr__(self) -> str:
         return f"Thread(id={self.id!r}, tags={self.tags!r})"
 
-    def _reply_parent(self, current: SpanContext) -> Context | None:
-        """Where a non-user message or an event goes, given the current span's context: see
-        decision 2 in conventions/README.md."""
-        turn = _turns.registry.current(self.id)
+    def _reply_parent(self, current: SpanContext, turn: _turns.Turn | None) -> Context | None:
+        """Where a non-user message or an event goes, given the current span's context and
+        the thread's current turn: see decision 2 in conventions/README.md."""
         if current.is_valid and (_state.explicit_parent.get() or (turn is not None and current.trace_id == turn.span_context.trace_id)):
             return None
         if turn is not None:
@@ -101,30 +98,33 @@ class Thread:
         ambient = ambient_span.get_span_context()
         if ambient.is_valid:
             mark_conversation(ambient_span, self.id, runtime.settings.dialects)
-        attributes = _record.message_attributes(runtime.policy, role_base, message, role, user_id, user_props)
+        attributes, text = _record.message_record(runtime.policy, role_base, message, role, user_id, user_props)
         now = time_ns()
         if role == USER:
-            span_context, message_id = self._ask(runtime, attributes, now, ambient)
+            span_context, message_id = self._ask(runtime, attributes, text, now, ambient)
         else:
-            parent = self._reply_parent(ambient)
+            turn = _turns.registry.current(self.id)
+            parent = self._reply_parent(ambient, turn)
             if parent is _state.NEW_TRACE and role == SYSTEM:
                 held = self._hold(runtime, attributes, now)
                 if held is not None:
                     return held
             span_context, message_id = _record.emit_message(runtime, attributes, role, parent, None, now)
-            if role == ASSISTANT and not _record.has_tool_calls(message):
-                turn = _turns.registry.current(self.id)
-                if turn is not None and turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
-                    # the turn's answer (checked again under the registry's lock)
-                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes), now)
-        _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, self.id)))
+            # a plain-text message (text known) asks for no tool call
+            if role == ASSISTANT and turn is not None and (text is not None or not _record.has_tool_calls(message)):
+                if turn.span is not None and turn.span_context.trace_id == span_context.trace_id:
+                    # the turn's answer (``answer`` checks the thread's turn as it is now,
+                    # under the registry's lock: another may have opened meanwhile)
+                    _turns.registry.answer(self.id, span_context.trace_id, _record.turn_output(attributes, text), now)
+        # without an id of its own, the message's id is its span's traceparent (stamped)
+        _state.messages.remember(message_id, span_context, self.id, LUNARY_MESSAGE_ID not in attributes)
         if feedback is not None and isinstance(feedback, Mapping) and feedback:
             from otel_lunary.feedback import track_feedback
 
             track_feedback(message_id, feedback)
         return message_id
 
-    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
+    def _ask(self, runtime: _state.Runtime, attributes: dict[str, Any], text: str | None, now: int, ambient: SpanContext) -> tuple[SpanContext, str]:
         """A user message: its turn span (a new trace linked to the application's current
         span, or under it with ``turn_parent="current_span"``; with the ids reserved for it
         when a system message was held for it), the held messages, then the message span as
@@ -133,10 +133,10 @@ class Thread:
         reservation = _turns.registry.take_held(self.id)
         if reservation is not None and runtime.ids is not None:
             with runtime.ids.forced(reservation.trace_id, reservation.span_id):
-                span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
+                span = _record.start_turn(runtime, self._base, attributes, parent, links, now, text)
         else:
-            span = _record.start_turn(runtime, self._base, attributes, parent, links, now)
-        turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout)
+            span = _record.start_turn(runtime, self._base, attributes, parent, links, now, text)
+        turn = _turns.registry.open(self.id, span, _state.context_of(span.get_span_context()), runtime.settings.turn_timeout, now)
         for _, release in reservation.held if reservation is not None else ():
             release(turn.context)
         return _record.emit_message(runtime, attributes, USER, turn.context, None, now)
@@ -169,7 +169,7 @@ class Thread:
                 recording = _state.recording() or runtime
                 with (recording.ids or ids).forced(trace_id, span_id):
                     span_context, _ = _record.emit_message(recording, attributes, SYSTEM, parent or _state.NEW_TRACE, None, now)
-                _state.messages.put(message_id, _new_ref(_MessageRef, (span_context, thread_id)))
+                _state.messages.remember(message_id, span_context, thread_id)
 
             def release(parent: Context | None) -> None:
                 tracked_in.run(record, parent)
@@ -192,7 +192,7 @@ class Thread:
         if not isinstance(event_name, str) or not event_name:
             _health.report("invalid_arguments", "otel_lunary: track_event needs a non-empty event name, got %r", type(event_name).__name__)
             return
-        runtime = _state.get()
+        runtime = _state.current or _state.get()
         ambient_span = get_current_span()
         ambient = ambient_span.get_span_context()
         if ambient.is_valid:
@@ -200,7 +200,7 @@ class Thread:
         target = _state.resolve(parent) if parent is not None else None
         if parent is not None and target is None:
             _health.report("unknown_parent", "otel_lunary: track_event parent=%r is not a message id; the event goes to the current turn", parent)
-        context = _state.context_of(target.span_context) if target is not None else self._reply_parent(ambient)
+        context = _state.context_of(target.span_context) if target is not None else self._reply_parent(ambient, _turns.registry.current(self.id))
         _record.event(runtime, self._base, event_name, context, user_id, user_props, metadata)
 
 

@@ -44,6 +44,43 @@ def test_a_plain_dict_records_what_a_read_only_mapping_records(recorded, setting
                 assert {**fast.attributes, LUNARY_MESSAGE_ID: None} == {**general.attributes, LUNARY_MESSAGE_ID: None}
 
 
+@pytest.mark.parametrize("settings", POLICIES.values(), ids=POLICIES.keys())
+def test_a_plain_dict_turn_shows_what_a_read_only_mapping_turn_shows(recorded, settings: dict) -> None:
+    """A turn opened and answered by plain dicts (whose text the turn takes as written,
+    without parsing the content JSON back) and one opened and answered by the same messages
+    as read-only mappings carry the same input, output and truncation mark, in the same order."""
+    import otel_lunary as lunary
+    from otel_lunary.attributes import GEN_AI_CONVERSATION_ID
+
+    lunary.configure(tracer_provider=recorded.provider, **settings)
+    for content in ('hello "world" é \n', "", "\ud800 \u2028 {}"):
+        for wrap in (dict, MappingProxyType):
+            thread = lunary.open_thread(tags=["support"], user_id="u1")
+            thread.track_message(wrap({"role": "user", "content": content}))
+            thread.track_message(wrap({"role": "assistant", "content": content[::-1]}))
+        fast, general = [span for span in recorded.all() if span.attributes.get(LUNARY_SPAN_TYPE) == "turn"][-2:]
+        assert [k for k in fast.attributes] == [k for k in general.attributes]
+        assert {**fast.attributes, GEN_AI_CONVERSATION_ID: None} == {**general.attributes, GEN_AI_CONVERSATION_ID: None}
+
+
+def test_a_thumb_records_what_the_general_feedback_path_records(recorded) -> None:
+    """A thumb up or down (the fast branch) gives the feedback span and events the general
+    branch gives the same feedback spelled with str subclasses, which it does not take."""
+    import otel_lunary as lunary
+    from otel_lunary.attributes import SPAN_NAME_LUNARY_FEEDBACK
+
+    class Text(str):
+        pass
+
+    message_id = lunary.open_thread().track_message({"role": "user", "content": "hi"})
+    for thumb in ("up", "down", None):
+        lunary.track_feedback(message_id, {"thumb": thumb, "comment": "ok", "score": 3})
+        lunary.track_feedback(message_id, {Text("thumb"): None if thumb is None else Text(thumb), "comment": "ok", "score": 3})
+        fast, general = [span for span in recorded.all() if span.name == SPAN_NAME_LUNARY_FEEDBACK][-2:]
+        assert list(fast.attributes.items()) == list(general.attributes.items())
+        assert [(e.name, list(e.attributes.items())) for e in fast.events] == [(e.name, list(e.attributes.items())) for e in general.events]
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -91,7 +128,9 @@ def test_format_message_id_is_the_traceparent() -> None:
 
     from otel_lunary.ids import format_message_id, parse_message_id
 
-    for trace_id, span_id, flags in ((1, 1, 0), (2**128 - 1, 2**64 - 1, 1), (0xABC << 100, 0x5, 0x3)):
+    # twice each, and two spans per trace in a row: the second reuses the trace's part
+    cases = [(1, 1, 0), (1, 2, 1), (2**128 - 1, 2**64 - 1, 1), (2**128 - 1, 7, 1), (0xABC << 100, 0x5, 0x3), (1, 1, 0)]
+    for trace_id, span_id, flags in cases + cases:
         context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
         expected = "00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
         assert format_message_id(context) == expected
@@ -113,7 +152,7 @@ def test_message_index_stays_out_of_the_collector_and_gives_back_the_span(record
     stored = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1"), ("b", "2")]))
     _state.messages.put("m-remote", _state.MessageRef(stored, "conv-1"))
     gc.collect()
-    entries = list(_state.messages._refs._items.values())
+    entries = list(_state.messages._items.values())
     assert entries and not any(gc.is_tracked(entry) for entry in entries)
     found = _state.resolve("m-remote")
     assert found == _state.MessageRef(stored, "conv-1")

@@ -8,6 +8,8 @@ of conftest.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -38,6 +40,37 @@ from otel_lunary.ids import format_message_id
 from helpers.servers import poll_until
 
 TURN = "invoke_workflow turn"
+
+# Run in its own interpreter: forking the pytest process, which has threads, is not safe.
+FORKED_TIMEOUT = """
+import os, sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import otel_lunary as lunary
+from otel_lunary.attributes import LUNARY_TURN_ENDED_BY
+
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+lunary.configure(tracer_provider=provider)
+lunary.open_thread().track_message({"role": "user", "content": "parent"})  # starts the parent's timeout thread
+pid = os.fork()
+if pid == 0:
+    memory.clear()
+    lunary.configure(tracer_provider=provider, turn_timeout=0.2)
+    lunary.open_thread().track_message({"role": "user", "content": "child"})
+    def ended():
+        return [s.attributes[LUNARY_TURN_ENDED_BY] for s in memory.get_finished_spans() if LUNARY_TURN_ENDED_BY in s.attributes]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ended():
+        time.sleep(0.05)
+    ended = ended()
+    print("child: " + (ended[0] if ended else "still open"), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def turns(recorded) -> list[ReadableSpan]:
@@ -161,6 +194,28 @@ class TestWhatEndsATurn:
         (turn,) = poll_until(lambda: turns(recorded) or None, timeout=30, what="the turn to time out")
         assert turn.attributes[LUNARY_TURN_ENDED_BY] == "timeout"
         assert turn.end_time - turn.start_time >= 0.2e9
+
+    def test_a_turn_due_before_the_waiting_ones_ends_at_its_timeout(self, recorded):
+        """A turn with a shorter timeout than the turns already waiting still ends on time:
+        the timeout does not wait for the earlier turns' (much later) deadline."""
+        waiting = lunary.open_thread()
+        waiting.track_message({"role": "user", "content": "Anyone?"})  # due in 300 s
+        time.sleep(0.05)  # let the timeout thread settle on that deadline (no timing asserted)
+        lunary.configure(tracer_provider=recorded.provider, turn_timeout=0.2)
+        thread = lunary.open_thread()
+        thread.track_message({"role": "user", "content": "Hello?"})
+        (turn,) = poll_until(lambda: turns(recorded) or None, timeout=30, what="the short turn to time out")
+        assert turn.attributes[LUNARY_TURN_ENDED_BY] == "timeout"
+        assert turn.attributes[GEN_AI_CONVERSATION_ID] == thread.id
+
+    def test_a_forked_worker_times_its_turns_out(self, tmp_path):
+        """A worker forked after the parent opened a turn (gunicorn --preload) ends its own
+        unanswered turns at their timeout: the child gets a timeout thread of its own."""
+        script = tmp_path / "fork_turns.py"
+        script.write_text(FORKED_TIMEOUT)
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip() == "child: timeout"
 
     def test_a_reply_in_another_trace_does_not_end_the_turn(self, recorded):
         """A reply explicitly placed under an older turn's message leaves the current turn open."""
