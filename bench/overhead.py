@@ -16,18 +16,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import common
 from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanKind, set_span_in_context
 
 import otel_lunary as lunary
-from otel_lunary import _state, _turns
+from otel_lunary import _turns
 from otel_lunary._state import NEW_TRACE
 from otel_lunary.attributes import GEN_AI_OUTPUT_MESSAGES, LUNARY_TURN_ENDED_BY, OUTPUT_MIME_TYPE, OUTPUT_VALUE
 
@@ -54,16 +55,25 @@ def recorded_shapes() -> dict[str, object]:
     return {kind: by_name[name] for kind, name in names.items()}
 
 
-def setup() -> tuple[dict[str, Callable[[], object]], TracerProvider, common.NullExporter]:
+class AppSpanProcessor(SpanProcessor):
+    """A processor of the application's own class (not the SDK's stock ones): otel-lunary
+    then records with the SDK's spans, as the floor does (otel_lunary.export.light_spans)."""
+
+
+def setup(sdk_spans: bool = False) -> tuple[dict[str, Callable[[], object]], TracerProvider, common.NullExporter]:
     """The calls section 1 times, as ``{name: call}`` (each otel-lunary call beside its
-    floor), through one provider with a BatchSpanProcessor and the do-nothing exporter;
-    ``bench/instructions.py`` counts the same calls' instructions."""
+    floor), through one provider with a BatchSpanProcessor and the do-nothing exporter (plus
+    an ``AppSpanProcessor`` with ``sdk_spans``); ``bench/instructions.py`` counts the same
+    calls' instructions. The floor always starts the SDK's own spans, through the same
+    provider: what any instrumentation pays for a span with these attributes."""
     shapes = recorded_shapes()
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     exporter = common.NullExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    if sdk_spans:
+        provider.add_span_processor(AppSpanProcessor())
     lunary.configure(tracer_provider=provider, capture_content=True)
-    tracer = _state.get().tracer
+    tracer = provider.get_tracer("otel-lunary-bench-floor")
     thread = lunary.open_thread(tags=THREAD_TAGS, user_id=USER_ID)
     turn_id = thread.track_message(USER_MESSAGE)
     current = _turns.registry.current(thread.id)
@@ -117,28 +127,37 @@ def setup() -> tuple[dict[str, Callable[[], object]], TracerProvider, common.Nul
     return variants, provider, exporter
 
 
+ROWS = (("track_message(user)", "floor(user)"), ("track_message(assistant)", "floor(assistant)"),
+        ("track_event", "floor(event)"), ("track_feedback", "floor(feedback)"))
+
+
 def main() -> None:
     calls, repeats = common.per_call_counts()
-    variants, provider, exporter = setup()
+    result: dict[str, Any] = {"calls": calls, "repeats": repeats, "rows": {}}
+    # First the application's standard pipeline (the SDK's BatchSpanProcessor: otel-lunary
+    # records light spans), then the same with a processor of the application's own class
+    # (otel-lunary records the SDK's spans, like the floor).
+    for suffix, sdk_spans in (("", False), (" [SDK spans]", True)):
+        variants, provider, exporter = setup(sdk_spans)
 
-    def between() -> None:
-        provider.force_flush()
+        def between() -> None:
+            provider.force_flush()
 
-    measured = common.interleaved(variants, calls, repeats, between)
-    result: dict[str, object] = {"calls": calls, "repeats": repeats, "exported": exporter.spans, "stats": lunary.stats(), "rows": {}}
-    for sdk, base in (("track_message(user)", "floor(user)"), ("track_message(assistant)", "floor(assistant)"),
-                      ("track_event", "floor(event)"), ("track_feedback", "floor(feedback)")):
-        cpu, cpu_floor = measured[sdk]["cpu_us"], measured[base]["cpu_us"]
-        ratios = [a / b for a, b in zip(cpu, cpu_floor)]
-        result["rows"][sdk] = {
-            "sdk_cpu_us": common.stats(cpu),
-            "floor_cpu_us": common.stats(cpu_floor),
-            "sdk_wall_us": common.stats(measured[sdk]["wall_us"]),
-            "floor_wall_us": common.stats(measured[base]["wall_us"]),
-            "ratio": common.stats(ratios),
-        }
-    lunary.shutdown()
-    provider.shutdown()
+        measured = common.interleaved(variants, calls, repeats, between)
+        for sdk, base in ROWS:
+            cpu, cpu_floor = measured[sdk]["cpu_us"], measured[base]["cpu_us"]
+            ratios = [a / b for a, b in zip(cpu, cpu_floor)]
+            result["rows"][sdk + suffix] = {
+                "sdk_cpu_us": common.stats(cpu),
+                "floor_cpu_us": common.stats(cpu_floor),
+                "sdk_wall_us": common.stats(measured[sdk]["wall_us"]),
+                "floor_wall_us": common.stats(measured[base]["wall_us"]),
+                "ratio": common.stats(ratios),
+            }
+        result["exported" + suffix] = exporter.spans
+        result["stats" + suffix] = lunary.stats()
+        lunary.shutdown()
+        provider.shutdown()
     common.emit(result)
 
 

@@ -70,11 +70,11 @@ def table(results: dict[str, Any]) -> list[str]:
     over, sdk = results.get("overhead"), results.get("lunary")
     if over:
         add(f"1. Cost per call, calling-thread CPU µs, median (min-max) of {over['repeats']} interleaved repeats of {over['calls']} calls")
-        add(f"   {'call':26} {'otel-lunary':>19} {'raw-span floor':>19} {'ratio':>17} {'lunary SDK':>19}")
+        add(f"   {'call':36} {'otel-lunary':>19} {'raw-span floor':>19} {'ratio':>17} {'lunary SDK':>19}")
         for name, row in over["rows"].items():
-            lun = sdk["rows"].get(name) if sdk else None
+            lun = sdk["rows"].get(name.removesuffix(" [SDK spans]")) if sdk else None
             lunary_cell = fmt_range(lun["cpu_us"]) if lun else "n/a"
-            add(f"   {name:26} {fmt_range(row['sdk_cpu_us']):>19} {fmt_range(row['floor_cpu_us']):>19} "
+            add(f"   {name:36} {fmt_range(row['sdk_cpu_us']):>19} {fmt_range(row['floor_cpu_us']):>19} "
                 f"{fmt_range(row['ratio'], 2):>17} {lunary_cell:>19}")
     elif sdk:
         add("1. lunary SDK (calling-thread CPU µs): " + ", ".join(f"{k} {v['cpu_us']['median']:.1f}" for k, v in sdk["rows"].items()))

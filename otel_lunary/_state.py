@@ -299,8 +299,9 @@ def new_runtime(
 ) -> Runtime:
     """A runtime recording into ``provider`` with ``settings`` (the bridge makes one per project)."""
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
-    if owns_provider:  # a pipeline of otel-lunary's own: lighter spans where nothing needs the SDK's
-        tracer = light_tracer(provider, tracer) or tracer
+    # Lighter spans where nothing needs the SDK's: otel-lunary's own pipeline, or the
+    # application's when its processors are the SDK's stock ones (export.light_spans).
+    tracer = light_tracer(provider, tracer) or tracer
     return Runtime(provider, tracer, settings, ContentPolicy(settings), owns_provider, holding, annotations, _forced_ids(tracer))
 
 

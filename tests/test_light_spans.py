@@ -147,7 +147,7 @@ def test_a_processor_added_later_switches_to_sdk_spans(tmp_path: Path) -> None:
         thread = lunary.open_thread()
         thread.track_message({"role": "user", "content": "before"})
         memory = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(memory))  # type: ignore[attr-defined]
+        provider.add_span_processor(_ReadsSpansAtStart(memory))  # type: ignore[attr-defined]
         thread.track_message({"role": "assistant", "content": "after"})
         assert not _state.get().tracer.lightweight  # type: ignore[attr-defined]
         assert [span.name for span in memory.get_finished_spans()] == ["message assistant", "invoke_workflow turn"]
@@ -198,15 +198,40 @@ def test_span_limits_from_the_environment_apply_to_light_spans(tmp_path: Path, m
         lunary.shutdown(timeout=5)
 
 
-def test_a_provider_given_to_configure_records_with_sdk_spans(tmp_path: Path) -> None:
-    """Even one built by otel_lunary.export: the application owns it, and may rely on the SDK's spans."""
-    provider = build_tracer_provider(ExportOptions(exporter="file", file_path=str(tmp_path / "t.jsonl")))
+class _ReadsSpansAtStart(SimpleSpanProcessor):
+    """An application's processor that is not the SDK's stock one (it overrides on_start, as
+    OpenInference's and Langfuse's processors do): it may rely on the SDK's spans."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        span.set_attribute("app.seen_at_start", True)
+
+
+def test_an_application_provider_with_stock_processors_records_light_spans(tmp_path: Path) -> None:
+    """The application's own provider gets light spans while its processors are the SDK's
+    stock Batch/SimpleSpanProcessor (they hand ended ReadableSpans to the exporter); its
+    exporter sees what the SDK's spans give it. A processor of any other class switches the
+    provider to the SDK's spans, which it then gets (it may rely on them)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "the-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
     lunary.configure(tracer_provider=provider)
     try:
-        assert not isinstance(_state.get().tracer, LightTracer)
+        thread = lunary.open_thread(tags=["t"])
+        thread.track_message({"role": "user", "content": "light?"})
+        assert _state.get().tracer.lightweight  # type: ignore[attr-defined]
+        (message,) = memory.get_finished_spans()
+        assert type(message) is LightSpan and message.resource.attributes["service.name"] == "the-app"
+        assert message.attributes["lunary.message.role"] == "user" and message.parent is not None
+        provider.add_span_processor(_ReadsSpansAtStart(memory))
+        thread.track_message({"role": "assistant", "content": "no: the SDK's"})
+        assert not _state.get().tracer.lightweight  # type: ignore[attr-defined]
+        after = memory.get_finished_spans()[1:]
+        assert {span.name for span in after} == {"message assistant", "invoke_workflow turn"}
+        assistant = next(span for span in after if span.name == "message assistant")
+        assert type(assistant) is ReadableSpan and assistant.attributes["app.seen_at_start"] is True
     finally:
         lunary.shutdown(timeout=5)
-        shutdown(provider, 5)
+        provider.shutdown()
 
 
 def test_spans_handed_to_the_application_provider_are_sdk_readable_spans(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, Tracer, TracerProvider, sampling
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import _Span as _SdkRecordingSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation import _SPAN_KEY
@@ -124,11 +125,19 @@ class _Route:
         self.enders = enders
 
 
+# The SDK's own processors (exactly these classes, not subclasses, which may override
+# ``on_start``/``on_end``): they do nothing at start and hand the ended span, as a
+# ReadableSpan, to their exporter. So an application's standard pipeline
+# (``BatchSpanProcessor(OTLPSpanExporter())``, what ``opentelemetry-instrument`` builds) gets
+# light spans too; its exporter reads them as it reads the SDK's.
+_STOCK_ENDERS = frozenset((BatchSpanProcessor, SimpleSpanProcessor))
+
+
 def _route(processors: tuple[SpanProcessor, ...]) -> _Route | None:
     """The route through ``processors``, or None when one of them needs the SDK's spans."""
     starters, enders = [], []
     for processor in processors:
-        use = getattr(type(processor), SPAN_USE, None)
+        use = "end" if type(processor) in _STOCK_ENDERS else getattr(type(processor), SPAN_USE, None)
         if use == "start":
             starters.append(processor)
         elif use == "end":
