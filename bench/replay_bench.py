@@ -34,13 +34,14 @@ LINE_SPANS = 512
 _ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
-def generate(path: Path, total: int) -> int:
-    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count."""
+def generate(path: Path, total: int, spans: list | None = None, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count.
+    ``spans``: the recording to copy (default: ``record_turns(256)``); ``keep``: ids not refreshed."""
     from spans import record_turns
 
     from otel_lunary.export.otlp_json import encode_line
 
-    spans = record_turns(256)
+    spans = spans if spans is not None else record_turns(256)
     text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))
     ids = sorted(set(_ID.findall(text)))
     pieces = _ID.split(text)  # even: literal text, odd: an id (by position)
@@ -51,7 +52,7 @@ def generate(path: Path, total: int) -> int:
     with open(path, "w", encoding="utf-8") as out:
         for copy in range(copies):
             tag = f"{copy + 1:08x}"
-            fresh = [value[:-8] + tag for value in ids]  # last 8 hex digits carry the copy number
+            fresh = [value if value in keep else value[:-8] + tag for value in ids]  # last 8 hex digits carry the copy number
             out_parts = [pieces[0]]
             for slot, literal in zip(slots, pieces[1:]):
                 out_parts.append(fresh[slot])
@@ -98,17 +99,72 @@ def run_stage(stage: str, path: Path) -> dict:
             "spans_per_cpu_s": spans / cpu, "peak_rss_mb": common.peak_rss_mb(), **extra}
 
 
+# Streaming replay (issue 14 item 3, the memory half): ``otel-lunary replay FILE`` run
+# end to end (scan, read, assemble, render to /dev/null) with streaming on and off, each in
+# its own interpreter so ``ru_maxrss`` is that run's peak. Also on a file where one thread
+# spans everything (``generate_one_conversation``): the worst case, held whole.
+STREAM_RUNS = ("terminal stream", "terminal whole", "json stream", "json whole", "list stream")
+
+
+def generate_one_conversation(path: Path, total: int) -> int:
+    """Like ``generate``, but every copy continues one thread: its id is kept, its traces,
+    spans and message ids are fresh, so one conversation spans the whole file."""
+    from spans import record_turns
+
+    spans = record_turns(256, threads=1)
+    conversation = spans[0].attributes["gen_ai.conversation.id"]  # a bench, not the package: plain names are fine
+    return generate(path, total, spans=spans, keep={conversation})
+
+
+def run_stream(run: str, path: Path) -> dict:
+    """One ``otel-lunary replay`` run: "<format> stream|whole"."""
+    from otel_lunary.cli import build_parser
+    from otel_lunary.replay.command import replay
+
+    fmt, mode = run.split()
+    argv = ["replay", str(path), *(["--list"] if fmt == "list" else ["--format", fmt])]
+    args = build_parser(argv).parse_args(argv)
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    with open(os.devnull, "w", encoding="utf-8") as out:
+        status = replay(args, out, sys.stderr, streaming=mode == "stream")
+    elapsed = time.perf_counter() - started
+    return {"run": run, "status": status, "seconds": elapsed, "cpu_s": time.process_time() - cpu0, "peak_rss_mb": common.peak_rss_mb()}
+
+
+def stream_main(total: int, directory: str | None, one_conversation: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-", dir=directory) as tmp:
+        shape = "one" if one_conversation else "many"
+        path = Path(tmp) / f"replay-{shape}.otlp.jsonl"
+        spans = (generate_one_conversation if one_conversation else generate)(path, total)
+        runs = {}
+        for run in STREAM_RUNS:
+            runs[run] = common.run_worker("replay_bench.py", [f"--stream-run={run}", f"--file={path}"], timeout=3600)
+            print(f"# {shape} {spans} spans: {run}: {runs[run]['seconds']:.1f} s, peak RSS {runs[run]['peak_rss_mb']:.0f} MB", file=sys.stderr)
+        common.emit({"spans": spans, "file_mb": os.path.getsize(path) / 2**20, "one_conversation": one_conversation, "runs": runs})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--spans", type=int)
     parser.add_argument("--file", help="reuse (or create) this file instead of a temporary one")
     parser.add_argument("--stage", choices=("json", "read", "replay"), help=argparse.SUPPRESS)
+    parser.add_argument("--streaming", action="store_true", help="replay end to end, streaming on and off (peak RSS)")
+    parser.add_argument("--one-conversation", action="store_true", help="with --streaming: one thread spans the whole file")
+    parser.add_argument("--dir", help="where the generated file goes (default: $TMPDIR)")
+    parser.add_argument("--stream-run", choices=STREAM_RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         common.emit(run_stage(args.stage, Path(args.file)))
         return
+    if args.stream_run:
+        common.emit(run_stream(args.stream_run, Path(args.file)))
+        return
     total = args.spans or (100_000 if args.quick else 1_000_000)
+    if args.streaming:
+        stream_main(total, args.dir, args.one_conversation)
+        return
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"
         t0 = time.perf_counter()
