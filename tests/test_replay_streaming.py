@@ -236,3 +236,13 @@ def test_a_field_order_that_defeats_the_scan_still_replays_right(spans: list[Rea
             stream(path)
     assert_same_output(str(path))
 
+
+
+def test_json_with_blanks_streams_too(spans: list[ReadableSpan], tmp_path: Path) -> None:
+    """Lines re-written by ``json.dumps`` (a blank after ``:`` and ``,``), ids first: the
+    scan's general path groups them, so they stream, and write the same."""
+    blank = [json.dumps(json.loads(line)).encode() + b"\n" for line in lines(interleaved(spans), 3)]
+    path = write(tmp_path / "traces.jsonl", blank)
+    finished, _ = stream(path)
+    assert len([c for group in finished for c in group]) == 4
+    assert_same_output(str(path))
