@@ -34,14 +34,17 @@ LINE_SPANS = 512
 _ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
-def generate(path: Path, total: int, spans: list | None = None, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+def generate(path: Path, total: int, spans: list | None = None) -> int:
     """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count.
-    ``spans``: the recording to copy (default: ``record_turns(256)``); ``keep``: ids not refreshed."""
-    from spans import record_turns
 
+    ``spans``: the recorded spans to clone (default: ``spans.record_turns(256)``).
+    """
     from otel_lunary.export.otlp_json import encode_line
 
-    spans = spans if spans is not None else record_turns(256)
+    if spans is None:
+        from spans import record_turns
+
+        spans = record_turns(256)
     text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))
     ids = sorted(set(_ID.findall(text)))
     pieces = _ID.split(text)  # even: literal text, odd: an id (by position)
@@ -52,7 +55,7 @@ def generate(path: Path, total: int, spans: list | None = None, keep: set[str] =
     with open(path, "w", encoding="utf-8") as out:
         for copy in range(copies):
             tag = f"{copy + 1:08x}"
-            fresh = [value if value in keep else value[:-8] + tag for value in ids]  # last 8 hex digits carry the copy number
+            fresh = [value[:-8] + tag for value in ids]  # last 8 hex digits carry the copy number
             out_parts = [pieces[0]]
             for slot, literal in zip(slots, pieces[1:]):
                 out_parts.append(fresh[slot])
@@ -106,14 +109,38 @@ def run_stage(stage: str, path: Path) -> dict:
 STREAM_RUNS = ("terminal stream", "terminal whole", "json stream", "json whole", "list stream")
 
 
-def generate_one_conversation(path: Path, total: int) -> int:
-    """Like ``generate``, but every copy continues one thread: its id is kept, its traces,
-    spans and message ids are fresh, so one conversation spans the whole file."""
-    from spans import record_turns
+WHOLE_FILE_THREAD = "thread-spanning-the-file"  # not an id ``generate`` refreshes per copy
 
-    spans = record_turns(256, threads=1)
-    conversation = spans[0].attributes["gen_ai.conversation.id"]  # a bench, not the package: plain names are fine
-    return generate(path, total, spans=spans, keep={conversation})
+
+def record_one_thread(turns: int) -> list:
+    """``spans.record_turns``'s turns (user message, event, reply, feedback), all in one
+    thread whose id ``generate`` keeps: every copy continues the same conversation."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
+
+    import otel_lunary as lunary
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    thread = lunary.open_thread(WHOLE_FILE_THREAD, tags=THREAD_TAGS, user_id=USER_ID)
+    for _ in range(turns):
+        thread.track_message(USER_MESSAGE)
+        thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
+        lunary.track_feedback(thread.track_message(ASSISTANT_MESSAGE), FEEDBACK)
+    spans = list(memory.get_finished_spans())
+    lunary.shutdown()
+    provider.shutdown()
+    return spans
+
+
+def generate_one_conversation(path: Path, total: int) -> int:
+    """Like ``generate``, but one conversation spans the whole file."""
+    return generate(path, total, record_one_thread(256))
 
 
 def run_stream(run: str, path: Path) -> dict:
