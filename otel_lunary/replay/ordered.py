@@ -15,7 +15,7 @@ whose rows are small and kept as they are).
 
 from __future__ import annotations
 
-import io
+import codecs
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import TextIO
@@ -26,18 +26,29 @@ SPOOL_BYTES = 16 * 2**20
 
 
 class _Pieces:
-    """Texts with their sort keys, spilled to a temporary file past ``SPOOL_BYTES``."""
+    """Texts with their sort keys, spilled to a temporary file past ``SPOOL_BYTES``.
+
+    A renderer writes a piece through ``write`` between ``begin`` and ``end``: each write
+    goes to the file at once, so a conversation as long as the input is never one string.
+    """
 
     def __init__(self) -> None:
         self._spill = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b", prefix="otel-lunary-replay-")  # noqa: SIM115 - closed by close()
         self._index: list[tuple[int, str, int, int]] = []
         self._end = 0
+        self._start = 0
 
-    def add(self, start_ns: int, conversation_id: str, text: str) -> None:
+    def begin(self) -> None:
+        self._start = self._end
+
+    def write(self, text: str) -> int:
         data = text.encode("utf-8", "surrogatepass")  # what a renderer wrote, even a lone surrogate
         self._spill.write(data)
-        self._index.append((start_ns, conversation_id, self._end, len(data)))
         self._end += len(data)
+        return len(text)
+
+    def end(self, start_ns: int, conversation_id: str) -> None:
+        self._index.append((start_ns, conversation_id, self._start, self._end - self._start))
 
     def __len__(self) -> int:
         return len(self._index)
@@ -45,12 +56,19 @@ class _Pieces:
     def ids(self) -> list[str]:
         return [conversation_id for _, conversation_id, _, _ in sorted(self._index)]
 
-    def texts(self) -> Iterator[str]:
-        """The texts, oldest conversation first."""
+    def texts(self, chunk: int = 1 << 20) -> Iterator[Iterator[str]]:
+        """Each piece (as chunks of text), oldest conversation first."""
         self._index.sort()
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
         for _, _, offset, size in self._index:
             self._spill.seek(offset)
-            yield self._spill.read(size).decode("utf-8", "surrogatepass")
+            yield self._read(size, chunk, decoder)
+
+    def _read(self, size: int, chunk: int, decoder: codecs.IncrementalDecoder) -> Iterator[str]:
+        while size > 0:
+            data = self._spill.read(min(chunk, size))
+            size -= len(data)
+            yield decoder.decode(data, final=size <= 0)
 
     def close(self) -> None:
         self._spill.close()
@@ -59,24 +77,27 @@ class _Pieces:
 class OrderedOutput:
     """Collects finished conversations (``add``), writes the format's text (``write``)."""
 
-    def __init__(self, render_one: Callable[[Conversation], str], *, separator: str = "") -> None:
-        self._render_one = render_one
+    def __init__(self, render: Callable[[list[Conversation], TextIO], None], *, separator: str = "") -> None:
+        self._render = render
         self._separator = separator
         self._pieces = _Pieces()
 
     def add(self, conversation: Conversation) -> None:
-        self._pieces.add(conversation.start_ns, conversation.id, self._render_one(conversation))
+        self._pieces.begin()
+        self._render([conversation], self._pieces)  # type: ignore[arg-type] # only write() is used
+        self._pieces.end(conversation.start_ns, conversation.id)
 
     def __len__(self) -> int:
         return len(self._pieces)
 
     def write(self, out: TextIO) -> None:
         first = True
-        for text in self._pieces.texts():
+        for piece in self._pieces.texts():
             if not first:
                 out.write(self._separator)
             first = False
-            out.write(text)
+            for text in piece:
+                out.write(text)
 
     def close(self) -> None:
         self._pieces.close()
@@ -88,22 +109,23 @@ class _HtmlOutput(OrderedOutput):
     def __init__(self) -> None:
         from otel_lunary.replay.render_html import THREAD_START, thread_section
 
-        self._prefix = f"{THREAD_START}0"
+        prefix = f"{THREAD_START}0"
 
-        def piece(conversation: Conversation) -> str:
-            text = thread_section(0, conversation)
-            assert text.startswith(self._prefix)
-            return text[len(self._prefix) :]
+        def render(conversations: list[Conversation], out: TextIO) -> None:
+            text = thread_section(0, conversations[0])
+            assert text.startswith(prefix)
+            out.write(text[len(prefix) :])
 
-        super().__init__(piece)
+        super().__init__(render)
 
     def write(self, out: TextIO) -> None:
         from otel_lunary.replay.render_html import THREAD_START, write_foot, write_head
 
         write_head(self._pieces.ids(), out)
-        for index, text in enumerate(self._pieces.texts()):
+        for index, piece in enumerate(self._pieces.texts()):
             out.write(f"{THREAD_START}{index}")
-            out.write(text)
+            for text in piece:
+                out.write(text)
         write_foot(len(self._pieces), out)
 
 
@@ -111,7 +133,7 @@ class _ListOutput(OrderedOutput):
     """``--list`` rows are a few short cells: kept as they are, measured when written."""
 
     def __init__(self) -> None:
-        super().__init__(lambda conversation: "")
+        super().__init__(lambda conversations, out: None)
         self._rows: list[tuple[int, str, tuple[str, ...]]] = []
 
     def add(self, conversation: Conversation) -> None:
@@ -129,15 +151,6 @@ class _ListOutput(OrderedOutput):
         write_rows([cells for _, _, cells in self._rows], out)
 
 
-def _rendered(render: Callable[[list[Conversation], TextIO], None]) -> Callable[[Conversation], str]:
-    def render_one(conversation: Conversation) -> str:
-        buffer = io.StringIO()
-        render([conversation], buffer)
-        return buffer.getvalue()
-
-    return render_one
-
-
 def ordered_output(fmt: str, out: TextIO, *, listing: bool = False, details: bool = True) -> OrderedOutput:
     """The collector for ``replay --format fmt`` (or ``--list``) writing to ``out`` (which
     decides colour, as it does for the whole-input renderer)."""
@@ -149,8 +162,8 @@ def ordered_output(fmt: str, out: TextIO, *, listing: bool = False, details: boo
         from otel_lunary.replay import render_terminal
 
         colour = render_terminal.use_colour(out)
-        return OrderedOutput(_rendered(lambda cs, buffer: render_terminal.render(cs, buffer, colour=colour, details=details)), separator="\n")
+        return OrderedOutput(lambda cs, piece: render_terminal.render(cs, piece, colour=colour, details=details), separator="\n")
     import importlib
 
     module = {"json": "render_json", "markdown": "render_markdown", "openai": "render_openai"}[fmt]
-    return OrderedOutput(_rendered(importlib.import_module(f"otel_lunary.replay.{module}").render))
+    return OrderedOutput(importlib.import_module(f"otel_lunary.replay.{module}").render)
