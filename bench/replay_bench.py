@@ -159,11 +159,16 @@ def run_stream(run: str, path: Path) -> dict:
     return {"run": run, "status": status, "seconds": elapsed, "cpu_s": time.process_time() - cpu0, "peak_rss_mb": common.peak_rss_mb()}
 
 
-def stream_main(total: int, directory: str | None, one_conversation: bool) -> None:
+def stream_main(total: int, directory: str | None, one_conversation: bool, file: str | None = None) -> None:
+    """``file``: measure an existing file (``--file``, e.g. the realistic one) instead."""
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-", dir=directory) as tmp:
         shape = "one" if one_conversation else "many"
-        path = Path(tmp) / f"replay-{shape}.otlp.jsonl"
-        spans = (generate_one_conversation if one_conversation else generate)(path, total)
+        if file:
+            path, shape = Path(file), Path(file).name
+            spans = sum(line.count(b'"traceId"') for line in open(path, "rb"))  # compact OTLP JSON: one per span
+        else:
+            path = Path(tmp) / f"replay-{shape}.otlp.jsonl"
+            spans = (generate_one_conversation if one_conversation else generate)(path, total)
         runs = {}
         for run in STREAM_RUNS:
             runs[run] = common.run_worker("replay_bench.py", [f"--stream-run={run}", f"--file={path}"], timeout=3600)
@@ -190,7 +195,7 @@ def main() -> None:
         return
     total = args.spans or (100_000 if args.quick else 1_000_000)
     if args.streaming:
-        stream_main(total, args.dir, args.one_conversation)
+        stream_main(total, args.dir, args.one_conversation, args.file)
         return
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"
