@@ -105,26 +105,30 @@ class StreamingAssembly:
         last_trace = None
         assembler: Assembler | None = None
         for file_index, path in enumerate(self._files):
-            for line_no, records in read_numbered_lines(path, self._on_problem, max_line=self._max_line):
-                for span in records:
-                    trace = span.trace_id
-                    if trace != last_trace:
-                        group = group_of.get(trace)
-                        if group is None or group in finished:
-                            raise Regroup(f"span {span.span_id} of trace {trace} is not where the scan put it")
-                        assembler = open_groups.get(group)
-                        if assembler is None:
-                            assembler = open_groups[group] = Assembler()
-                            assembler.problems = problems  # shared: reported in arrival order
-                            if len(open_groups) > self.most_open:
-                                self.most_open = len(open_groups)
-                        last_trace = trace
-                    assembler.add(span)  # type: ignore[union-attr]
-                here = position(file_index, line_no)
-                while next_end < len(ends) and ends[next_end][0] <= here:
-                    finish(ends[next_end][1])
-                    next_end += 1
-                last_trace = None  # the group may have been finished
+            lines = read_numbered_lines(path, self._on_problem, max_line=self._max_line)
+            try:
+                for line_no, records in lines:
+                    for span in records:
+                        trace = span.trace_id
+                        if trace != last_trace:
+                            group = group_of.get(trace)
+                            if group is None or group in finished:
+                                raise Regroup(f"span {span.span_id} of trace {trace} is not where the scan put it")
+                            assembler = open_groups.get(group)
+                            if assembler is None:
+                                assembler = open_groups[group] = Assembler()
+                                assembler.problems = problems  # shared: reported in arrival order
+                                if len(open_groups) > self.most_open:
+                                    self.most_open = len(open_groups)
+                            last_trace = trace
+                        assembler.add(span)  # type: ignore[union-attr]
+                    here = position(file_index, line_no)
+                    while next_end < len(ends) and ends[next_end][0] <= here:
+                        finish(ends[next_end][1])
+                        next_end += 1
+                    last_trace = None  # the group may have been finished
+            finally:
+                lines.close()  # the file, and the reader's hold on the garbage collector, now
         for group in list(open_groups):
             finish(group)
         if unplaced_feedback:
