@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -167,7 +167,7 @@ def open_lines(path: Path, max_line: int) -> tuple[IO[bytes], Iterator[bytes | N
 
 def read_numbered_lines(
     path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None, max_line: int | None = None
-) -> Iterator[tuple[int, list[SpanRecord]]]:
+) -> Generator[tuple[int, list[SpanRecord]], None, None]:
     """``read_lines`` with each list's line number (from 1; blank and skipped lines count)."""
     limit = max_line_bytes(max_line)
     label = str(path)
