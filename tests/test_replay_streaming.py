@@ -246,3 +246,14 @@ def test_json_with_blanks_streams_too(spans: list[ReadableSpan], tmp_path: Path)
     finished, _ = stream(path)
     assert len([c for group in finished for c in group]) == 4
     assert_same_output(str(path))
+
+
+def test_feedback_whose_message_is_missing_is_reported_once(spans: list[ReadableSpan], tmp_path: Path) -> None:
+    """Messages that got feedback left out (a file lost): one problem line for all of them, as before."""
+    feedback_parents = {s.parent.span_id for s in spans if s.attributes.get(LUNARY_SPAN_TYPE) == "feedback" and s.parent is not None}
+    kept = [s for s in spans if s.context.span_id not in feedback_parents]
+    path = write(tmp_path / "traces.jsonl", lines(interleaved(kept), 3))
+    status, _, err = run(str(path), streaming=True)
+    assert status == 0
+    assert err.count("feedback span(s) name a message not in the input") == 1
+    assert_same_output(str(path))
