@@ -22,7 +22,7 @@ from typing import TextIO
 
 from otel_lunary.replay.model import Conversation
 
-SPOOL_BYTES = 16 * 2**20
+SPOOL_BYTES = 2**20
 
 
 class _Pieces:

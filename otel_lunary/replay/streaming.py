@@ -99,6 +99,7 @@ class StreamingAssembly:
             self.spans_read += assembler.spans_read
             conversations, unplaced = assembler.finish_part()
             self._check(assembler, group, group_of)
+            del assembler  # its records, before the conversations are rendered
             unplaced_feedback += unplaced
             on_finished(conversations)
 
@@ -122,11 +123,11 @@ class StreamingAssembly:
                                     self.most_open = len(open_groups)
                             last_trace = trace
                         assembler.add(span)  # type: ignore[union-attr]
+                    last_trace = assembler = None  # the group may be finished now
                     here = position(file_index, line_no)
                     while next_end < len(ends) and ends[next_end][0] <= here:
                         finish(ends[next_end][1])
                         next_end += 1
-                    last_trace = None  # the group may have been finished
             finally:
                 lines.close()  # the file, and the reader's hold on the garbage collector, now
         for group in list(open_groups):
