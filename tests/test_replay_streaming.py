@@ -257,3 +257,39 @@ def test_feedback_whose_message_is_missing_is_reported_once(spans: list[Readable
     assert status == 0
     assert err.count("feedback span(s) name a message not in the input") == 1
     assert_same_output(str(path))
+
+
+@pytest.mark.slow
+def test_the_collector_file_exporter_archive_streams(llm: FakeLLM, tmp_path: Path) -> None:
+    """The real Collector's file exporter (collector-config/file-archive.yaml) writes the
+    layout the scan expects: two threads whose turns alternate stream without falling
+    back, and every format writes what whole-input replay writes."""
+    from helpers.collector import binaries, fake_client, give_feedback, recording, start_collector, track_turn, wait_for
+
+    built = binaries()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with start_collector(built.otelcol, "file-archive.yaml", tmp_path, {"ARCHIVE_DIR": str(archive)}) as collector:
+        with recording(collector.otlp_http, "chatbot-archive") as rec:
+            client = fake_client(llm.base_url)
+            threads = [lunary.open_thread(tags=["archive"], user_id=user) for user in ("alice", "bob")]
+            for question in ("Plan a trip to Paris", "And to Rome?", "Thank you"):
+                for thread in threads:
+                    give_feedback(track_turn(rec, thread, client, question), {"thumb": "up"})
+        total = len(rec.spans())
+        wait_for(lambda: _archived(archive) >= total, timeout=30, what="the archive file")
+    finished, assembly = stream(archive)
+    assert sorted(c for group in finished for c in group) == sorted(t.id for t in threads)
+    assert assembly.spans_read == total
+    assert_same_output(str(archive))
+
+
+def _archived(directory: Path) -> int:
+    """Spans in the archive's complete lines so far."""
+    count = 0
+    for path in directory.glob("traces*.jsonl"):
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.endswith(b"\n"):
+                request = json.loads(line)
+                count += sum(len(scope.get("spans", [])) for resource in request.get("resourceSpans", []) for scope in resource.get("scopeSpans", []))
+    return count
