@@ -293,3 +293,19 @@ def _archived(directory: Path) -> int:
                 request = json.loads(line)
                 count += sum(len(scope.get("spans", [])) for resource in request.get("resourceSpans", []) for scope in resource.get("scopeSpans", []))
     return count
+
+
+def test_a_conversation_longer_than_the_spill_slices(recorded, tmp_path: Path) -> None:
+    """A conversation whose JSON line is over a million characters (accents, emoji) is
+    written to the spill file in slices and read back in chunks: no character split."""
+    thread = lunary.open_thread(user_id="carol")
+    texts = [f"{n} " + "é🙂x" * 10_000 for n in range(40)]
+    for text in texts:
+        thread.track_message({"role": "user", "content": text})
+    lunary.flush()
+    path = write(tmp_path / "traces.jsonl", lines(list(recorded.all()), 1))
+    assert_same_output(str(path))
+    _, out, _ = run(str(path), "-f", "json", streaming=True)
+    assert len(out) > 2**20
+    (conversation,) = [json.loads(line) for line in out.splitlines()]
+    assert [item["content"] for item in conversation["items"]] == texts

@@ -23,6 +23,7 @@ from typing import TextIO
 from otel_lunary.replay.model import Conversation
 
 SPOOL_BYTES = 2**20
+_SLICE = 2**20  # characters encoded at a time
 
 
 class _Pieces:
@@ -42,6 +43,11 @@ class _Pieces:
         self._start = self._end
 
     def write(self, text: str) -> int:
+        if len(text) > _SLICE:  # a whole conversation in one string (JSON): never a second copy of it
+            self._spill.rollover()  # straight to the file, not through the in-memory buffer
+            for start in range(0, len(text), _SLICE):
+                self.write(text[start : start + _SLICE])
+            return len(text)
         data = text.encode("utf-8", "surrogatepass")  # what a renderer wrote, even a lone surrogate
         self._spill.write(data)
         self._end += len(data)
