@@ -77,14 +77,25 @@ def message_key(message_id: str) -> str:
 
 @dataclass
 class Grouping:
-    """Every key (trace id, conversation id, message key) seen, its group, and where each group ends."""
+    """Every key (trace id, conversation id, message key) seen, its group, and where each group ends.
 
-    group_of: dict[str, int] = field(default_factory=dict)
+    Keys are held as their ``hash()`` (this process's), a third of the memory of the
+    strings. Two keys with the same hash are one key to the scan and to pass 2 alike, so
+    a collision can only put two groups together (more held at once), never let a join
+    cross groups unchecked: each check asks whether a key maps to one group.
+    """
+
+    group_of: dict[int, int] = field(default_factory=dict)  # hash(key) -> group
     last_line: dict[int, int] = field(default_factory=dict)  # group -> position of its last line
-    _members: dict[int, list[str]] = field(default_factory=dict)
+    _members: dict[int, list[int]] = field(default_factory=dict)
     _next: int = 0
 
-    def _group(self, key: str, where: int) -> int:
+    def group(self, key: str, default: int | None = None) -> int | None:
+        """The group of ``key``, or ``default`` when the scan never saw it."""
+        return self.group_of.get(hash(key), default)
+
+    def _group(self, text: str, where: int) -> int:
+        key = hash(text)
         group = self.group_of.get(key)
         if group is None:
             group = self._next

@@ -81,7 +81,7 @@ class StreamingAssembly:
     def run(self, on_finished: Callable[[list[Conversation]], None]) -> None:
         """Read the files; raises ``Regroup`` (nothing handed on is valid then)."""
         grouping = self._grouping or scan(self._files, self._max_line)
-        group_of = grouping.group_of
+        group_of = grouping.group_of  # hash(trace id) -> group: looked up per trace met
         ends = grouping.ends()
         grouping.last_line.clear()
         open_groups: dict[int, Assembler] = {}
@@ -98,7 +98,7 @@ class StreamingAssembly:
                 return
             self.spans_read += assembler.spans_read
             conversations, unplaced = assembler.finish_part()
-            self._check(assembler, group, group_of)
+            self._check(assembler, group, grouping)
             del assembler  # its records, before the conversations are rendered
             unplaced_feedback += unplaced
             on_finished(conversations)
@@ -112,7 +112,7 @@ class StreamingAssembly:
                     for span in records:
                         trace = span.trace_id
                         if trace != last_trace:
-                            group = group_of.get(trace)
+                            group = group_of.get(hash(trace))
                             if group is None or group in finished:
                                 raise Regroup(f"span {span.span_id} of trace {trace} is not where the scan put it")
                             assembler = open_groups.get(group)
@@ -136,15 +136,15 @@ class StreamingAssembly:
             problems.append(unplaced_feedback_problem(unplaced_feedback))
 
     @staticmethod
-    def _check(assembler: Assembler, group: int, group_of: dict[str, int]) -> None:
+    def _check(assembler: Assembler, group: int, grouping: Grouping) -> None:
         """Raise ``Regroup`` unless every join of ``assembler`` stays in ``group``."""
         conversations, named, messages = assembler.join_keys()
         for conversation in conversations:
-            if group_of.get(conversation) != group:
+            if grouping.group(conversation) != group:
                 raise Regroup(f"conversation {conversation!r} is not where the scan put it")
         for message_id in named:
-            if group_of.get(message_key(message_id)) != group:
+            if grouping.group(message_key(message_id)) != group:
                 raise Regroup(f"feedback for message {message_id!r} is not where the scan put it")
         for message_id in messages:  # absent: no feedback names it
-            if group_of.get(message_key(message_id), group) != group:
+            if grouping.group(message_key(message_id), group) != group:
                 raise Regroup(f"message {message_id!r} is not where the scan put it")
