@@ -15,6 +15,12 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
   ``otel-lunary replay`` does before rendering.
 
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
+
+``--streaming`` instead runs ``otel-lunary replay FILE`` end to end (terminal, json,
+``--list``; to /dev/null) with streaming on and off, one interpreter each, for peak RSS;
+``--one-conversation`` makes the file one thread long, ``--file`` measures a given file:
+
+    python bench/replay_bench.py --streaming [--one-conversation] [--spans N] [--file PATH] [--dir DIR]
 """
 
 from __future__ import annotations
