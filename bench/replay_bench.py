@@ -15,6 +15,12 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
   ``otel-lunary replay`` does before rendering.
 
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
+
+``--streaming`` instead runs ``otel-lunary replay FILE`` end to end (terminal, json,
+``--list``; to /dev/null) with streaming on and off, one interpreter each, for peak RSS;
+``--one-conversation`` makes the file one thread long, ``--file`` measures a given file:
+
+    python bench/replay_bench.py --streaming [--one-conversation] [--spans N] [--file PATH] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -34,13 +40,17 @@ LINE_SPANS = 512
 _ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
-def generate(path: Path, total: int) -> int:
-    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count."""
-    from spans import record_turns
+def generate(path: Path, total: int, spans: list | None = None) -> int:
+    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count.
 
+    ``spans``: the recorded spans to clone (default: ``spans.record_turns(256)``).
+    """
     from otel_lunary.export.otlp_json import encode_line
 
-    spans = record_turns(256)
+    if spans is None:
+        from spans import record_turns
+
+        spans = record_turns(256)
     text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))
     ids = sorted(set(_ID.findall(text)))
     pieces = _ID.split(text)  # even: literal text, odd: an id (by position)
@@ -98,17 +108,101 @@ def run_stage(stage: str, path: Path) -> dict:
             "spans_per_cpu_s": spans / cpu, "peak_rss_mb": common.peak_rss_mb(), **extra}
 
 
+# Streaming replay (issue 14 item 3, the memory half): ``otel-lunary replay FILE`` run
+# end to end (scan, read, assemble, render to /dev/null) with streaming on and off, each in
+# its own interpreter so ``ru_maxrss`` is that run's peak. Also on a file where one thread
+# spans everything (``generate_one_conversation``): the worst case, held whole.
+STREAM_RUNS = ("terminal stream", "terminal whole", "json stream", "json whole", "list stream")
+
+
+WHOLE_FILE_THREAD = "thread-spanning-the-file"  # not an id ``generate`` refreshes per copy
+
+
+def record_one_thread(turns: int) -> list:
+    """``spans.record_turns``'s turns (user message, event, reply, feedback), all in one
+    thread whose id ``generate`` keeps: every copy continues the same conversation."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from workload import ASSISTANT_MESSAGE, EVENT_METADATA, EVENT_NAME, FEEDBACK, THREAD_TAGS, USER_ID, USER_MESSAGE
+
+    import otel_lunary as lunary
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    thread = lunary.open_thread(WHOLE_FILE_THREAD, tags=THREAD_TAGS, user_id=USER_ID)
+    for _ in range(turns):
+        thread.track_message(USER_MESSAGE)
+        thread.track_event(EVENT_NAME, metadata=EVENT_METADATA)
+        lunary.track_feedback(thread.track_message(ASSISTANT_MESSAGE), FEEDBACK)
+    spans = list(memory.get_finished_spans())
+    lunary.shutdown()
+    provider.shutdown()
+    return spans
+
+
+def generate_one_conversation(path: Path, total: int) -> int:
+    """Like ``generate``, but one conversation spans the whole file."""
+    return generate(path, total, record_one_thread(256))
+
+
+def run_stream(run: str, path: Path) -> dict:
+    """One ``otel-lunary replay`` run: "<format> stream|whole"."""
+    from otel_lunary.cli import build_parser
+    from otel_lunary.replay.command import replay
+
+    fmt, mode = run.split()
+    argv = ["replay", str(path), *(["--list"] if fmt == "list" else ["--format", fmt])]
+    args = build_parser(argv).parse_args(argv)
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    with open(os.devnull, "w", encoding="utf-8") as out:
+        status = replay(args, out, sys.stderr, streaming=mode == "stream")
+    elapsed = time.perf_counter() - started
+    return {"run": run, "status": status, "seconds": elapsed, "cpu_s": time.process_time() - cpu0, "peak_rss_mb": common.peak_rss_mb()}
+
+
+def stream_main(total: int, directory: str | None, one_conversation: bool, file: str | None = None) -> None:
+    """``file``: measure an existing file (``--file``, e.g. the realistic one) instead."""
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-", dir=directory) as tmp:
+        shape = "one" if one_conversation else "many"
+        if file:
+            path, shape = Path(file), Path(file).name
+            spans = sum(line.count(b'"traceId"') for line in open(path, "rb"))  # compact OTLP JSON: one per span
+        else:
+            path = Path(tmp) / f"replay-{shape}.otlp.jsonl"
+            spans = (generate_one_conversation if one_conversation else generate)(path, total)
+        runs = {}
+        for run in STREAM_RUNS:
+            runs[run] = common.run_worker("replay_bench.py", [f"--stream-run={run}", f"--file={path}"], timeout=3600)
+            print(f"# {shape} {spans} spans: {run}: {runs[run]['seconds']:.1f} s, peak RSS {runs[run]['peak_rss_mb']:.0f} MB", file=sys.stderr)
+        common.emit({"spans": spans, "file_mb": os.path.getsize(path) / 2**20, "one_conversation": one_conversation, "runs": runs})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--spans", type=int)
     parser.add_argument("--file", help="reuse (or create) this file instead of a temporary one")
     parser.add_argument("--stage", choices=("json", "read", "replay"), help=argparse.SUPPRESS)
+    parser.add_argument("--streaming", action="store_true", help="replay end to end, streaming on and off (peak RSS)")
+    parser.add_argument("--one-conversation", action="store_true", help="with --streaming: one thread spans the whole file")
+    parser.add_argument("--dir", help="where the generated file goes (default: $TMPDIR)")
+    parser.add_argument("--stream-run", choices=STREAM_RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         common.emit(run_stage(args.stage, Path(args.file)))
         return
+    if args.stream_run:
+        common.emit(run_stream(args.stream_run, Path(args.file)))
+        return
     total = args.spans or (100_000 if args.quick else 1_000_000)
+    if args.streaming:
+        stream_main(total, args.dir, args.one_conversation, args.file)
+        return
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"
         t0 = time.perf_counter()

@@ -262,10 +262,28 @@ class Assembler:
 
     def finish(self) -> list[Conversation]:
         """The conversations, oldest first, each with its items in time order."""
+        conversations, unplaced_feedback = self.finish_part()
+        if unplaced_feedback and not self._only:  # with a filter, the others' feedback is expected
+            self.problems.append(unplaced_feedback_problem(unplaced_feedback))
+        return conversations
+
+    def finish_part(self) -> tuple[list[Conversation], int]:
+        """``finish`` for one part of the input (``streaming``): the conversations and how
+        many feedback spans name no message here, which the caller reports for all parts."""
         with deferred_collections():  # joining makes many containers, all kept: see _gc
             return self._finish()
 
-    def _finish(self) -> list[Conversation]:
+    def join_keys(self) -> tuple[set[str], set[str], set[str]]:
+        """What this assembler's spans join by besides their traces: the conversation ids
+        (every state kept for one), the message ids feedback names, and the ids of the
+        messages, for ``streaming`` to check against the scan's grouping."""
+        conversations = set(self._items) | set(self._threads)
+        conversations.update(call.conversation_id for call in self._calls.values() if call.conversation_id is not None)
+        named = {feedback.message_id for feedback in self._feedback if feedback.message_id is not None}
+        messages = {message.id for _, _, message in self._messages.values()}
+        return conversations, named, messages
+
+    def _finish(self) -> tuple[list[Conversation], int]:
         messages = self._messages
         conversations: dict[str, Conversation] = {}
 
@@ -291,8 +309,6 @@ class Assembler:
                 pending[target].append(feedback)
             else:
                 pending[target] = [feedback]
-        if unplaced_feedback and not self._only:  # with a filter, the others' feedback is expected
-            self.problems.append(Problem("input", None, f"{unplaced_feedback} feedback span(s) name a message not in the input; skipped"))
 
         for span_id, feedbacks in pending.items():  # the others keep their (lazy) empty feedback
             message = messages[span_id][2]
@@ -308,7 +324,7 @@ class Assembler:
         if not self._replaced:  # arrival order sorted (stably) by time is (time, arrival) order
             for conversation_id, arrived in self._items.items():
                 conversation(conversation_id).items = sorted(arrived, key=_TIME)
-            return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
+            return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id)), unplaced_feedback
         entries: list[tuple[int, int, str, Message | CustomEvent]] = [
             (message.time_ns, seq, cid, message) for cid, seq, message in messages.values()
         ]
@@ -321,7 +337,7 @@ class Assembler:
             else:
                 items[conversation_id] = conversation(conversation_id).items
                 items[conversation_id].append(item)
-        return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id))
+        return sorted(conversations.values(), key=lambda c: (c.start_ns, c.id)), unplaced_feedback
 
     def _turn_of_trace(self) -> dict[str, str]:
         """Each trace's user message (its first, by time then arrival), else its first message.
@@ -359,6 +375,11 @@ class Assembler:
             elif call.conversation_id is not None and (not self._only or call.conversation_id in self._only):
                 conversation(call.conversation_id).unplaced_calls.append(call.record)
                 self._unplaced_roots.append(call.record)
+
+
+def unplaced_feedback_problem(count: int) -> Problem:
+    """The problem reported once for all feedback spans that name no message of the input."""
+    return Problem("input", None, f"{count} feedback span(s) name a message not in the input; skipped")
 
 
 # Calls nested deeper than this are shown as children of their ancestor at this depth: a

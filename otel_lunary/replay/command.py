@@ -8,6 +8,7 @@ read, 1 when no source could be read at all, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -17,11 +18,15 @@ from typing import TextIO
 from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.filters import Filters, parse_feedback
 from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.ordered import OrderedOutput, ordered_output
 from otel_lunary.replay.sources import JaegerSource, PhoenixSource, Source, read_sources
 from otel_lunary.replay._http import timeout_s
 from otel_lunary.replay.reader import max_line_bytes
 from otel_lunary.replay.records import Problem
+from otel_lunary.replay.streaming import Regroup, StreamingAssembly, streamable_files, streaming_enabled
 from otel_lunary.replay.times import parse_time
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("terminal", "json", "markdown", "openai", "html")
 MAX_PROBLEMS_SHOWN = 20
@@ -141,25 +146,68 @@ def read_conversations(
     return conversations, assembler.spans_read
 
 
-def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """The command body, with streams passed in so the demo and tests can call it."""
+def stream_conversations(
+    files: list[Path], filters: Filters, report: ProblemReport, output: OrderedOutput, *, max_line: int
+) -> int | None:
+    """What ``read_conversations`` does for files, in memory bounded by the conversations
+    open at once (``streaming``): the matching conversations go to ``output``, problems to
+    ``report``; returns the spans read, or None when the files must be read whole (nothing
+    was reported then)."""
+    read_problems: list[Problem] = []
+    assembly = StreamingAssembly(files, read_problems.append, max_line=max_line)
+
+    def keep(conversations: list[Conversation]) -> None:
+        for conversation in filters.apply(conversations):
+            output.add(conversation)
+
+    try:
+        assembly.run(keep)
+    except Regroup as why:
+        logger.debug("otel-lunary replay: reading the files whole: %s", why)
+        return None
+    for problem in [*read_problems, *assembly.problems]:
+        report(problem)
+    report.close()
+    return assembly.spans_read
+
+
+def replay(args: argparse.Namespace, out: TextIO, err: TextIO, *, streaming: bool | None = None) -> int:
+    """The command body, with streams passed in so the demo and tests can call it.
+
+    ``streaming`` (default: ``OTEL_LUNARY_REPLAY_STREAMING``, on) replays files in memory
+    bounded by the conversations open at once; the output is the same either way."""
     try:
         filters = filters_of(args)
         max_line = max_line_bytes()
         timeout_s()  # checked before any source is read
+        streaming = streaming_enabled(streaming)
     except ValueError as exc:
         err.write(f"otel-lunary replay: {exc}\n")
         return 2
     sources = sources_of(args)
     report = ProblemReport(err)
+    files = streamable_files(sources) if streaming and not filters.conversations else None
+    if files is not None:  # a --conversation filter keeps only those already
+        output = ordered_output(args.format, out, listing=args.list, details=not args.no_details)
+        try:
+            spans_read = stream_conversations(files, filters, report, output, max_line=max_line)
+            if spans_read is not None:
+                return _write(args, report, len(sources), spans_read, len(output), lambda: output.write(out), err)
+        finally:
+            output.close()
     conversations, spans_read = read_conversations(sources, filters, report, max_line=max_line)
-    if report.unreadable_sources >= len(sources) and spans_read == 0:
+    return _write(args, report, len(sources), spans_read, len(conversations), lambda: _renderer(args)(conversations, out), err)
+
+
+def _write(args: argparse.Namespace, report: ProblemReport, sources: int, spans_read: int, matched: int, write: Callable[[], None], err: TextIO) -> int:
+    """The command's ending: its status, what it says on stderr, and the output."""
+    if report.unreadable_sources >= sources and spans_read == 0:
         if not args.sources and not args.jaeger and not args.phoenix:
             err.write("otel-lunary replay: nothing recorded yet here; run `otel-lunary demo`, or pass a SOURCE file, --jaeger or --phoenix\n")
         return 1
-    if not conversations:
+    if not matched:
         err.write(f"otel-lunary replay: no conversation matched ({spans_read} spans read)\n")
-    _renderer(args)(conversations, out)
+    write()
     return 0
 
 

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -23,7 +23,7 @@ from otel_lunary.replay.decode import otlp_spans
 from otel_lunary.replay.progress import Progress
 from otel_lunary.replay.records import Problem, SpanRecord
 
-__all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expand_paths", "read_file", "read_lines", "rotated_siblings"]
+__all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expand_paths", "open_lines", "read_file", "read_lines", "read_numbered_lines", "rotated_siblings"]
 
 ProblemSink = Callable[[Problem], None]
 
@@ -151,6 +151,24 @@ def read_lines(
     (see ``_gc``). A list per line lets a caller chain the spans at C speed
     (``sources.read_sources``).
     """
+    return (records for _, records in read_numbered_lines(path, on_problem, progress_stream=progress_stream, max_line=max_line))
+
+
+def open_lines(path: Path, max_line: int) -> tuple[IO[bytes], Iterator[bytes | None]]:
+    """The raw file (to close) and its lines as ``read_numbered_lines`` numbers them
+    (``enumerate(..., start=1)``): what a scan ahead of the read (``scan``) must count the same."""
+    raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    try:
+        return raw, _lines(_open_binary(path, raw), max_line)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def read_numbered_lines(
+    path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None, max_line: int | None = None
+) -> Generator[tuple[int, list[SpanRecord]], None, None]:
+    """``read_lines`` with each list's line number (from 1; blank and skipped lines count)."""
     limit = max_line_bytes(max_line)
     label = str(path)
     try:
@@ -194,7 +212,7 @@ def read_lines(
                 records = otlp_spans(request, report)
                 del request
                 spans += len(records)
-                yield records
+                yield line_no, records
                 progress.update(raw.tell(), spans)
         except (OSError, EOFError) as exc:  # corrupt or truncated compressed stream
             on_problem(Problem(label, line_no + 1, f"cannot read further: {exc}; rest of file skipped"))

@@ -143,13 +143,31 @@ def _thread(index: int, conversation: Conversation) -> str:
 
 def render(conversations: Iterable[Conversation], out: TextIO, *, title: str = "otel-lunary replay") -> None:
     threads = list(conversations)
-    nav = "".join(f'<a href="#thread-{i}">{escape(c.id)}</a>' for i, c in enumerate(threads)) if len(threads) > 1 else ""
+    write_head([c.id for c in threads], out, title=title)
+    for index, conversation in enumerate(threads):
+        out.write(_thread(index, conversation))
+    write_foot(len(threads), out)
+
+
+# The page in parts, for a writer that renders each thread before it knows them all
+# (``ordered``): the head's navigation needs every id, a thread its index.
+THREAD_START = '<section class="thread" id="thread-'
+
+
+def thread_section(index: int, conversation: Conversation) -> str:
+    """One thread's section; it starts with ``THREAD_START`` and ``index``."""
+    return _thread(index, conversation)
+
+
+def write_head(ids: list[str], out: TextIO, *, title: str = "otel-lunary replay") -> None:
+    nav = "".join(f'<a href="#thread-{i}">{escape(c)}</a>' for i, c in enumerate(ids)) if len(ids) > 1 else ""
     out.write('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">')
     out.write('<meta name="viewport" content="width=device-width, initial-scale=1">')
     out.write(f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>")
     out.write(f'<header class="page"><h1>{escape(title)}</h1><nav>{nav}</nav></header><main>')
-    for index, conversation in enumerate(threads):
-        out.write(_thread(index, conversation))
+
+
+def write_foot(threads: int, out: TextIO) -> None:
     if not threads:
         out.write('<p class="facts">No conversations.</p>')
     out.write("</main></body></html>\n")

@@ -16,14 +16,21 @@ def _feedback(conversation: Conversation) -> str:
 
 
 def render(conversations: Iterable[Conversation], out: TextIO, *, width: int = 60) -> None:
-    rows = []
-    for c in conversations:
-        first = c.first_message("user") or c.first_message(None)
-        text = shorten(first.content or "", width) if first is not None else ""
-        row: tuple[str, ...] = (c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text)
-        rows.append(tuple(terminal_safe(cell) for cell in row))  # made safe before the widths are measured
+    write_rows([row(c, width) for c in conversations], out)
+
+
+def row(c: Conversation, width: int = 60) -> tuple[str, ...]:
+    """One thread's cells, made safe for a terminal (before the widths are measured)."""
+    first = c.first_message("user") or c.first_message(None)
+    text = shorten(first.content or "", width) if first is not None else ""
+    cells: tuple[str, ...] = (c.id, short(c.start_ns) if c.items else "-", str(len(c.messages)), ",".join(c.users) or "-", ",".join(c.all_tags) or "-", _feedback(c), text)
+    return tuple(terminal_safe(cell) for cell in cells)
+
+
+def write_rows(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    """The table: columns as wide as their widest cell."""
     header = ("THREAD", "STARTED (UTC)", "MSGS", "USERS", "TAGS", "FEEDBACK", "FIRST MESSAGE")
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(len(widths))]
-        out.write(terminal_safe("  ".join([*cells, row[-1]]).rstrip()) + "\n")
+    for shown in [header, *rows]:
+        cells = [shown[i].ljust(widths[i]) for i in range(len(widths))]
+        out.write(terminal_safe("  ".join([*cells, shown[-1]]).rstrip()) + "\n")
