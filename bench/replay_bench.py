@@ -15,6 +15,17 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
   ``otel-lunary replay`` does before rendering.
 
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
+
+``--formats`` measures instead every output format end to end (``otel-lunary replay
+FILE --format F > /dev/null``, and ``--list``), each in its own interpreter, against the
+``json.loads`` floor of the same lines, on two files of the same span count: the one
+above (``current``) and one cloned from ``otel-lunary demo`` conversations
+(``realistic``: LLM call spans carrying their message histories, a tool call, events,
+feedback given, removed and given again; about 1.2 KB a span, ``generate_realistic``).
+``--parser json`` makes replay use the standard library's ``json`` (as without orjson),
+``--parser orjson`` orjson when installed, ``both`` runs each (the floor is ``json.loads``):
+
+    python bench/replay_bench.py --formats [--spans N] [--parser json|orjson|both] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -34,13 +45,17 @@ LINE_SPANS = 512
 _ID = re.compile(r"\b[0-9a-f]{32}\b|\b[0-9a-f]{16}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
-def generate(path: Path, total: int) -> int:
-    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count."""
-    from spans import record_turns
+def generate(path: Path, total: int, spans: list | None = None) -> int:
+    """Write ``total`` spans (rounded up to whole copies) to ``path``; returns the span count.
 
+    ``spans``: the recorded spans to clone (default: ``spans.record_turns(256)``).
+    """
     from otel_lunary.export.otlp_json import encode_line
 
-    spans = record_turns(256)
+    if spans is None:
+        from spans import record_turns
+
+        spans = record_turns(256)
     text = "".join(encode_line(spans[i : i + LINE_SPANS]).decode() for i in range(0, len(spans), LINE_SPANS))
     ids = sorted(set(_ID.findall(text)))
     pieces = _ID.split(text)  # even: literal text, odd: an id (by position)
@@ -58,6 +73,79 @@ def generate(path: Path, total: int) -> int:
                 out_parts.append(literal)
             out.write("".join(out_parts))
     return copies * len(spans)
+
+
+REALISTIC_THREADS = 64  # runs of the demo conversation recorded, then cloned
+
+
+def generate_realistic(path: Path, total: int) -> int:
+    """Like ``generate``, cloning ``REALISTIC_THREADS`` recorded demo conversations."""
+    from spans import record_demo_threads
+
+    return generate(path, total, record_demo_threads(REALISTIC_THREADS))
+
+
+FORMATS = ("terminal", "markdown", "json", "html", "openai", "list")
+
+
+def run_format_stage(fmt: str, path: Path, spans: int) -> dict:
+    """``otel-lunary replay FILE --format fmt`` (``--list`` for ``list``) written to /dev/null,
+    through the command's own entry point; ``spans`` is the file's span count (from the floor)."""
+    import argparse
+
+    from otel_lunary.replay.command import add_arguments, replay
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(path), "--list"] if fmt == "list" else [str(path), "--format", fmt])
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    with open(os.devnull, "w", encoding="utf-8") as out:
+        status = replay(args, out, sys.stderr)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    return {"stage": fmt, "status": status, "spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
+            "spans_per_cpu_s": spans / cpu, "peak_rss_mb": common.peak_rss_mb()}
+
+
+def measure_formats(path: Path, parsers: list[str]) -> dict:
+    """The floor, the reader and every format on ``path``, each in a fresh interpreter."""
+    floor = common.run_worker("replay_bench.py", ["--stage=json", f"--file={path}"], timeout=1800)
+    rows: dict = {"json.loads floor": floor}
+    for parser in parsers:
+        env = {"OTEL_LUNARY_REPLAY_JSON": "json" if parser == "json" else "auto"}
+        stages = [("read", ["--stage=read"]), *((fmt, [f"--format-stage={fmt}", f"--span-count={floor['spans']}"]) for fmt in FORMATS)]
+        for name, stage_args in stages:
+            row = common.run_worker("replay_bench.py", [*stage_args, f"--file={path}"], timeout=1800, env=env)
+            row["ratio"] = row["spans_per_s"] / floor["spans_per_s"]
+            row["cpu_ratio"] = row["spans_per_cpu_s"] / floor["spans_per_cpu_s"]
+            rows[f"{name} ({parser})"] = row
+    return {"file_mb": os.path.getsize(path) / 2**20, "spans": floor["spans"], "rows": rows}
+
+
+def print_formats(results: dict) -> None:
+    for file, result in results.items():
+        print(f"{file}: {result['spans']:,} spans, {result['file_mb']:.0f} MiB")
+        print(f"   {'stage':22} {'spans/s':>9} {'ratio':>6} {'cpu ratio':>9} {'peak RSS':>9}")
+        for name, row in result["rows"].items():
+            ratio = row.get("ratio", 1.0)
+            cpu_ratio = row.get("cpu_ratio", 1.0)
+            print(f"   {name:22} {row['spans_per_s']:>9,.0f} {ratio:>6.2f} {cpu_ratio:>9.2f} {row['peak_rss_mb']:>6,.0f} MiB")
+
+
+def formats_main(total: int, parser: str, directory: str | None) -> None:
+    parsers = ["json", "orjson"] if parser == "both" else [parser]
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
+        where = Path(directory or tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for name, make in (("current", generate), ("realistic", generate_realistic)):
+            path = where / f"replay-{name}-{total}.otlp.jsonl"
+            if not path.exists():
+                make(path, total)
+            results[name] = measure_formats(path, parsers)
+        print_formats(results)
+        common.emit({"formats": results})
 
 
 def run_stage(stage: str, path: Path) -> dict:
@@ -103,12 +191,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--spans", type=int)
     parser.add_argument("--file", help="reuse (or create) this file instead of a temporary one")
+    parser.add_argument("--formats", action="store_true", help="every output format on the current and the realistic file")
+    parser.add_argument("--parser", choices=("json", "orjson", "both"), default="both", help="with --formats: replay's JSON parser")
+    parser.add_argument("--dir", help="with --formats: keep (and reuse) the bench files here")
     parser.add_argument("--stage", choices=("json", "read", "replay"), help=argparse.SUPPRESS)
+    parser.add_argument("--format-stage", choices=FORMATS, help=argparse.SUPPRESS)
+    parser.add_argument("--span-count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         common.emit(run_stage(args.stage, Path(args.file)))
         return
+    if args.format_stage:
+        common.emit(run_format_stage(args.format_stage, Path(args.file), args.span_count))
+        return
     total = args.spans or (100_000 if args.quick else 1_000_000)
+    if args.formats:
+        formats_main(total if args.spans or args.quick else 200_000, args.parser, args.dir)
+        return
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"
         t0 = time.perf_counter()
