@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from otel_lunary.replay.jsonparse import loads_text
+
 
 def load_json(value: Any, default: Any = None) -> Any:
     """A JSON attribute decoded; a value that is not JSON text is returned as it is."""
     if not isinstance(value, str):
         return default if value is None else value
     try:
-        return json.loads(value)
+        return loads_text(value)
     except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: kept as text
         return value
 

@@ -9,12 +9,12 @@ JSON only when something reads it.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_lunary.replay.content import json_object, parse_content
+from otel_lunary.replay.jsonparse import loads_text
 
 CallKind = Literal["llm", "agent", "tool", "other"]
 
@@ -83,7 +83,7 @@ def _messages(text: str | None) -> list[dict[str, Any]] | None:
     if text is None:
         return None
     try:
-        loaded = json.loads(text)
+        loaded = loads_text(text)
     except ValueError:
         return [{"role": "unknown", "parts": [{"type": "text", "content": text}]}]
     if isinstance(loaded, dict):

@@ -1,15 +1,13 @@
 """The one span view every source yields, and the problems sources report.
 
 Sources differ (OTLP JSON from files and Jaeger, Phoenix's own JSON); assembly should not
-care, so each source yields ``SpanRecord`` with hex ids and nanosecond times. Its
-attributes stay as the source wrote them and are decoded when read: the assembler reads
-a handful of a span's attributes and drops most spans after one, so decoding every value
-of every span up front was most of the cost of reading a file.
+care, so each source yields ``SpanRecord`` with hex ids, nanosecond times and decoded
+attributes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -18,72 +16,27 @@ STATUS_UNSET = 0
 STATUS_OK = 1
 STATUS_ERROR = 2
 
-_ABSENT: Any = object()
+class SpanAttributes(dict[str, Any]):
+    """A span's (or event's) attributes, decoded: a ``dict``, read-only by convention.
 
-
-class SpanAttributes:
-    """A span's (or event's) attributes: a read-only mapping of decoded values.
-
-    Sources whose values need decoding subclass it and decode a value when it is read
-    (``decode.OtlpAttributes``); the assembler reads a handful of a span's attributes and
-    drops most spans after two, so decoding every value up front was most of the cost of
-    reading a file. A registered ``Mapping``, not a subclass: ``isinstance`` against an
-    ABC costs more than building a span.
+    A dict and not a wrapper holding the source's encoding, so that the dozen attribute
+    reads a span gets from the assembler are C calls: a Python method per read (and a
+    record object per span) made replay 18% slower (docs/performance.md). Sources decode
+    the values up front (``decode.otlp_attributes``, at C speed for the usual string).
     """
 
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self._values = values
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._values.get(key, default)
+    __slots__ = ()
 
     def undecoded(self, key: str) -> Any:
-        """The value as the source wrote it (None when absent): a cheap test for "same as before"."""
-        return self._values.get(key)
+        """The value (None when absent): kept for callers of the lazily decoded view."""
+        return self.get(key)
 
     def has_any(self, keys: frozenset[str]) -> bool:
         """Whether any of ``keys`` is present: one test for attributes most spans lack."""
-        return not keys.isdisjoint(self._values)
-
-    def _decoded(self) -> Mapping[str, Any]:
-        return self._values
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key, _ABSENT)
-        if value is _ABSENT:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._decoded())
-
-    def __len__(self) -> int:
-        return len(self._decoded())
-
-    def keys(self) -> KeysView[str]:
-        return self._decoded().keys()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self._decoded().items()
-
-    def values(self) -> ValuesView[Any]:
-        return self._decoded().values()
-
-    def __eq__(self, other: object) -> bool:
-        return dict(self.items()) == other if isinstance(other, Mapping) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
+        return not keys.isdisjoint(self)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({dict(self._decoded())!r})"
-
-
-Mapping.register(SpanAttributes)
+        return f"{type(self).__name__}({dict.__repr__(self)})"
 
 
 class _EventFields(NamedTuple):
@@ -99,7 +52,7 @@ class EventRecord(_EventFields):
 
     def __new__(cls, name: str, time_ns: int, attributes: Mapping[str, Any] | SpanAttributes | None = None) -> EventRecord:
         if not isinstance(attributes, SpanAttributes):
-            attributes = SpanAttributes(dict(attributes or {}))
+            attributes = SpanAttributes(attributes or {})
         return tuple.__new__(cls, (name, time_ns, attributes))
 
 
@@ -140,7 +93,7 @@ class SpanRecord(_SpanFields):
         status_message: str = "",
     ) -> SpanRecord:
         if not isinstance(attributes, SpanAttributes):
-            attributes = SpanAttributes(dict(attributes or {}))
+            attributes = SpanAttributes(attributes or {})
         return tuple.__new__(cls, (trace_id, span_id, parent_span_id, name, start_ns, end_ns, attributes, events, status_code, status_message))
 
 
