@@ -66,7 +66,10 @@ def _double(raw: Any) -> float:
 
 
 def _array(raw: Any) -> list[Any]:
-    return [decode_value(v) for v in (raw or {}).get("values", ())]
+    return [
+        text if type(value) is dict and (text := value.get("stringValue")) is not None and len(value) == 1 else decode_value(value)
+        for value in (raw or {}).get("values", ())
+    ]
 
 
 def _kvlist(raw: Any) -> dict[str, Any]:
@@ -132,18 +135,16 @@ def otlp_attributes(items: Any) -> SpanAttributes:
     decoded entry by entry instead, which drops what it cannot use.
     """
     try:
-        return SpanAttributes(
-            {
-                (key if type(key := item["key"]) is str else _not_a_key(key)): (
-                    text
-                    if type(value := item["value"]) is dict and len(value) == 1 and (text := value.get("stringValue")) is not None
-                    else decode_value(value)
-                )
-                for item in items
-            }
-        )
-    except Exception:  # noqa: BLE001 - any odd shape: see the docstring
-        return SpanAttributes(decode_attributes(items))
+        return {
+            (key if type(key := item["key"]) is str else _not_a_key(key)): (
+                text
+                if (text := (value := item["value"]).get("stringValue")) is not None and len(value) == 1
+                else decode_value(value)
+            )
+            for item in items
+        }
+    except Exception:  # noqa: BLE001 - any odd shape (a value not a dict: no .get): see the docstring
+        return decode_attributes(items)
 
 
 # Times replay can show: 1970 to the end of year 9999 (``datetime``'s range); OTLP times

@@ -96,7 +96,7 @@ _EMPTY_TYPES: dict[str, type] = {"tool_calls": list, "user_props": dict, "tags":
 
 
 class _MadeOnFirstUse:
-    """A list or dict field kept unset (or None) until read: most replayed messages have
+    """A list or dict field kept None until read: most replayed messages have
     no tags, feedback or calls, and a million empty containers are a large share of
     replay's memory."""
 
@@ -109,10 +109,7 @@ class _MadeOnFirstUse:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        try:
-            value = self.slot.__get__(instance, owner)
-        except AttributeError:  # never set (Message.recorded leaves them so)
-            value = None
+        value = self.slot.__get__(instance, owner)
         if value is None:
             value = self.factory()
             self.slot.__set__(instance, value)
@@ -216,6 +213,10 @@ class Message:
         message._unparsed = True
         message.user_id = user_id
         message.is_retry = message.truncated = False
+        # set, so that reading them does not raise inside _MadeOnFirstUse (an exception
+        # per field read cost more than building the message)
+        message._user_props = message._tags = message._metadata = None
+        message._feedback = message._feedback_history = message._calls = None
         return message
 
     def _parse(self) -> None:

@@ -10,33 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 STATUS_UNSET = 0
 STATUS_OK = 1
 STATUS_ERROR = 2
 
-class SpanAttributes(dict[str, Any]):
-    """A span's (or event's) attributes, decoded: a ``dict``, read-only by convention.
 
-    A dict and not a wrapper holding the source's encoding, so that the dozen attribute
-    reads a span gets from the assembler are C calls: a Python method per read (and a
-    record object per span) made replay 18% slower (docs/performance.md). Sources decode
-    the values up front (``decode.otlp_attributes``, at C speed for the usual string).
-    """
-
-    __slots__ = ()
-
-    def undecoded(self, key: str) -> Any:
-        """The value (None when absent): kept for callers of the lazily decoded view."""
-        return self.get(key)
-
-    def has_any(self, keys: frozenset[str]) -> bool:
-        """Whether any of ``keys`` is present: one test for attributes most spans lack."""
-        return not keys.isdisjoint(self)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({dict.__repr__(self)})"
+# A span's (or event's) attributes, decoded: a plain dict, read-only by convention. Not
+# a view holding the source's encoding, so the dozen reads a span gets from the assembler
+# are C calls: a Python method per read made replay 18% slower (docs/performance.md).
+# Sources decode the values up front (``decode.otlp_attributes``, the usual string at C
+# speed).
+SpanAttributes: TypeAlias = dict[str, Any]
 
 
 class _EventFields(NamedTuple):
@@ -46,14 +32,12 @@ class _EventFields(NamedTuple):
 
 
 class EventRecord(_EventFields):
-    """One span event: name, time, attributes (decoded when read)."""
+    """One span event: name, time, attributes."""
 
     __slots__ = ()
 
-    def __new__(cls, name: str, time_ns: int, attributes: Mapping[str, Any] | SpanAttributes | None = None) -> EventRecord:
-        if not isinstance(attributes, SpanAttributes):
-            attributes = SpanAttributes(attributes or {})
-        return tuple.__new__(cls, (name, time_ns, attributes))
+    def __new__(cls, name: str, time_ns: int, attributes: Mapping[str, Any] | None = None) -> EventRecord:
+        return tuple.__new__(cls, (name, time_ns, dict(attributes or {})))
 
 
 class _SpanFields(NamedTuple):
@@ -70,11 +54,11 @@ class _SpanFields(NamedTuple):
 
 
 class SpanRecord(_SpanFields):
-    """One span as every source yields it: lowercase hex ids, epoch nanoseconds, lazy attributes.
+    """One span as every source yields it: lowercase hex ids, epoch nanoseconds, decoded attributes.
 
-    ``attributes`` accepts any mapping of decoded values; sources pass ``SpanAttributes``
-    holding their own encoding (and build records with ``span_record``). A record lives
-    while the assembler looks at it: the assembler keeps only what it takes from it.
+    ``attributes`` accepts any mapping of decoded values (copied); sources build records
+    with ``span_record`` and their own ``SpanAttributes`` dict. A record lives while the
+    assembler looks at it: the assembler keeps only what it takes from it.
     """
 
     __slots__ = ()
@@ -87,14 +71,12 @@ class SpanRecord(_SpanFields):
         name: str,
         start_ns: int,
         end_ns: int,
-        attributes: Mapping[str, Any] | SpanAttributes | None = None,
+        attributes: Mapping[str, Any] | None = None,
         events: tuple[EventRecord, ...] = (),
         status_code: int = STATUS_UNSET,
         status_message: str = "",
     ) -> SpanRecord:
-        if not isinstance(attributes, SpanAttributes):
-            attributes = SpanAttributes(attributes or {})
-        return tuple.__new__(cls, (trace_id, span_id, parent_span_id, name, start_ns, end_ns, attributes, events, status_code, status_message))
+        return tuple.__new__(cls, (trace_id, span_id, parent_span_id, name, start_ns, end_ns, dict(attributes or {}), events, status_code, status_message))
 
 
 # For sources: a record from its fields in order, ``attributes`` a ``SpanAttributes``;

