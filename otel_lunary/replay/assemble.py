@@ -63,7 +63,7 @@ _TIME_THEN_ARRIVAL = itemgetter(0, 1)
 _TIME = attrgetter("time_ns")
 _NOT_SET: Any = object()
 _RARE = frozenset(  # read only when one of them is there
-    {LUNARY_THREAD_METADATA, _TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
+    {_TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
 )
 
 
@@ -153,9 +153,10 @@ class Assembler:
             thread_tags = get(LUNARY_THREAD_TAGS)  # every span of a thread repeats them
             if thread_tags is not None and thread_tags != self._thread_tags.get(conversation):
                 self._note_thread_tags(conversation, thread_tags)
-            extras = not _RARE.isdisjoint(a)  # thread metadata and a message's extras: most spans have none
-            if extras:
-                self._note_thread_metadata(conversation, span.start_ns, get(LUNARY_THREAD_METADATA))
+            thread_metadata = get(LUNARY_THREAD_METADATA)  # repeated by every span of a thread that has some
+            if thread_metadata is not None:
+                self._note_thread_metadata(conversation, span.start_ns, thread_metadata)
+            extras = not _RARE.isdisjoint(a)  # a message's extras: most spans have none
             user_id = get(USER_ID)
             if user_id is not None:
                 user_id = self._strings.setdefault(user_id, user_id) if type(user_id) is str else str(user_id)
