@@ -73,9 +73,13 @@ def genai_message_text(message: dict[str, Any]) -> str:
     for part in _parts(message):
         if not isinstance(part, dict):
             continue
-        if part.get("type") == "tool_call":
+        kind = part.get("type")
+        if kind == "text":  # what part_text does for it, inline: most parts are text
+            content = part.get("content", "")
+            pieces.append(content if type(content) is str else as_text(content))
+        elif kind == "tool_call":
             pieces.append(f"{part.get('name')}({as_text(part.get('arguments'))})")
-        elif part.get("type") == "tool_call_response":
+        elif kind == "tool_call_response":
             pieces.append(as_text(part.get("response")))
         else:
             text = part_text(part)
@@ -99,7 +103,10 @@ def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[tuple[A
             if not isinstance(part, dict):
                 continue
             kind = part.get("type")
-            if kind == "tool_call":
+            if kind == "text":  # what part_text does for it, inline: most parts are text
+                content = part.get("content", "")
+                texts.append(content if type(content) is str else as_text(content))
+            elif kind == "tool_call":
                 tool_calls.append((part.get("id"), part.get("name"), part.get("arguments")))
             elif kind == "tool_call_response":
                 texts.append(as_text(part.get("response")))

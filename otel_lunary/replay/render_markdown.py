@@ -45,6 +45,8 @@ def _text(text: object) -> str:
 def _code(text: object) -> str:
     """User or model text as a code span that the text cannot close."""
     text = str(text).replace("\n", " ")
+    if "`" not in text:  # the usual case: one backtick each side
+        return f"`{text}`"
     fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
