@@ -152,13 +152,6 @@ def otlp_attributes(items: Any) -> SpanAttributes:
 MAX_TIME_NS = 253402300799 * 10**9
 
 
-def _time(value: Any) -> int:
-    return 0 if value is None or value == "" else int(value)
-
-
-
-
-
 def _status(status: Any) -> tuple[int, str]:
     if not isinstance(status, dict):
         return STATUS_UNSET, ""
@@ -218,7 +211,7 @@ def otlp_span(span: Mapping[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
     raw_events = span.get("events")
     try:
         start_ns = 0 if start is None or start == "" else int(start)
-        end_ns = (start_ns if end == start else _time(end)) or start_ns
+        end_ns = (start_ns if end == start else 0 if end is None or end == "" else int(end)) or start_ns
         events = _events(raw_events, start_ns) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
