@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.model import CallRecord, Conversation, Message
@@ -95,6 +96,7 @@ def _message(message: Message) -> list[str]:
     return lines
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     writer = _TerminalSafe(out)  # Markdown is read in terminals too (cat, less -R)
     for conversation in conversations:
