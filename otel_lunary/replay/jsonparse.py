@@ -54,10 +54,9 @@ def line_parser() -> Callable[[bytes], Any]:
     return loads
 
 
-_text_loads: Callable[[str], Any] | None = None
-
-
-def _choose_text_loads() -> Callable[[str], Any]:
+def text_parser() -> Callable[[str], Any]:
+    """The parser of attribute text, chosen now: ``json.loads``'s results, by orjson when
+    it gives the same (no run of 19 digits: an integer that may not fit 64 bits)."""
     fast = _orjson_loads()
     if fast is None:
         return json.loads
@@ -74,10 +73,13 @@ def _choose_text_loads() -> Callable[[str], Any]:
     return loads
 
 
+_text_loads: Callable[[str], Any] | None = None
+
+
 def loads_text(text: str) -> Any:
-    """``json.loads(text)`` for attribute text, by orjson when it gives the same (chosen on
-    first use, for the rest of the process); raises what ``json.loads`` raises."""
+    """``json.loads(text)`` for attribute text, by ``text_parser`` (chosen on first use,
+    for the rest of the process); raises what ``json.loads`` raises."""
     global _text_loads
     if _text_loads is None:
-        _text_loads = _choose_text_loads()
+        _text_loads = text_parser()
     return _text_loads(text)
