@@ -386,7 +386,7 @@ class Conversation:
         """Thread tags then message tags, each once."""
         seen: dict[str, None] = dict.fromkeys(self.tags)
         for message in self.messages:
-            for tag in message.tags:
+            for tag in message._tags or ():  # not .tags: that would make an empty list for each message
                 seen.setdefault(tag, None)
         return list(seen)
 
@@ -406,6 +406,7 @@ class Conversation:
         """Latest feedback across messages, counted as ``key=value``."""
         counts: Counter[str] = Counter()
         for message in self.messages:
-            for key, value in message.feedback.items():
-                counts[f"{key}={value}"] += 1
+            if message._feedback:  # not .feedback: that would make an empty dict for each message
+                for key, value in message._feedback.items():
+                    counts[f"{key}={value}"] += 1
         return counts
