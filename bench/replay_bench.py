@@ -17,8 +17,8 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
     python bench/replay_bench.py [--quick] [--spans N] [--file PATH]
 
 ``--formats`` measures instead every output format end to end (``otel-lunary replay
-FILE --format F > /dev/null``, and ``--list``), each in its own interpreter, against the
-``json.loads`` floor of the same lines, on two files of the same span count: the one
+FILE --format F > /dev/null``, and ``--list``), each in its own interpreter right after a
+run of the ``json.loads`` floor of the same lines (its ratio is to that run), on two files of the same span count: the one
 above (``current``) and one cloned from ``otel-lunary demo`` conversations
 (``realistic``: LLM call spans carrying their message histories, a tool call, events,
 feedback given, removed and given again; about 1.2 KB a span, ``generate_realistic``).
@@ -109,28 +109,35 @@ def run_format_stage(fmt: str, path: Path, spans: int) -> dict:
 
 
 def measure_formats(path: Path, parsers: list[str]) -> dict:
-    """The floor, the reader and every format on ``path``, each in a fresh interpreter."""
-    floor = common.run_worker("replay_bench.py", ["--stage=json", f"--file={path}"], timeout=1800)
-    rows: dict = {"json.loads floor": floor}
+    """The reader and every format on ``path``, each in a fresh interpreter, each right
+    after a run of the floor: its ratio is to that floor, so a machine whose load changes
+    during the run (a shared one) moves both alike."""
+    floors = []
+    rows: dict = {}
     for parser in parsers:
         env = {"OTEL_LUNARY_REPLAY_JSON": "json" if parser == "json" else "auto"}
-        stages = [("read", ["--stage=read"]), *((fmt, [f"--format-stage={fmt}", f"--span-count={floor['spans']}"]) for fmt in FORMATS)]
+        stages = [("read", ["--stage=read"]), *((fmt, [f"--format-stage={fmt}"]) for fmt in FORMATS)]
         for name, stage_args in stages:
-            row = common.run_worker("replay_bench.py", [*stage_args, f"--file={path}"], timeout=1800, env=env)
+            floor = common.run_worker("replay_bench.py", ["--stage=json", f"--file={path}"], timeout=1800)
+            floors.append(floor)
+            row = common.run_worker("replay_bench.py", [*stage_args, f"--span-count={floor['spans']}", f"--file={path}"], timeout=1800, env=env)
+            row["floor_spans_per_s"] = floor["spans_per_s"]
             row["ratio"] = row["spans_per_s"] / floor["spans_per_s"]
             row["cpu_ratio"] = row["spans_per_cpu_s"] / floor["spans_per_cpu_s"]
             rows[f"{name} ({parser})"] = row
-    return {"file_mb": os.path.getsize(path) / 2**20, "spans": floor["spans"], "rows": rows}
+    median = sorted(floors, key=lambda f: f["spans_per_s"])[len(floors) // 2]
+    return {"file_mb": os.path.getsize(path) / 2**20, "spans": median["spans"], "rows": {"json.loads floor (median)": median, **rows}}
 
 
 def print_formats(results: dict) -> None:
     for file, result in results.items():
         print(f"{file}: {result['spans']:,} spans, {result['file_mb']:.0f} MiB")
-        print(f"   {'stage':22} {'spans/s':>9} {'ratio':>6} {'cpu ratio':>9} {'peak RSS':>9}")
+        print(f"   {'stage':26} {'spans/s':>9} {'floor':>9} {'ratio':>6} {'cpu ratio':>9} {'peak RSS':>9}")
         for name, row in result["rows"].items():
+            floor = row.get("floor_spans_per_s", row["spans_per_s"])
             ratio = row.get("ratio", 1.0)
             cpu_ratio = row.get("cpu_ratio", 1.0)
-            print(f"   {name:22} {row['spans_per_s']:>9,.0f} {ratio:>6.2f} {cpu_ratio:>9.2f} {row['peak_rss_mb']:>6,.0f} MiB")
+            print(f"   {name:26} {row['spans_per_s']:>9,.0f} {floor:>9,.0f} {ratio:>6.2f} {cpu_ratio:>9.2f} {row['peak_rss_mb']:>6,.0f} MiB")
 
 
 def formats_main(total: int, parser: str, directory: str | None) -> None:
