@@ -21,6 +21,17 @@ spans. Each stage runs in its own interpreter so ``ru_maxrss`` is that stage's p
 ``--one-conversation`` makes the file one thread long, ``--file`` measures a given file:
 
     python bench/replay_bench.py --streaming [--one-conversation] [--spans N] [--file PATH] [--dir DIR]
+
+``--formats`` measures instead every output format end to end (``otel-lunary replay
+FILE --format F > /dev/null``, and ``--list``), each in its own interpreter right after a
+run of the ``json.loads`` floor of the same lines (its ratio is to that run), on two files of the same span count: the one
+above (``current``) and one cloned from ``otel-lunary demo`` conversations
+(``realistic``: LLM call spans carrying their message histories, a tool call, events,
+feedback given, removed and given again; about 1.2 KB a span, ``generate_realistic``).
+``--parser json`` makes replay use the standard library's ``json`` (as without orjson),
+``--parser orjson`` orjson when installed, ``both`` runs each (the floor is ``json.loads``):
+
+    python bench/replay_bench.py --formats [--spans N] [--parser json|orjson|both] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -68,6 +79,86 @@ def generate(path: Path, total: int, spans: list | None = None) -> int:
                 out_parts.append(literal)
             out.write("".join(out_parts))
     return copies * len(spans)
+
+
+REALISTIC_THREADS = 64  # runs of the demo conversation recorded, then cloned
+
+
+def generate_realistic(path: Path, total: int) -> int:
+    """Like ``generate``, cloning ``REALISTIC_THREADS`` recorded demo conversations."""
+    from spans import record_demo_threads
+
+    return generate(path, total, record_demo_threads(REALISTIC_THREADS))
+
+
+FORMATS = ("terminal", "markdown", "json", "html", "openai", "list")
+
+
+def run_format_stage(fmt: str, path: Path, spans: int) -> dict:
+    """``otel-lunary replay FILE --format fmt`` (``--list`` for ``list``) written to /dev/null,
+    through the command's own entry point; ``spans`` is the file's span count (from the floor)."""
+    import argparse
+
+    from otel_lunary.replay.command import add_arguments, replay
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(path), "--list"] if fmt == "list" else [str(path), "--format", fmt])
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    with open(os.devnull, "w", encoding="utf-8") as out:
+        status = replay(args, out, sys.stderr)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    return {"stage": fmt, "status": status, "spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
+            "spans_per_cpu_s": spans / cpu, "peak_rss_mb": common.peak_rss_mb()}
+
+
+def measure_formats(path: Path, parsers: list[str]) -> dict:
+    """The reader and every format on ``path``, each in a fresh interpreter, each right
+    after a run of the floor: its ratio is to that floor, so a machine whose load changes
+    during the run (a shared one) moves both alike."""
+    floors = []
+    rows: dict = {}
+    for parser in parsers:
+        env = {"OTEL_LUNARY_REPLAY_JSON": "json" if parser == "json" else "auto"}
+        stages = [("read", ["--stage=read"]), *((fmt, [f"--format-stage={fmt}"]) for fmt in FORMATS)]
+        for name, stage_args in stages:
+            floor = common.run_worker("replay_bench.py", ["--stage=json", f"--file={path}"], timeout=1800)
+            floors.append(floor)
+            row = common.run_worker("replay_bench.py", [*stage_args, f"--span-count={floor['spans']}", f"--file={path}"], timeout=1800, env=env)
+            row["floor_spans_per_s"] = floor["spans_per_s"]
+            row["ratio"] = row["spans_per_s"] / floor["spans_per_s"]
+            row["cpu_ratio"] = row["spans_per_cpu_s"] / floor["spans_per_cpu_s"]
+            rows[f"{name} ({parser})"] = row
+    median = sorted(floors, key=lambda f: f["spans_per_s"])[len(floors) // 2]
+    return {"file_mb": os.path.getsize(path) / 2**20, "spans": median["spans"], "rows": {"json.loads floor (median)": median, **rows}}
+
+
+def print_formats(results: dict) -> None:
+    for file, result in results.items():
+        print(f"{file}: {result['spans']:,} spans, {result['file_mb']:.0f} MiB")
+        print(f"   {'stage':26} {'spans/s':>9} {'floor':>9} {'ratio':>6} {'cpu ratio':>9} {'peak RSS':>9}")
+        for name, row in result["rows"].items():
+            floor = row.get("floor_spans_per_s", row["spans_per_s"])
+            ratio = row.get("ratio", 1.0)
+            cpu_ratio = row.get("cpu_ratio", 1.0)
+            print(f"   {name:26} {row['spans_per_s']:>9,.0f} {floor:>9,.0f} {ratio:>6.2f} {cpu_ratio:>9.2f} {row['peak_rss_mb']:>6,.0f} MiB")
+
+
+def formats_main(total: int, parser: str, directory: str | None) -> None:
+    parsers = ["json", "orjson"] if parser == "both" else [parser]
+    with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
+        where = Path(directory or tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for name, make in (("current", generate), ("realistic", generate_realistic)):
+            path = where / f"replay-{name}-{total}.otlp.jsonl"
+            if not path.exists():
+                make(path, total)
+            results[name] = measure_formats(path, parsers)
+        print_formats(results)
+        common.emit({"formats": results})
 
 
 def run_stage(stage: str, path: Path) -> dict:
@@ -187,11 +278,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--spans", type=int)
     parser.add_argument("--file", help="reuse (or create) this file instead of a temporary one")
+    parser.add_argument("--formats", action="store_true", help="every output format on the current and the realistic file")
+    parser.add_argument("--parser", choices=("json", "orjson", "both"), default="both", help="with --formats: replay's JSON parser")
+    parser.add_argument("--dir", help="where generated bench files go (--formats keeps and reuses them; default: $TMPDIR)")
     parser.add_argument("--stage", choices=("json", "read", "replay"), help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help="replay end to end, streaming on and off (peak RSS)")
     parser.add_argument("--one-conversation", action="store_true", help="with --streaming: one thread spans the whole file")
-    parser.add_argument("--dir", help="where the generated file goes (default: $TMPDIR)")
     parser.add_argument("--stream-run", choices=STREAM_RUNS, help=argparse.SUPPRESS)
+    parser.add_argument("--format-stage", choices=FORMATS, help=argparse.SUPPRESS)
+    parser.add_argument("--span-count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         common.emit(run_stage(args.stage, Path(args.file)))
@@ -199,9 +294,15 @@ def main() -> None:
     if args.stream_run:
         common.emit(run_stream(args.stream_run, Path(args.file)))
         return
+    if args.format_stage:
+        common.emit(run_format_stage(args.format_stage, Path(args.file), args.span_count))
+        return
     total = args.spans or (100_000 if args.quick else 1_000_000)
     if args.streaming:
         stream_main(total, args.dir, args.one_conversation, args.file)
+        return
+    if args.formats:
+        formats_main(total if args.spans or args.quick else 200_000, args.parser, args.dir)
         return
     with tempfile.TemporaryDirectory(prefix="otel-lunary-bench-") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "replay.otlp.jsonl"

@@ -38,3 +38,31 @@ def record_turns(turns: int, threads: int = 8, *, distinct_content: bool = False
     lunary.shutdown()
     provider.shutdown()
     return spans
+
+
+def record_demo_threads(threads: int) -> list[ReadableSpan]:
+    """``threads`` runs of the ``otel-lunary demo`` conversation, as the SDK records them:
+    the real ``openai`` client wrapped by ``monitor()`` against the offline fake model, so
+    the LLM call spans carry their whole message history (``gen_ai.input.messages``), a
+    tool call and its result, custom events and feedback given, removed and given again.
+    A realistic replay workload: about 1.2 KB a span where ``record_turns`` has 0.8 KB.
+    """
+    import openai
+
+    from otel_lunary._fake_llm import FakeLLM
+    from otel_lunary.demo import _script
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-lunary-demo"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    lunary.configure(tracer_provider=provider, capture_content=True)
+    try:
+        with FakeLLM() as llm:
+            client = lunary.monitor(openai.OpenAI(base_url=llm.base_url, api_key="bench-key-not-used", max_retries=0))
+            for _ in range(threads):
+                _script(client)
+        lunary.flush()
+    finally:
+        lunary.shutdown()
+        provider.shutdown()
+    return list(memory.get_finished_spans())

@@ -6,18 +6,25 @@ import base64
 import dataclasses
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from fixtures.replay import raw_conversation as raw
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_lunary.export.otlp_json import encode_line
 from otel_lunary.replay import render_json
 from otel_lunary.replay.assemble import Assembler
-from otel_lunary.replay.decode import decode_attributes, decode_id, otlp_spans
+from otel_lunary.replay.content import load_json
+from otel_lunary.replay.decode import MAX_TIME_NS, decode_attributes, decode_id, otlp_spans
+from otel_lunary.replay.display import terminal_safe
+from otel_lunary.replay.jsonparse import text_parser
 from otel_lunary.replay.model import Message
 from otel_lunary.replay.reader import ENV_JSON_PARSER
 from otel_lunary.replay.sources import read_sources
+from otel_lunary.replay.times import clock, short
 
 
 def _mutated(line: bytes) -> bytes:
@@ -88,8 +95,8 @@ def test_orjson_and_json_agree(trace_files: list[Path], monkeypatch: pytest.Monk
     assert [r[1:] for r in results[:half]] == [r[1:] for r in results[half:]]
 
 
-def test_lazy_attributes_read_as_decoded_up_front() -> None:
-    """Each attribute read from a span's lazily decoded attributes is what decoding the whole list gives, odd items included."""
+def test_attributes_read_as_decoded_entry_by_entry() -> None:
+    """Each attribute read from a span's attributes (decoded in one comprehension) is what decoding the list entry by entry gives, odd items included."""
     cases = [
         [{"key": "a", "value": {"stringValue": "x"}}, {"key": "b", "value": {"intValue": "5"}}],
         [{"key": "a", "value": {"stringValue": "x"}}, {"key": "a", "value": {"doubleValue": "bad"}}],
@@ -273,3 +280,48 @@ def test_finish_orders_items_the_same_from_arrival_lists(trace_files: list[Path]
             assembler._replaced |= force_general
             outputs.append(_json_of(assembler))
         assert outputs[0] == outputs[1], path.name
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_JSON_VALUES, ascii_only=st.booleans())
+def test_attribute_json_text_parses_as_the_standard_library(value: object, ascii_only: bool) -> None:
+    """Histories, content and metadata parse to what ``json.loads`` gives, with orjson too:
+    integers outside 64 bits stay exact integers, NaN and lone surrogates still parse."""
+    pytest.importorskip("orjson")
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    expected = json.loads(text)
+    parsed = text_parser()(text)
+    assert repr(parsed) == repr(expected)
+    assert repr(load_json(text)) == repr(expected)
+
+
+def test_attribute_json_text_parser_falls_back_on_what_orjson_reads_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cases where orjson alone differs: a 20-digit integer, a negative one below -2**63, NaN, a lone surrogate."""
+    pytest.importorskip("orjson")
+    for text in ('[18446744073709551616]', '{"id": -9223372036854775809}', '[NaN, Infinity]', '"\\ud800"', '[1e400]'):
+        assert repr(text_parser()(text)) == repr(json.loads(text)), text
+    monkeypatch.setenv(ENV_JSON_PARSER, "json")
+    assert text_parser() is json.loads
+
+
+@given(ns=st.integers(min_value=0, max_value=MAX_TIME_NS))
+def test_transcript_times_are_strftime_times(ns: int) -> None:
+    """``clock`` and ``short`` (isoformat for speed) write what ``strftime`` writes, for every time replay accepts."""
+    moment = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    assert clock(ns) == moment.strftime("%H:%M:%S")
+    assert short(ns) == moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+_SHOWN_AS_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\t\n"}
+
+
+@given(text=st.text(alphabet=st.characters(max_codepoint=0x3000)) | st.text())
+def test_terminal_safe_shows_every_control_character_but_tab_and_newline(text: str) -> None:
+    """The search that skips clean text misses no control character: the result is the whole table applied."""
+    assert terminal_safe(text) == text.translate(_SHOWN_AS_ESCAPES)

@@ -63,7 +63,7 @@ _TIME_THEN_ARRIVAL = itemgetter(0, 1)
 _TIME = attrgetter("time_ns")
 _NOT_SET: Any = object()
 _RARE = frozenset(  # read only when one of them is there
-    {LUNARY_THREAD_METADATA, _TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
+    {_TOOL_CALL_ID, _LEGACY_TOOL_CALL_ID, LUNARY_MESSAGE_IS_RETRY, LUNARY_CONTENT_TRUNCATED, LUNARY_USER_PROPS, LUNARY_TAGS, LUNARY_METADATA}
 )
 
 
@@ -88,7 +88,6 @@ class _Thread:
     tags: dict[str, None] = field(default_factory=dict)
     metadata_source: Any = None  # the latest lunary.thread.metadata value, parsed by finish
     metadata_time: int = -1
-    last_tags: Any = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -120,7 +119,7 @@ class Assembler:
         self._feedback: list[_Feedback] = []
         self._unplaced_roots: list[CallRecord] = []
         self._threads: dict[str, _Thread] = defaultdict(_Thread)
-        self._thread_tags: dict[str, Any] = {}  # each thread's latest tags as the source wrote them
+        self._thread_tags: dict[str, Any] = {}  # each thread's latest tags
         self._keys: dict[str, str] = {}
         self._strings: dict[str, str] = {}  # roles and user ids, one object each
         self.problems: list[Problem] = []
@@ -151,12 +150,13 @@ class Assembler:
             if conversation is None:
                 self._orphan(span.span_id, span_type)
                 return
-            thread_tags = a.undecoded(LUNARY_THREAD_TAGS)  # every span of a thread repeats them
+            thread_tags = get(LUNARY_THREAD_TAGS)  # every span of a thread repeats them
             if thread_tags is not None and thread_tags != self._thread_tags.get(conversation):
-                self._note_thread_tags(conversation, a, thread_tags)
-            extras = a.has_any(_RARE)  # thread metadata and a message's extras: most spans have none
-            if extras:
-                self._note_thread_metadata(conversation, span.start_ns, get(LUNARY_THREAD_METADATA))
+                self._note_thread_tags(conversation, thread_tags)
+            thread_metadata = get(LUNARY_THREAD_METADATA)  # repeated by every span of a thread that has some
+            if thread_metadata is not None:
+                self._note_thread_metadata(conversation, span.start_ns, thread_metadata)
+            extras = not _RARE.isdisjoint(a)  # a message's extras: most spans have none
             user_id = get(USER_ID)
             if user_id is not None:
                 user_id = self._strings.setdefault(user_id, user_id) if type(user_id) is str else str(user_id)
@@ -216,16 +216,13 @@ class Assembler:
     def _orphan(self, span_id: str, span_type: str) -> None:
         self.problems.append(Problem(f"span {span_id}", None, f"{span_type} span without {GEN_AI_CONVERSATION_ID}; skipped"))
 
-    def _note_thread_tags(self, conversation: str, a: SpanAttributes, raw_tags: Any) -> None:
-        """Add the span's thread tags to the thread's; ``raw_tags`` (as the source wrote them)
-        differ from the previous span's of the thread, so they are decoded."""
-        self._thread_tags[conversation] = raw_tags
+    def _note_thread_tags(self, conversation: str, tags: Any) -> None:
+        """Add the span's thread tags to the thread's: they differ from the previous span's
+        of the thread (every span of a thread repeats them, so most spans skip this)."""
+        self._thread_tags[conversation] = tags
         thread = self._threads[conversation]
-        tags = a.get(LUNARY_THREAD_TAGS)
-        if tags is not None and tags != thread.last_tags:
-            for tag in _tags(tags):
-                thread.tags.setdefault(tag, None)
-            thread.last_tags = tags
+        for tag in _tags(tags):
+            thread.tags.setdefault(tag, None)
 
     def _note_thread_metadata(self, conversation: str, start_ns: int, metadata: Any) -> None:
         """Keep the newest thread metadata (None: the span has none)."""

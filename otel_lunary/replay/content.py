@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from otel_lunary.replay.jsonparse import loads_text
+
 
 def load_json(value: Any, default: Any = None) -> Any:
     """A JSON attribute decoded; a value that is not JSON text is returned as it is."""
     if not isinstance(value, str):
         return default if value is None else value
     try:
-        return json.loads(value)
+        return loads_text(value)
     except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: kept as text
         return value
 
@@ -71,9 +73,13 @@ def genai_message_text(message: dict[str, Any]) -> str:
     for part in _parts(message):
         if not isinstance(part, dict):
             continue
-        if part.get("type") == "tool_call":
+        kind = part.get("type")
+        if kind == "text":  # what part_text does for it, inline: most parts are text
+            content = part.get("content", "")
+            pieces.append(content if type(content) is str else as_text(content))
+        elif kind == "tool_call":
             pieces.append(f"{part.get('name')}({as_text(part.get('arguments'))})")
-        elif part.get("type") == "tool_call_response":
+        elif kind == "tool_call_response":
             pieces.append(as_text(part.get("response")))
         else:
             text = part_text(part)
@@ -97,7 +103,10 @@ def parse_content(raw: Any, tool_call_id: Any) -> tuple[str | None, list[tuple[A
             if not isinstance(part, dict):
                 continue
             kind = part.get("type")
-            if kind == "tool_call":
+            if kind == "text":  # what part_text does for it, inline: most parts are text
+                content = part.get("content", "")
+                texts.append(content if type(content) is str else as_text(content))
+            elif kind == "tool_call":
                 tool_calls.append((part.get("id"), part.get("name"), part.get("arguments")))
             elif kind == "tool_call_response":
                 texts.append(as_text(part.get("response")))

@@ -6,8 +6,7 @@ keep snake_case field names, and some writers put int64 as numbers. The decoder 
 all of these so a file written by any OTel component replays.
 
 Ids, times and status are checked when a span is read (a span replay cannot place is
-reported and skipped); attribute values stay OTLP ``AnyValue`` objects until the
-assembler reads them (``SpanAttributes``).
+reported and skipped).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ class DecodeError(ValueError):
 
 
 _ZERO_IDS = {16: bytes(16), 8: bytes(8)}
-_ABSENT: Any = object()
 _ZERO_SPAN = bytes(8)
 
 
@@ -68,7 +66,10 @@ def _double(raw: Any) -> float:
 
 
 def _array(raw: Any) -> list[Any]:
-    return [decode_value(v) for v in (raw or {}).get("values", ())]
+    return [
+        text if type(value) is dict and (text := value.get("stringValue")) is not None and len(value) == 1 else decode_value(value)
+        for value in (raw or {}).get("values", ())
+    ]
 
 
 def _kvlist(raw: Any) -> dict[str, Any]:
@@ -120,65 +121,35 @@ def decode_attributes(items: Any) -> dict[str, Any]:
     return result
 
 
-class OtlpAttributes(SpanAttributes):
-    """Attributes as an OTLP JSON ``KeyValue`` list: each ``AnyValue`` decoded when read.
-
-    ``values`` maps each key to its ``AnyValue``. When one does not decode, the whole list
-    (``items``) is decoded entry by entry once, as ``decode_attributes`` does, and every
-    later read uses that: a malformed value reads as absent, as if dropped up front.
-    """
-
-    __slots__ = ("_items",)
-
-    def __init__(self, values: dict[str, Any], items: list[Any]) -> None:
-        self._values = values
-        self._items: list[Any] | None = items
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._values.get(key, _ABSENT)
-        if value is _ABSENT:
-            return default
-        if self._items is None:  # decoded already
-            return value
-        if type(value) is dict and len(value) == 1:  # the usual {"stringValue": ...}
-            text = value.get("stringValue")
-            if text is not None:
-                return text
-        try:
-            return decode_value(value)
-        except Exception:  # noqa: BLE001 - any malformed value: decode the whole list carefully once
-            return self._decoded().get(key, default)
-
-    def _decoded(self) -> Mapping[str, Any]:
-        if self._items is not None:
-            self._values = decode_attributes(self._items)
-            self._items = None
-        return self._values
+def _not_a_key(key: Any) -> str:
+    raise TypeError(f"attribute key {key!r} is not a string")
 
 
 def otlp_attributes(items: Any) -> SpanAttributes:
-    """A ``KeyValue`` list as ``SpanAttributes``: values decoded when read.
+    """A ``KeyValue`` list as ``SpanAttributes``, what ``decode_attributes`` gives.
 
-    A list that does not make a key -> ``AnyValue`` map (not a list, an entry without a
-    key or value, an unhashable key) is decoded entry by entry at once instead, which
-    drops what it cannot use.
+    One comprehension for the usual list (string keys, well-formed values), the usual
+    ``{"stringValue": ...}`` unwrapped inline: a function call per value was most of the
+    cost of decoding every value up front. Anything else (not a list, an entry without a
+    key or value, a key not a string, a malformed value) raises inside it, and the list is
+    decoded entry by entry instead, which drops what it cannot use.
     """
     try:
-        return OtlpAttributes({item["key"]: item["value"] for item in items}, items)
-    except (TypeError, KeyError):
-        return SpanAttributes(decode_attributes(items))
+        return {
+            (key if type(key := item["key"]) is str else _not_a_key(key)): (
+                text
+                if (text := (value := item["value"]).get("stringValue")) is not None and len(value) == 1
+                else decode_value(value)
+            )
+            for item in items
+        }
+    except Exception:  # noqa: BLE001 - any odd shape (a value not a dict: no .get): see the docstring
+        return decode_attributes(items)
 
 
 # Times replay can show: 1970 to the end of year 9999 (``datetime``'s range); OTLP times
 # are unsigned, and a later one is a producer's bug that would stop every renderer.
 MAX_TIME_NS = 253402300799 * 10**9
-
-
-def _time(value: Any) -> int:
-    return 0 if value is None or value == "" else int(value)
-
-
-
 
 
 def _status(status: Any) -> tuple[int, str]:
@@ -240,7 +211,7 @@ def otlp_span(span: Mapping[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
     raw_events = span.get("events")
     try:
         start_ns = 0 if start is None or start == "" else int(start)
-        end_ns = (start_ns if end == start else _time(end)) or start_ns
+        end_ns = (start_ns if end == start else 0 if end is None or end == "" else int(end)) or start_ns
         events = _events(raw_events, start_ns) if raw_events else ()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None

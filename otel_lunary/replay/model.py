@@ -9,12 +9,12 @@ JSON only when something reads it.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_lunary.replay.content import json_object, parse_content
+from otel_lunary.replay.jsonparse import loads_text
 
 CallKind = Literal["llm", "agent", "tool", "other"]
 
@@ -83,7 +83,7 @@ def _messages(text: str | None) -> list[dict[str, Any]] | None:
     if text is None:
         return None
     try:
-        loaded = json.loads(text)
+        loaded = loads_text(text)
     except ValueError:
         return [{"role": "unknown", "parts": [{"type": "text", "content": text}]}]
     if isinstance(loaded, dict):
@@ -96,7 +96,7 @@ _EMPTY_TYPES: dict[str, type] = {"tool_calls": list, "user_props": dict, "tags":
 
 
 class _MadeOnFirstUse:
-    """A list or dict field kept unset (or None) until read: most replayed messages have
+    """A list or dict field kept None until read: most replayed messages have
     no tags, feedback or calls, and a million empty containers are a large share of
     replay's memory."""
 
@@ -109,10 +109,7 @@ class _MadeOnFirstUse:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        try:
-            value = self.slot.__get__(instance, owner)
-        except AttributeError:  # never set (Message.recorded leaves them so)
-            value = None
+        value = self.slot.__get__(instance, owner)
         if value is None:
             value = self.factory()
             self.slot.__set__(instance, value)
@@ -216,6 +213,10 @@ class Message:
         message._unparsed = True
         message.user_id = user_id
         message.is_retry = message.truncated = False
+        # set, so that reading them does not raise inside _MadeOnFirstUse (an exception
+        # per field read cost more than building the message)
+        message._user_props = message._tags = message._metadata = None
+        message._feedback = message._feedback_history = message._calls = None
         return message
 
     def _parse(self) -> None:
@@ -385,7 +386,7 @@ class Conversation:
         """Thread tags then message tags, each once."""
         seen: dict[str, None] = dict.fromkeys(self.tags)
         for message in self.messages:
-            for tag in message.tags:
+            for tag in message._tags or ():  # not .tags: that would make an empty list for each message
                 seen.setdefault(tag, None)
         return list(seen)
 
@@ -405,6 +406,7 @@ class Conversation:
         """Latest feedback across messages, counted as ``key=value``."""
         counts: Counter[str] = Counter()
         for message in self.messages:
-            for key, value in message.feedback.items():
-                counts[f"{key}={value}"] += 1
+            if message._feedback:  # not .feedback: that would make an empty dict for each message
+                for key, value in message._feedback.items():
+                    counts[f"{key}={value}"] += 1
         return counts

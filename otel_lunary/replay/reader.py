@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -20,6 +19,7 @@ from typing import IO, Any, TextIO
 from otel_lunary._settings import command_setting
 from otel_lunary.replay._gc import FULL_COLLECTION_THRESHOLD, deferred_collections
 from otel_lunary.replay.decode import otlp_spans
+from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, line_parser
 from otel_lunary.replay.progress import Progress
 from otel_lunary.replay.records import Problem, SpanRecord
 
@@ -27,33 +27,8 @@ __all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expan
 
 ProblemSink = Callable[[Problem], None]
 
-ENV_JSON_PARSER = "OTEL_LUNARY_REPLAY_JSON"
 ENV_MAX_LINE_BYTES = "OTEL_LUNARY_REPLAY_MAX_LINE_BYTES"
 DEFAULT_MAX_LINE_BYTES = 64 * 2**20
-
-
-def _choose_loads() -> Callable[[bytes], Any]:
-    """``orjson.loads`` when installed (optional, about 1.7x faster here), else ``json.loads``.
-
-    ``OTEL_LUNARY_REPLAY_JSON=json`` forces the standard library. A line orjson refuses is
-    parsed again by ``json.loads``, so what is accepted, the values and the error messages
-    are the standard library's either way (orjson only refuses more: NaN, huge integers).
-    """
-    if os.environ.get(ENV_JSON_PARSER, "").strip().lower() == "json":
-        return json.loads
-    try:
-        import orjson  # optional speed-up, not a dependency
-    except ImportError:
-        return json.loads
-    fast = orjson.loads
-
-    def loads(line: bytes) -> Any:
-        try:
-            return fast(line)
-        except ValueError:
-            return json.loads(line)
-
-    return loads
 
 
 _TRACE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".gz", ".zst")
@@ -187,7 +162,7 @@ def read_numbered_lines(
             return
         line_no = 0
         spans = 0
-        loads = _choose_loads()
+        loads = line_parser()
         try:
             for line_no, line in enumerate(_lines(stream, limit), start=1):  # noqa: B007 - used after the loop
                 if line is None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from html import escape
 from typing import TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_facts, call_title, feedback_label, history_label, tool_call_label
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
@@ -141,6 +142,7 @@ def _thread(index: int, conversation: Conversation) -> str:
     )
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO, *, title: str = "otel-lunary replay") -> None:
     threads = list(conversations)
     write_head([c.id for c in threads], out, title=title)

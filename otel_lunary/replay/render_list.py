@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.display import shorten, terminal_safe
 from otel_lunary.replay.model import Conversation
 from otel_lunary.replay.times import short
@@ -15,6 +16,7 @@ def _feedback(conversation: Conversation) -> str:
     return ", ".join(f"{key} ×{count}" if count > 1 else key for key, count in sorted(summary.items())) or "-"
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO, *, width: int = 60) -> None:
     write_rows([row(c, width) for c in conversations], out)
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.model import CallRecord, Conversation, Message
@@ -29,18 +30,24 @@ class _TerminalSafe:
         return self._out.write(terminal_safe(text))
 
 
-_MARKUP = str.maketrans({c: "\\" + c for c in "\\<&[]"})
 _BACKTICKS = re.compile("`+")
 
 
 def _text(text: object) -> str:
-    """User or model text as Markdown text: what could start HTML, an entity, a link or an image escaped."""
-    return str(text).translate(_MARKUP)
+    """User or model text as Markdown text: what could start HTML, an entity, a link or an image escaped.
+
+    ``\\`` first, so the backslashes added for the others are not escaped again; five
+    scans at C speed where ``str.translate`` with a table looks every character up in a
+    dict (ten times slower on chat text, which goes through here in full).
+    """
+    return str(text).replace("\\", "\\\\").replace("<", "\\<").replace("&", "\\&").replace("[", "\\[").replace("]", "\\]")
 
 
 def _code(text: object) -> str:
     """User or model text as a code span that the text cannot close."""
     text = str(text).replace("\n", " ")
+    if "`" not in text:  # the usual case: one backtick each side
+        return f"`{text}`"
     fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -89,6 +96,7 @@ def _message(message: Message) -> list[str]:
     return lines
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     writer = _TerminalSafe(out)  # Markdown is read in terminals too (cat, less -R)
     for conversation in conversations:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.model import Conversation, Message
 
 
@@ -33,6 +34,7 @@ def openai_message(message: Message) -> dict[str, Any]:
     return data
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     for conversation in conversations:
         messages = [openai_message(m) for m in conversation.messages]

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import TextIO
 
+from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import (
     ROLE_ICONS,
@@ -98,6 +99,7 @@ def _event_lines(event: CustomEvent, style: _Style) -> list[str]:
     return [style("2;35", f"{clock(event.time_ns)} ◆ event {event.name}{meta}")]
 
 
+@deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO, *, colour: bool | None = None, details: bool = True) -> None:
     """Write every conversation as a transcript, a blank line between them."""
     style = _Style(use_colour(out) if colour is None else colour)

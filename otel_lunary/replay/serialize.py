@@ -29,24 +29,40 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         "start": iso(call.start_ns),
         "latency_ms": round(call.latency_ms, 3),
     }
-    optional = {
-        "operation": call.operation,
-        "model": call.model,
-        "provider": call.provider,
-        "agent_name": call.agent_name,
-        "tool_name": call.tool_name,
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "finish_reasons": call.finish_reasons or None,
-        "error": call.error,
-        "input_messages": call.input_messages,
-        "output_messages": call.output_messages,
-        "tool_arguments": call.tool_arguments,
-        "tool_result": call.tool_result,
-        "tags": call.tags or None,
-        "metadata": call.metadata or None,
-    }
-    data.update({k: v for k, v in optional.items() if v is not None})
+    # the optional fields, each when set, in this order (written out: one test each
+    # instead of a dict of them all filtered; calls and messages are most of a thread)
+    if call.operation is not None:
+        data["operation"] = call.operation
+    if call.model is not None:
+        data["model"] = call.model
+    if call.provider is not None:
+        data["provider"] = call.provider
+    if call.agent_name is not None:
+        data["agent_name"] = call.agent_name
+    if call.tool_name is not None:
+        data["tool_name"] = call.tool_name
+    if call.input_tokens is not None:
+        data["input_tokens"] = call.input_tokens
+    if call.output_tokens is not None:
+        data["output_tokens"] = call.output_tokens
+    if call.finish_reasons:
+        data["finish_reasons"] = call.finish_reasons
+    if call.error is not None:
+        data["error"] = call.error
+    input_messages = call.input_messages
+    if input_messages is not None:
+        data["input_messages"] = input_messages
+    output_messages = call.output_messages
+    if output_messages is not None:
+        data["output_messages"] = output_messages
+    if call.tool_arguments is not None:
+        data["tool_arguments"] = call.tool_arguments
+    if call.tool_result is not None:
+        data["tool_result"] = call.tool_result
+    if call.tags:
+        data["tags"] = call.tags
+    if call.metadata:
+        data["metadata"] = call.metadata
     data["children"] = [call_dict(child) for child in call.children]
     return data
 
@@ -63,16 +79,22 @@ def message_dict(message: Message) -> dict[str, Any]:
     }
     if message.tool_calls:
         data["tool_calls"] = [tool_call_dict(c) for c in message.tool_calls]
-    optional = {
-        "tool_call_id": message.tool_call_id,
-        "user_id": message.user_id,
-        "user_props": message.user_props or None,
-        "tags": message.tags or None,
-        "metadata": message.metadata or None,
-        "is_retry": message.is_retry or None,
-        "truncated": message.truncated or None,
-    }
-    data.update({k: v for k, v in optional.items() if v is not None})
+    # the optional fields, each when set, in this order (see call_dict)
+    tool_call_id, user_props, tags, metadata = message.tool_call_id, message.user_props, message.tags, message.metadata
+    if tool_call_id is not None:
+        data["tool_call_id"] = tool_call_id
+    if message.user_id is not None:
+        data["user_id"] = message.user_id
+    if user_props:
+        data["user_props"] = user_props
+    if tags:
+        data["tags"] = tags
+    if metadata:
+        data["metadata"] = metadata
+    if message.is_retry:
+        data["is_retry"] = message.is_retry
+    if message.truncated:
+        data["truncated"] = message.truncated
     data["feedback"] = message.feedback
     data["feedback_history"] = [feedback_change_dict(c) for c in message.feedback_history]
     data["calls"] = [call_dict(c) for c in message.calls]
