@@ -21,10 +21,11 @@ from otel_lunary.replay.content import load_json
 from otel_lunary.replay.decode import MAX_TIME_NS, decode_attributes, decode_id, otlp_spans
 from otel_lunary.replay.display import terminal_safe
 from otel_lunary.replay.jsonparse import text_parser
-from otel_lunary.replay.model import Message
+from otel_lunary.replay.histories import Histories
+from otel_lunary.replay.model import CallRecord, Message
 from otel_lunary.replay.reader import ENV_JSON_PARSER
 from otel_lunary.replay.sources import read_sources
-from otel_lunary.replay.times import clock, short
+from otel_lunary.replay.times import clock, iso, short
 
 
 def _mutated(line: bytes) -> bytes:
@@ -310,12 +311,24 @@ def test_attribute_json_text_parser_falls_back_on_what_orjson_reads_otherwise(mo
     assert text_parser() is json.loads
 
 
-@given(ns=st.integers(min_value=0, max_value=MAX_TIME_NS))
+# times anywhere, and times a few microseconds from a millisecond's or a second's edge
+# (where the float ``datetime`` reads could round across it), in this century and later
+_NEAR_EDGES = st.builds(
+    lambda second, millisecond, offset: max(0, min(MAX_TIME_NS, second * 10**9 + millisecond * 10**6 + offset)),
+    st.integers(min_value=0, max_value=MAX_TIME_NS // 10**9) | st.integers(min_value=1_700_000_000, max_value=4_100_000_000),
+    st.sampled_from([0, 1, 499, 500, 998, 999]) | st.integers(min_value=0, max_value=999),
+    st.integers(min_value=-3000, max_value=3000),
+)
+
+
+@given(ns=st.integers(min_value=0, max_value=MAX_TIME_NS) | _NEAR_EDGES)
 def test_transcript_times_are_strftime_times(ns: int) -> None:
-    """``clock`` and ``short`` (isoformat for speed) write what ``strftime`` writes, for every time replay accepts."""
+    """``clock``, ``short`` and ``iso`` (isoformat, and seconds remembered, for speed) write
+    what ``strftime`` on ``datetime.fromtimestamp(ns / 1e9)`` writes, for every time replay accepts."""
     moment = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
     assert clock(ns) == moment.strftime("%H:%M:%S")
     assert short(ns) == moment.strftime("%Y-%m-%d %H:%M:%S")
+    assert iso(ns) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 _SHOWN_AS_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\t\n"}
@@ -325,3 +338,34 @@ _SHOWN_AS_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *ra
 def test_terminal_safe_shows_every_control_character_but_tab_and_newline(text: str) -> None:
     """The search that skips clean text misses no control character: the result is the whole table applied."""
     assert terminal_safe(text) == text.translate(_SHOWN_AS_ESCAPES)
+
+
+_HISTORY_MESSAGES = st.lists(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]), "parts": st.lists(st.fixed_dictionaries({"type": st.just("text"), "content": st.text(max_size=8)}), max_size=2)})
+    | _JSON_VALUES,
+    max_size=5,
+)
+_ODD_HISTORIES = st.sampled_from(["null", "not json", '{"role": "user"}', "[]", "[1, 2]", '[{"role": "a"}, oops]', '[{"role": "a"}] ', "[NaN]"])
+
+
+@given(
+    steps=st.lists(
+        st.tuples(_HISTORY_MESSAGES, st.sampled_from([", ", ","]), st.booleans()).map(lambda s: ("grow", *s)) | _ODD_HISTORIES.map(lambda t: ("odd", t)),
+        max_size=8,
+    )
+)
+def test_histories_read_as_each_call_alone(steps: list[tuple]) -> None:
+    """The Markdown and HTML renderers read a thread's histories through ``Histories``,
+    which parses only what a history adds to the one before: each call still gets
+    exactly ``call.input_messages``, whether its text extends the previous one or not."""
+    histories = Histories()
+    grown: list[object] = []
+    for step in steps:
+        if step[0] == "grow":  # the previous grown history plus some messages, or (restart) these alone
+            _, added, separator, restart = step
+            grown = list(added) if restart else grown + list(added)
+            text = "[" + separator.join(json.dumps(m) for m in grown) + "]"
+        else:
+            text = step[1]
+        call = CallRecord(kind="llm", name="chat", span_id="s", trace_id="t", start_ns=0, end_ns=0, input_messages_json=text)
+        assert histories.input_messages(call) == call.input_messages, text

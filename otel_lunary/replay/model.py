@@ -85,6 +85,17 @@ def _messages(text: str | None) -> list[dict[str, Any]] | None:
     try:
         loaded = loads_text(text)
     except ValueError:
+        loaded = NOT_JSON
+    return messages_from(loaded, text)
+
+
+NOT_JSON: Any = object()
+"""``messages_from``'s ``loaded`` for text that is not JSON."""
+
+
+def messages_from(loaded: Any, text: str) -> list[dict[str, Any]] | None:
+    """The messages of ``text`` parsed as ``loaded`` (``NOT_JSON``: kept as one message's text)."""
+    if loaded is NOT_JSON:
         return [{"role": "unknown", "parts": [{"type": "text", "content": text}]}]
     if isinstance(loaded, dict):
         loaded = [loaded]

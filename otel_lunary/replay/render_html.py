@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
-from typing import TextIO
+from typing import Any, TextIO
 
 from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_facts, call_title, feedback_label, history_label, tool_call_label
+from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
 from otel_lunary.replay.times import clock, short
 
@@ -59,25 +60,34 @@ li.event code { color:var(--muted); }
 """
 
 
-def _call(call: CallRecord) -> str:
+def _row(label: str, value: str) -> str:
+    return f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>"
+
+
+def _input_row(message: dict[str, Any]) -> str:
+    return _row(f"input · {message.get('role')}", genai_message_text(message))
+
+
+def _call(call: CallRecord, histories: Histories) -> str:
     error = " error" if call.error else ""
     facts = " · ".join(call_facts(call))
-    rows: list[tuple[str, str]] = []
+    rows: list[str] = []
     for label, value in (("model", call.model), ("provider", call.provider), ("operation", call.operation), ("span", call.span_id)):
         if value:
-            rows.append((label, str(value)))
-    for message in call.input_messages or []:
-        rows.append((f"input · {message.get('role')}", genai_message_text(message)))
+            rows.append(_row(label, str(value)))
+    made = histories.made
+    for message in histories.input_messages(call) or []:
+        rows.append(made(message, _input_row))
     for message in call.output_messages or []:
-        rows.append((f"output · {message.get('role')}", genai_message_text(message)))
+        rows.append(_row(f"output · {message.get('role')}", genai_message_text(message)))
     if call.tool_arguments is not None:
-        rows.append(("arguments", as_text(call.tool_arguments)))
+        rows.append(_row("arguments", as_text(call.tool_arguments)))
     if call.tool_result is not None:
-        rows.append(("result", as_text(call.tool_result)))
+        rows.append(_row("result", as_text(call.tool_result)))
     if call.error:
-        rows.append(("error", call.error))
-    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
-    children = "".join(_call(child) for child in call.children)
+        rows.append(_row("error", call.error))
+    body = "".join(rows)
+    children = "".join(_call(child, histories) for child in call.children)
     return (
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
         f'<summary><span class="call-title">{escape(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
@@ -85,7 +95,7 @@ def _call(call: CallRecord) -> str:
     )
 
 
-def _message(message: Message) -> str:
+def _message(message: Message, histories: Histories) -> str:
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
     meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
@@ -111,7 +121,7 @@ def _message(message: Message) -> str:
     history = ""
     if len(message.feedback_history) > len(message.feedback):
         history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in message.feedback_history)) + "</div>"
-    calls = ('<div class="calls">' + "".join(_call(c) for c in message.calls) + "</div>") if message.calls else ""
+    calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message.calls) + "</div>") if message.calls else ""
     return (
         f'<li class="msg role-{escape(message.role)}" data-role="{escape(message.role)}" data-message-id="{escape(message.id)}">'
         f'<div class="meta">{escape(meta)}</div>'
@@ -130,8 +140,9 @@ def _thread(index: int, conversation: Conversation) -> str:
     if conversation.users:
         facts.append("users: " + ", ".join(conversation.users))
     tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in conversation.all_tags)
-    items = "".join(_message(i) if isinstance(i, Message) else _event(i) for i in conversation.items)
-    unplaced = "".join(_call(c) for c in conversation.unplaced_calls)
+    histories = Histories()  # one per thread: what it remembers is the thread's
+    items = "".join(_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items)
+    unplaced = "".join(_call(c, histories) for c in conversation.unplaced_calls)
     if unplaced:
         unplaced = f'<div class="calls unplaced">{unplaced}</div>'
     return (

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
+from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, Message
 from otel_lunary.replay.times import clock, short
 
@@ -57,21 +58,28 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
 
 
-def _call_lines(call: CallRecord, depth: int) -> list[str]:
+def _history_line(message: dict[str, Any]) -> str:
+    return f"{_code(message.get('role'))}: {_text(' '.join(genai_message_text(message).split()))}"
+
+
+def _call_lines(call: CallRecord, depth: int, histories: Histories) -> list[str]:
     pad = "  " * depth
     lines = [f"{pad}- ⚙ {_text(call_summary(call))}"]
-    for message in (call.input_messages or []) + (call.output_messages or []):
-        lines.append(f"{pad}  - {_code(message.get('role'))}: {_text(' '.join(genai_message_text(message).split()))}")
+    made = histories.made
+    for message in histories.input_messages(call) or []:
+        lines.append(f"{pad}  - {made(message, _history_line)}")
+    for message in call.output_messages or []:
+        lines.append(f"{pad}  - {_history_line(message)}")
     if call.tool_arguments is not None:
         lines.append(f"{pad}  - arguments: {_code(as_text(call.tool_arguments))}")
     if call.tool_result is not None:
         lines.append(f"{pad}  - result: {_code(as_text(call.tool_result))}")
     for child in call.children:
-        lines.extend(_call_lines(child, depth + 1))
+        lines.extend(_call_lines(child, depth + 1, histories))
     return lines
 
 
-def _message(message: Message) -> list[str]:
+def _message(message: Message, histories: Histories) -> list[str]:
     who = f"**{_text(message.role)}**" + (f" ({_text(message.user_id)})" if message.user_id and message.role == "user" else "")
     head = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
@@ -91,7 +99,7 @@ def _message(message: Message) -> list[str]:
         lines += ["<sub>history: " + _text(" → ".join(history_label(c) for c in message.feedback_history)) + "</sub>", ""]
     if message.calls:
         for call in message.calls:
-            lines.extend(_call_lines(call, 0))
+            lines.extend(_call_lines(call, 0, histories))
         lines.append("")
     return lines
 
@@ -107,9 +115,10 @@ def render(conversations: Iterable[Conversation], out: TextIO) -> None:
         if conversation.all_tags:
             facts.append("tags: " + ", ".join(_code(t) for t in conversation.all_tags))
         writer.write(" · ".join(facts) + "\n\n")
+        histories = Histories()  # one per thread: what it remembers is the thread's
         for item in conversation.items:
             if isinstance(item, Message):
-                writer.write("\n".join(_message(item)) + "\n")
+                writer.write("\n".join(_message(item, histories)) + "\n")
             else:
                 meta = f" {_code(as_text(item.metadata))}" if item.metadata else ""
                 writer.write(f"*◆ event **{_text(item.name)}** · {clock(item.time_ns)}*{meta}\n\n")
