@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import io
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from otel_lunary.replay.assemble import Assembler
 from otel_lunary.replay.content import load_json
 from otel_lunary.replay.decode import MAX_TIME_NS, decode_attributes, decode_id, otlp_spans
 from otel_lunary.replay.display import terminal_safe
-from otel_lunary.replay.jsonparse import text_parser
+from otel_lunary.replay.jsonparse import has_long_number, text_parser
 from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Message
 from otel_lunary.replay.reader import ENV_JSON_PARSER
@@ -369,3 +370,11 @@ def test_histories_read_as_each_call_alone(steps: list[tuple]) -> None:
             text = step[1]
         call = CallRecord(kind="llm", name="chat", span_id="s", trace_id="t", start_ns=0, end_ns=0, input_messages_json=text)
         assert histories.input_messages(call) == call.input_messages, text
+
+
+@given(text=st.text(alphabet=st.sampled_from("0123456789") | st.characters(), max_size=60) | st.text(alphabet="0123456789x", min_size=17, max_size=42))
+def test_long_number_guard_finds_the_runs_the_regular_expression_finds(text: str) -> None:
+    """The byte-level search that sends attribute text with a possibly 64-bit-overflowing
+    integer to ``json`` finds a run of 19 ASCII digits exactly when ``[0-9]{19}`` does
+    (other digits, surrogates and multi-byte characters included)."""
+    assert has_long_number(text) == (re.search("[0-9]{19}", text) is not None)

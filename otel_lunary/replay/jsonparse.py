@@ -18,14 +18,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 ENV_JSON_PARSER = "OTEL_LUNARY_REPLAY_JSON"
 
-# spelled out: ``[0-9]{19}`` searches three times slower (CPython 3.11)
-_LONG_NUMBER = re.compile("[0-9]" * 19)
+# A run of 19 ASCII digits, found in the text's UTF-8 with every digit byte made "0" and
+# every other byte a space (UTF-8 writes other characters with bytes above 0x7F, and
+# ``surrogatepass`` keeps lone surrogates): four times faster than the regular expression
+# ``[0-9]{19}`` spelled out (CPython 3.11, chat histories), which cost more than orjson's
+# parse of the same text.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def has_long_number(text: str) -> bool:
+    """Whether ``text`` holds a run of 19 ASCII digits or more (``re.search("[0-9]{19}", text)``)."""
+    return _LONG_NUMBER in text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS)
 
 
 def _orjson_loads() -> Callable[[str | bytes], Any] | None:
@@ -60,10 +69,8 @@ def text_parser() -> Callable[[str], Any]:
     fast = _orjson_loads()
     if fast is None:
         return json.loads
-    search = _LONG_NUMBER.search
-
     def loads(text: str) -> Any:
-        if search(text) is None:
+        if _LONG_NUMBER not in text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS):  # has_long_number, inline
             try:
                 return fast(text)
             except ValueError:

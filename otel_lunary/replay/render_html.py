@@ -111,17 +111,20 @@ def _message(message: Message, histories: Histories) -> str:
     tools = ""
     if message.tool_calls:
         tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in message.tool_calls) + "</ul>"
+    # the slots, not the fields: most messages have none of these, and reading a field
+    # makes its empty container
+    given, feedback_history, message_calls = message._feedback, message._feedback_history, message._calls
     feedback = ""
-    if message.feedback:
+    if given:
         icons = []
-        for key, value in message.feedback.items():
+        for key, value in given.items():
             css = "fb-icon" if key in ("thumb", "emoji") else "fb-text"
             icons.append(f'<span class="fb {css}" data-key="{escape(key)}" title="{escape(key)}: {escape(as_text(value))}">{escape(feedback_label(key, value))}</span>')
         feedback = '<div class="feedback" aria-label="feedback">' + "".join(icons) + "</div>"
     history = ""
-    if len(message.feedback_history) > len(message.feedback):
-        history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in message.feedback_history)) + "</div>"
-    calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message.calls) + "</div>") if message.calls else ""
+    if feedback_history and len(feedback_history) > len(given or ()):
+        history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in feedback_history)) + "</div>"
+    calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message_calls) + "</div>") if message_calls else ""
     return (
         f'<li class="msg role-{escape(message.role)}" data-role="{escape(message.role)}" data-message-id="{escape(message.id)}">'
         f'<div class="meta">{escape(meta)}</div>'

@@ -93,12 +93,15 @@ def _message(message: Message, histories: Histories) -> list[str]:
         lines.append(f"- calls {_code(tool_call_label(tool_call))}")
     if message.tool_calls:
         lines.append("")
-    if message.feedback:
-        lines += ["Feedback: " + _text(" ".join(feedback_labels(message.feedback))), ""]
-    if len(message.feedback_history) > len(message.feedback):
-        lines += ["<sub>history: " + _text(" → ".join(history_label(c) for c in message.feedback_history)) + "</sub>", ""]
-    if message.calls:
-        for call in message.calls:
+    # the slots, not the fields: most messages have none of these, and reading a field
+    # makes its empty container
+    feedback, feedback_history, calls = message._feedback, message._feedback_history, message._calls
+    if feedback:
+        lines += ["Feedback: " + _text(" ".join(feedback_labels(feedback))), ""]
+    if feedback_history and len(feedback_history) > len(feedback or ()):
+        lines += ["<sub>history: " + _text(" → ".join(history_label(c) for c in feedback_history)) + "</sub>", ""]
+    if calls:
+        for call in calls:
             lines.extend(_call_lines(call, 0, histories))
         lines.append("")
     return lines

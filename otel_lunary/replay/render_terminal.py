@@ -83,13 +83,16 @@ def _message_lines(message: Message, style: _Style, details: bool) -> list[str]:
         lines.append(style("2", "     (content not captured)"))
     for tool_call in message.tool_calls:
         lines.append(style("33", f"     ↳ calls {tool_call_label(tool_call)}"))
-    if message.tags:
-        lines.append(style("2", "     tags: " + ", ".join(message.tags)))
-    if message.feedback:
-        lines.append("     " + terminal_safe("  ".join(feedback_labels(message.feedback))))
-    if message.feedback_history and len(message.feedback_history) > len(message.feedback):
-        lines.append(style("2", "     feedback history: " + " → ".join(history_label(c) for c in message.feedback_history)))
-    for call in message.calls:
+    # the slots, not the fields: most messages have none of these, and reading a field
+    # makes its empty container
+    tags, feedback, feedback_history = message._tags, message._feedback, message._feedback_history
+    if tags:
+        lines.append(style("2", "     tags: " + ", ".join(tags)))
+    if feedback:
+        lines.append("     " + terminal_safe("  ".join(feedback_labels(feedback))))
+    if feedback_history and len(feedback_history) > len(feedback or ()):
+        lines.append(style("2", "     feedback history: " + " → ".join(history_label(c) for c in feedback_history)))
+    for call in message._calls or ():
         lines.extend(_call_lines(call, style, 0, details))
     return lines
 

@@ -80,7 +80,9 @@ def message_dict(message: Message) -> dict[str, Any]:
     if message.tool_calls:
         data["tool_calls"] = [tool_call_dict(c) for c in message.tool_calls]
     # the optional fields, each when set, in this order (see call_dict)
-    tool_call_id, user_props, tags, metadata = message.tool_call_id, message.user_props, message.tags, message.metadata
+    # the slots, not the fields (but the parsed ones): most messages have none of these,
+    # and reading a field makes its empty container
+    tool_call_id, user_props, tags, metadata = message.tool_call_id, message._user_props, message._tags, message._metadata
     if tool_call_id is not None:
         data["tool_call_id"] = tool_call_id
     if message.user_id is not None:
@@ -95,9 +97,10 @@ def message_dict(message: Message) -> dict[str, Any]:
         data["is_retry"] = message.is_retry
     if message.truncated:
         data["truncated"] = message.truncated
-    data["feedback"] = message.feedback
-    data["feedback_history"] = [feedback_change_dict(c) for c in message.feedback_history]
-    data["calls"] = [call_dict(c) for c in message.calls]
+    feedback = message._feedback
+    data["feedback"] = feedback if feedback is not None else {}
+    data["feedback_history"] = [feedback_change_dict(c) for c in message._feedback_history or ()]
+    data["calls"] = [call_dict(c) for c in message._calls or ()]
     return data
 
 
