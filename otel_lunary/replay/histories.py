@@ -6,6 +6,7 @@ renderers that show histories in full (Markdown, HTML) would parse every message
 for each later call of the thread and write it out again. ``Histories`` parses only the
 part of a history after the previous one when the text starts with it, shares the
 message dicts the two have in common, and remembers what the renderer made of each one.
+The terminal, which shows a history's last message, uses it for the parsing alone.
 
 The dicts are the renderer's alone: ``CallRecord.input_messages`` still parses fresh
 ones, which its callers may change.

@@ -21,6 +21,7 @@ from otel_lunary.replay.display import (
     terminal_safe,
     tool_call_label,
 )
+from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
 from otel_lunary.replay.times import clock, short
 
@@ -48,12 +49,12 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.splitlines() or [""])
 
 
-def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool) -> list[str]:
+def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool, histories: Histories) -> list[str]:
     pad = "     " + "  " * depth
     summary = call_summary(call)
     lines = [pad + style("31" if call.error else "2", f"⚙ {summary}")]
     if details:
-        inputs = call.input_messages or []
+        inputs = histories.input_messages(call) or []
         if inputs:  # the prompt's last message says what was asked; the rest is history
             earlier = f" (+{len(inputs) - 1} earlier)" if len(inputs) > 1 else ""
             last = inputs[-1]
@@ -65,11 +66,11 @@ def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool) -> l
         if call.tool_result is not None:
             lines.append(pad + style("2", f"    result {shorten(as_text(call.tool_result), 100)}"))
     for child in call.children:
-        lines.extend(_call_lines(child, style, depth + 1, details))
+        lines.extend(_call_lines(child, style, depth + 1, details, histories))
     return lines
 
 
-def _message_lines(message: Message, style: _Style, details: bool) -> list[str]:
+def _message_lines(message: Message, style: _Style, details: bool, histories: Histories) -> list[str]:
     icon = ROLE_ICONS.get(message.role, "•")
     who = message.role + (f" ({message.user_id})" if message.user_id and message.role == "user" else "")
     flags = (" [retry]" if message.is_retry else "") + (" [truncated]" if message.truncated else "")
@@ -93,7 +94,7 @@ def _message_lines(message: Message, style: _Style, details: bool) -> list[str]:
     if feedback_history and len(feedback_history) > len(feedback or ()):
         lines.append(style("2", "     feedback history: " + " → ".join(history_label(c) for c in feedback_history)))
     for call in message._calls or ():
-        lines.extend(_call_lines(call, style, 0, details))
+        lines.extend(_call_lines(call, style, 0, details, histories))
     return lines
 
 
@@ -117,8 +118,9 @@ def render(conversations: Iterable[Conversation], out: TextIO, *, colour: bool |
         if conversation.all_tags:
             facts.append("tags: " + ", ".join(conversation.all_tags))
         out.write(style("1", f"══ Thread {conversation.id}") + style("2", "  " + " · ".join(facts)) + "\n")
+        histories = Histories()  # one per thread: only the last input message shows, but its history parses once
         for item in conversation.items:
-            lines = _message_lines(item, style, details) if isinstance(item, Message) else _event_lines(item, style)
+            lines = _message_lines(item, style, details, histories) if isinstance(item, Message) else _event_lines(item, style)
             out.write("\n".join(lines) + "\n")
         for call in conversation.unplaced_calls:
-            out.write("\n".join(_call_lines(call, style, 0, details)) + "\n")
+            out.write("\n".join(_call_lines(call, style, 0, details, histories)) + "\n")
