@@ -7,7 +7,7 @@ unset (https://no-color.org), so pipes and files get plain text.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
@@ -33,23 +33,25 @@ def use_colour(out: TextIO) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(out, "isatty") and out.isatty()
 
 
-class _Style:
-    """Colours text; every piece of text a line is made of passes through it or through
-    ``terminal_safe``, so the only escape sequences written are these colours."""
+Style = Callable[[str, str], str]
+"""Colours text (an SGR code, the text); every piece of text a line is made of passes
+through one or through ``terminal_safe``, so the only escape sequences written are these
+colours."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
 
-    def __call__(self, code: str, text: str) -> str:
-        text = terminal_safe(text)
-        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+def _coloured(code: str, text: str) -> str:
+    return f"\x1b[{code}m{terminal_safe(text)}\x1b[0m"
+
+
+def _plain(code: str, text: str) -> str:
+    return terminal_safe(text)
 
 
 def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.splitlines() or [""])
 
 
-def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool, histories: Histories) -> list[str]:
+def _call_lines(call: CallRecord, style: Style, depth: int, details: bool, histories: Histories) -> list[str]:
     pad = "     " + "  " * depth
     summary = call_summary(call)
     lines = [pad + style("31" if call.error else "2", f"⚙ {summary}")]
@@ -70,7 +72,7 @@ def _call_lines(call: CallRecord, style: _Style, depth: int, details: bool, hist
     return lines
 
 
-def _message_lines(message: Message, style: _Style, details: bool, histories: Histories) -> list[str]:
+def _message_lines(message: Message, style: Style, details: bool, histories: Histories) -> list[str]:
     icon = ROLE_ICONS.get(message.role, "•")
     who = message.role + (f" ({message.user_id})" if message.user_id and message.role == "user" else "")
     flags = (" [retry]" if message.is_retry else "") + (" [truncated]" if message.truncated else "")
@@ -98,7 +100,7 @@ def _message_lines(message: Message, style: _Style, details: bool, histories: Hi
     return lines
 
 
-def _event_lines(event: CustomEvent, style: _Style) -> list[str]:
+def _event_lines(event: CustomEvent, style: Style) -> list[str]:
     meta = f" {as_text(event.metadata)}" if event.metadata else ""
     return [style("2;35", f"{clock(event.time_ns)} ◆ event {event.name}{meta}")]
 
@@ -106,7 +108,7 @@ def _event_lines(event: CustomEvent, style: _Style) -> list[str]:
 @deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO, *, colour: bool | None = None, details: bool = True) -> None:
     """Write every conversation as a transcript, a blank line between them."""
-    style = _Style(use_colour(out) if colour is None else colour)
+    style = _coloured if (use_colour(out) if colour is None else colour) else _plain
     first = True
     for conversation in conversations:
         if not first:
