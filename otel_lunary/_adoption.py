@@ -138,12 +138,22 @@ class HoldingProcessor(SpanProcessor):
             processor.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        slim(span)  # held spans wait seconds: the oldest GC generation
-        with self._lock:
-            held, target, provider = self._held, self._target, self._target_provider
-            if held is not None and len(held) < self._max_held:
-                held.append(span)
-                return
+        # Read without the lock first: once the hold is full or over it stays so (``_held``
+        # only ever grows, then becomes None), and every span after the first ``max_held``
+        # goes on at once, without the lock. ``hand_over`` sets the target before it takes
+        # the held spans, so a span that finds them taken finds the target too.
+        held = self._held
+        if held is not None and len(held) < self._max_held:
+            slim(span)  # held spans wait seconds: the oldest GC generation
+            with self._lock:
+                held = self._held
+                if held is not None and len(held) < self._max_held:
+                    held.append(span)
+                    return
+        target = provider = None
+        if self._target is not None:
+            with self._lock:  # the pair as hand_over set it
+                target, provider = self._target, self._target_provider
         if target is not None and provider is not None:
             target.on_end(_rehomed(span, provider))  # started here, ended after the move
             return

@@ -62,22 +62,31 @@ def parse_message_id(message_id: object) -> SpanContext | None:
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(match.group(3), 16) & 0x01))
 
 
+class _ForcedIds(threading.local):
+    """The ids ``forced`` set on this thread. None by default on every thread, as class
+    attributes: reading an attribute a thread never set through ``getattr(local, name,
+    None)`` raises and catches AttributeError inside, ~0.25 us on every span started."""
+
+    trace_id: int | None = None
+    span_id: int | None = None
+
+
 class ForcedIdGenerator(IdGenerator):
     """The SDK's random ids, except inside ``forced(...)`` on the same thread."""
 
     def __init__(self, inner: IdGenerator | None = None) -> None:
         self._inner = inner or RandomIdGenerator()
-        self._local = threading.local()
+        self._local = _ForcedIds()
 
     def generate_span_id(self) -> int:
-        forced = getattr(self._local, "span_id", None)
+        forced = self._local.span_id
         if forced is not None:
             self._local.span_id = None
             return int(forced)
         return self._inner.generate_span_id()
 
     def generate_trace_id(self) -> int:
-        forced = getattr(self._local, "trace_id", None)
+        forced = self._local.trace_id
         if forced is not None:
             self._local.trace_id = None
             return int(forced)

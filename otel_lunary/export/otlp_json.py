@@ -155,21 +155,23 @@ class _AttributeFragments:
                             self._full(key, values)
                         values[value] = found
                 append(found)
-            elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
-                # a tuple of strings: thread tags, the same on every span of a thread
-                found = values.get(value)
+            else:
+                # a tuple: thread tags, the same on every span of a thread. Looked up first:
+                # only tuples of 1-8 str are ever kept, and a tuple equal to one of those is
+                # one (a value holding a list cannot be hashed, hence the TypeError).
+                try:
+                    found = values.get(value)
+                except TypeError:
+                    found = None
                 if found is None:
                     found = self._other(key, value)
                     if found is None:
                         continue
-                    if len(values) >= _CACHE_MAX_ENTRIES:
-                        self._full(key, values)
-                    values[value] = found
+                    if 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                        if len(values) >= _CACHE_MAX_ENTRIES:
+                            self._full(key, values)
+                        values[value] = found
                 append(found)
-            else:
-                found = self._other(key, value)
-                if found is not None:
-                    append(found)
         return ",".join(out)
 
     def _other(self, key: Any, value: Any) -> str | None:

@@ -218,19 +218,21 @@ class _AttributeFields:
                     append(encoded)
             elif kind is float:
                 append(entry.double + _pack_double(value))
-            elif 0 < len(value) <= 8 and all(type(item) is str for item in value):
-                # a tuple of strings: thread tags, the same on every span of a thread
-                found = entry.values.get(value)
+            else:
+                # a tuple: thread tags, the same on every span of a thread. Looked up first:
+                # only tuples of 1-8 str are ever kept, and a tuple equal to one of those is
+                # one (a value holding a list cannot be hashed, hence the TypeError).
+                try:
+                    found = entry.values.get(value)
+                except TypeError:
+                    found = None
                 if found is None:
                     found = self._other_field(key, value)
                     if found is None:
                         continue
-                    entry.keep(value, found, self.calls)
+                    if 0 < len(value) <= 8 and all(type(item) is str for item in value):
+                        entry.keep(value, found, self.calls)
                 append(found)
-            else:
-                found = self._other_field(key, value)
-                if found is not None:
-                    append(found)
 
     def _other_field(self, key: Any, value: Any) -> bytes | None:
         try:
