@@ -253,3 +253,159 @@ class TestGrpc:
         finally:
             lunary.shutdown()
             export.shutdown(provider, 5)
+
+
+# --- the session: requests' environment settings, re-read only when the environment changed ---
+
+_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy's front: records the absolute-form request lines it gets
+    and answers 200 itself (as the receiver behind it would)."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.targets.append(self.path)  # "http://127.0.0.1:port/v1/traces" through a proxy
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy or CA-bundle variable from the machine: each test sets its own."""
+    for name in _PROXY_VARIABLES + _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+class TestHttpSession:
+    def test_proxy_variables_changed_at_run_time_apply_from_the_next_export_as_with_the_stock_exporter(
+        self, spans: list[ReadableSpan], sink: OtlpSink, no_proxy_env: pytest.MonkeyPatch
+    ) -> None:
+        """Each export goes where the environment says at that moment (direct, through
+        HTTP_PROXY, direct again under NO_PROXY, through the proxy, direct once unset), for
+        otel-lunary's exporter and for the stock one alike."""
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession, environment_cacheable
+
+        proxy = ForwardProxy()
+        url = sink.endpoint + "/v1/traces"
+        ours, stock = OtlpHttpSpanExporter(endpoint=url), OTLPSpanExporter(endpoint=url)
+        assert type(ours._client._transport._session) is EnvironmentCachingSession
+        assert environment_cacheable()  # Linux and CPython: the cache is in use here
+        steps = [
+            ({}, "direct"),
+            ({"HTTP_PROXY": proxy.url}, "proxy"),
+            ({"HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"}, "direct"),
+            ({"http_proxy": proxy.url}, "proxy"),
+            ({}, "direct"),
+        ]
+        try:
+            for exporter in (ours, stock):
+                for variables, expected in steps:
+                    for name in _PROXY_VARIABLES:
+                        no_proxy_env.delenv(name, raising=False)
+                    for name, value in variables.items():
+                        no_proxy_env.setenv(name, value)
+                    direct, proxied = len(sink.bodies), len(proxy.targets)
+                    for _ in range(2):  # the second export of a step is the cached settings' one
+                        assert exporter.export(spans) is SpanExportResult.SUCCESS
+                    went = "direct" if len(sink.bodies) == direct + 2 else "proxy" if len(proxy.targets) == proxied + 2 else "?"
+                    assert (type(exporter).__name__, variables, went) == (type(exporter).__name__, variables, expected)
+                    if expected == "proxy":
+                        assert proxy.targets[-1] == url  # the absolute form a forward proxy gets
+        finally:
+            ours.shutdown()
+            stock.shutdown()
+            proxy.stop()
+
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:4318/v1/traces", "https://collector.example:4318/v1/traces"])
+    def test_settings_equal_requests_own_through_environment_and_session_changes(self, url: str, no_proxy_env: pytest.MonkeyPatch) -> None:
+        """merge_environment_settings answers what a plain requests.Session answers, before
+        and after each change (proxies, NO_PROXY, CA bundles, the session's own verify and
+        proxies), asked twice per state (the second answer comes from the cache)."""
+        import requests
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        ours, plain = EnvironmentCachingSession(), requests.Session()
+        changes: list[tuple[str, Any]] = [
+            ("env", {}),
+            ("env", {"HTTPS_PROXY": "http://proxy.example:3128", "HTTP_PROXY": "http://proxy.example:3129"}),
+            ("env", {"NO_PROXY": "collector.example,127.0.0.1"}),
+            ("env", {"REQUESTS_CA_BUNDLE": "/etc/ssl/bundle.pem"}),
+            ("env", {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"}),
+            ("verify", "/etc/ssl/session.pem"),
+            ("verify", True),
+            ("proxies", {"https": "http://session-proxy.example:8080"}),
+            ("proxies", {}),
+            ("trust_env", False),
+            ("trust_env", True),
+            ("env", {"all_proxy": "socks5://proxy.example:1080"}),
+            ("env", {}),
+        ]
+        for argument_proxies in ({}, {"http": "http://argument.example:1"}, None):
+            # the same arguments all along: after each change, the first call finds the
+            # previous state's answer cached and must see that the state changed
+            for what, value in changes:
+                if what == "env":
+                    for name in _PROXY_VARIABLES + _CA_VARIABLES:
+                        no_proxy_env.delenv(name, raising=False)
+                    for name, setting in value.items():
+                        no_proxy_env.setenv(name, setting)
+                else:
+                    for session in (ours, plain):
+                        setattr(session, what, value)
+                expected_proxies = None if argument_proxies is None else dict(argument_proxies)
+                expected = plain.merge_environment_settings(url, expected_proxies, None, None, None)
+                for _ in range(2):
+                    given = None if argument_proxies is None else dict(argument_proxies)
+                    got = ours.merge_environment_settings(url, given, None, None, None)
+                    assert got == expected, (what, value)
+                    assert given == expected_proxies  # the caller's dict changed as requests changes it
+                    got["proxies"]["x"] = "changed by the caller"  # must not reach the cached answer
+        ours.close()
+        plain.close()
+
+    def test_a_given_session_or_credential_provider_is_used_as_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """session= is the stock exporter's: used as given; a credential provider variable
+        makes the stock exporter load its session, so no session of ours replaces it."""
+        import requests
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        mine = requests.Session()
+        exporter = OtlpHttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", session=mine)
+        assert exporter._client._transport._session is mine
+        exporter.shutdown()
+        monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "no-such-provider")
+        with pytest.raises(RuntimeError, match="no-such-provider"):  # the stock loader ran
+            OtlpHttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+        monkeypatch.delenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
+        exporter = OtlpHttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+        assert type(exporter._client._transport._session) is EnvironmentCachingSession
+        exporter.shutdown()

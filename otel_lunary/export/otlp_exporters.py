@@ -2,7 +2,9 @@
 
 Only the body encoding changes. Everything else is the stock exporter's own code, run
 unchanged: endpoint, headers, TLS, compression, timeouts, retries with backoff, the
-request size limit, its logging and metrics, what ``export`` returns.
+request size limit, its logging and metrics, what ``export`` returns. (The HTTP
+exporter's ``requests`` session, when it makes its own, is a ``requests.Session`` that
+skips re-reading an unchanged environment per request: ``http_session``.)
 
 - HTTP: the stock ``OTLPSpanExporter.export`` encodes with the name ``encode_spans``
   looked up in its module. ``OtlpHttpSpanExporter.export`` is that same function (same
@@ -20,11 +22,13 @@ behaves exactly as the stock exporter (stock encoding too); ``fast_encoding`` sa
 from __future__ import annotations
 
 import logging
+import os
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http import trace_exporter as _http_trace_exporter
+from opentelemetry.sdk import environment_variables
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -76,10 +80,34 @@ if _http_export is None:  # pragma: no cover - another exporter version
     _logger.debug("otel-lunary: this OTLP/HTTP exporter version has no encode_spans seam; stock encoding")
 
 
+# The variables naming a credential provider, whose session the stock exporter loads
+# (then it is that session, not ours).
+_CREDENTIAL_PROVIDER_VARIABLES = tuple(
+    getattr(environment_variables, name)
+    for name in ("_OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", "_OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
+    if hasattr(environment_variables, name)
+)
+_SESSION_POSITION = 7  # ``session`` among the stock constructor's positional parameters
+
+
 class OtlpHttpSpanExporter(_http_trace_exporter.OTLPSpanExporter):
-    """The SDK's OTLP/HTTP span exporter, encoding with ``otlp_proto``."""
+    """The SDK's OTLP/HTTP span exporter, encoding with ``otlp_proto``, posting through an
+    ``EnvironmentCachingSession`` (``otel_lunary.export.http_session``) unless given a
+    session or a transport, or told to load one from a credential provider."""
 
     fast_encoding = _http_export is not None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if (
+            kwargs.get("session") is None
+            and len(args) <= _SESSION_POSITION
+            and "_transport" not in kwargs
+            and not any(os.environ.get(name) for name in _CREDENTIAL_PROVIDER_VARIABLES)
+        ):
+            from otel_lunary.export.http_session import EnvironmentCachingSession
+
+            kwargs["session"] = EnvironmentCachingSession()
+        super().__init__(*args, **kwargs)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if _http_export is None:  # pragma: no cover
