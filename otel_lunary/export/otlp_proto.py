@@ -346,6 +346,19 @@ def _times(start: int | None, end: int | None) -> bytes:
     return out
 
 
+# A span name's whole field (few names recur: "message user", "invoke_workflow turn"...).
+_NAME_FIELDS: dict[str, bytes] = {}
+
+
+def _name_field(name: str) -> bytes:
+    found = _field(_SPAN_NAME, _utf8(name))
+    if len(name) <= _CACHE_MAX_VALUE_CHARS and type(name) is str:
+        if len(_NAME_FIELDS) >= _CACHE_MAX_ENTRIES:
+            _NAME_FIELDS.clear()
+        _NAME_FIELDS[name] = found
+    return found
+
+
 def _span(span: ReadableSpan, out: list[bytes]) -> None:
     """Append the ``ScopeSpans.spans`` field of ``span`` to ``out``."""
     trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, events, links, status = span_fields(span)
@@ -357,10 +370,7 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
         append(_SPAN_PARENT)
         append(parent.span_id.to_bytes(8, "big"))
     if name:
-        encoded = _utf8(name)
-        append(_SPAN_NAME)
-        append(_varint(len(encoded)))
-        append(encoded)
+        append(_NAME_FIELDS.get(name) or _name_field(name))
     append(_KIND_BY_VALUE[kind._value_])
     if start and end and 0 < start <= MAX_FIXED64 and 0 < end <= MAX_FIXED64:
         append(_pack_times(_START_TAG, start, _END_TAG, end))
@@ -394,7 +404,8 @@ def _span(span: ReadableSpan, out: list[bytes]) -> None:
     append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     body = b"".join(parts)
     out.append(_SPAN)
-    out.append(_varint(len(body)))
+    size = len(body)  # a chat span's is 2 bytes as a varint: written here, not by a call
+    out.append(_BYTE[size] if size < 0x80 else bytes(((size & 0x7F) | 0x80, size >> 7)) if size < 0x4000 else _varint(size))
     out.append(body)
 
 
