@@ -279,3 +279,32 @@ def test_under_an_unsampled_parent_nothing_is_recorded_as_with_the_sdk(tmp_path:
     lines = (tmp_path / "t.jsonl").read_text().splitlines()
     spans = [s for line in lines for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert len(spans) == 1 and spans[0]["parentSpanId"] == f"{0xDEF:016x}" and spans[0]["flags"] == 0x300
+
+
+def test_an_ended_light_span_keeps_its_ids_not_its_span_context(tmp_path: Path) -> None:
+    """Once ended (waiting in the batch queue), a light span holds its ids, not a
+    SpanContext (one garbage-collected object fewer per queued span); its context reads
+    back equal to the one it had, with the same flags and trace state, through every way
+    a processor or exporter reads it."""
+    import gc
+
+    lunary.configure(exporter="file", file_path=str(tmp_path / "t.jsonl"))
+    try:
+        tracer = _state.get().tracer
+        assert isinstance(tracer, LightTracer)
+        parent = tracer.start_span("parent")
+        with trace.use_span(parent):
+            span = tracer.start_span("child")
+        live = span.get_span_context()
+        assert span.context is live and span.get_span_context() is live  # the same object while it records
+        span.end()
+        held = [o for o in gc.get_referents(span) if type(o) is SpanContext]
+        assert len(held) == 1 and held[0] is parent.get_span_context()  # its parent's, not its own
+        for read in (span.get_span_context(), span.context, span.readable().context):  # type: ignore[attr-defined]
+            assert type(read) is SpanContext and read == live
+            assert read.trace_flags is live.trace_flags and read.trace_state is live.trace_state
+            assert read.is_valid and not read.is_remote
+        assert span.parent == parent.get_span_context()
+        parent.end()
+    finally:
+        lunary.shutdown(timeout=5)

@@ -60,6 +60,9 @@ KIND_VALUES = {kind.value: kind for kind in SpanKind}
 
 _FIELD_PROPERTIES = ("name", "context", "kind", "parent", "start_time", "end_time", "attributes", "events", "links", "status")
 _plain_classes: dict[type, bool] = {}
+# Span classes that keep their ids as the fields ``_trace_id``, ``_span_id``, ``_trace_state``
+# (otel_lunary.export.light_spans.LightSpan, once ended): read without making a SpanContext.
+ID_FIELD_CLASSES: set[type] = set()
 
 
 def reads_fields_directly(cls: type) -> bool:
@@ -81,6 +84,12 @@ def span_fields(span: ReadableSpan) -> tuple[Any, ...]:
     per span instead of one per field), and unpacks a plain SpanContext as the tuple it is.
     """
     context: Any
+    if type(span) in ID_FIELD_CLASSES:
+        s: Any = span
+        return (
+            s._trace_id, s._span_id, s._trace_state, s._parent, s._name, s._kind, s._start_time, s._end_time,
+            s._attributes, s._events, s._links, s._status,
+        )
     if reads_fields_directly(type(span)):
         context = span._context
         parent, name, kind, start, end = span._parent, span._name, span._kind, span._start_time, span._end_time
