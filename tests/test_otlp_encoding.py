@@ -371,6 +371,39 @@ class TestSameAsTheSdkEncoder:
         assert_same_as_sdk(batches[-1] + [span(attributes={"id": "message-0-0", "thread": "thread-0"})])
 
 
+class _BrokenHash:
+    """A value whose hash raises (not TypeError): only an unsupported type to the encoders."""
+
+    def __hash__(self) -> int:
+        raise ValueError("no hash")
+
+
+class TestRecurringValuesMixedWithOthers:
+    """Spans mixing values the encoders have cached (a thread's id and tags, a span's type
+    and role) with values that are new, dropped, unhashable or look like cached ones encode
+    exactly as the SDK's encoder does, whatever their position."""
+
+    def test_cached_values_mixed_with_every_other_kind_of_value(self) -> None:
+        recurring = {"thread.id": "t-1", "thread.tags": ("support", "vip"), "span.type": "message", "role": "user"}
+        warm = span(attributes=recurring)
+        assert_same_as_sdk([warm, warm])  # now cached by (key, value)
+        assert "t-1" in otlp_proto._span_attributes.by_key["thread.id"].values and "t-1" in otlp_json._span_attributes.values["thread.id"]
+        odd: list[Any] = [
+            "new text ✓", 2**64, object(), _BrokenHash(), [1, 2], ("a", 1), {"k": "v"}, math.nan, 1, True, 1.0, b"\x00", None,
+            type("Text", (str,), {})("t-1"),  # a str subclass equal to a cached value
+            ("support", type("Tag", (str,), {})("vip")),  # a tuple equal to a cached one
+        ]
+        batch = []
+        for value in odd:
+            for at in range(len(recurring) + 1):  # the odd value first, between, last
+                items = list(recurring.items())
+                items.insert(at, ("odd", value))
+                batch.append(span(attributes=dict(items)))
+        batch.append(span(attributes={"thread.id": "t-1", "odd": [1, 2]}))  # only one cached value
+        batch.append(span(attributes={"only": object()}))  # nothing cached, nothing kept
+        assert_same_as_sdk(batch)
+
+
 class TestDocumentedDivergences:
     """Where the SDK's encoder loses data or whole batches, the fast encoders do not."""
 
