@@ -391,6 +391,19 @@ class TestHttpSession:
         ours.close()
         plain.close()
 
+    def test_a_pickled_session_still_answers_as_requests_does(self, no_proxy_env: pytest.MonkeyPatch) -> None:
+        """requests pickles only its own attributes: a restored session answers as the stock one."""
+        import pickle
+
+        import requests
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        no_proxy_env.setenv("HTTP_PROXY", "http://proxy.example:3128")
+        restored = pickle.loads(pickle.dumps(EnvironmentCachingSession()))
+        url = "http://127.0.0.1:4318/v1/traces"
+        assert restored.merge_environment_settings(url, {}, None, None, None) == requests.Session().merge_environment_settings(url, {}, None, None, None)
+
     def test_a_given_session_or_credential_provider_is_used_as_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """session= is the stock exporter's: used as given; a credential provider variable
         makes the stock exporter load its session, so no session of ours replaces it."""

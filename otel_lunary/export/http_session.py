@@ -60,12 +60,16 @@ class EnvironmentCachingSession(requests.Session):
     """``requests.Session`` reusing its last ``merge_environment_settings`` answer while the
     arguments, the session's settings and ``os.environ`` are unchanged (see the module)."""
 
+    # Class defaults: a session restored by pickle (requests pickles only its own
+    # ``__attrs__``) has none of the instance's, and then behaves exactly as the stock one.
+    _cacheable = False
+    # (arguments and session settings, environment copy, proxies after the call, answer)
+    _last: tuple[tuple[Any, ...], dict[Any, Any], dict[str, str] | None, dict[str, Any]] | None = None
+    _settings_lock = threading.Lock()  # shared: held for a dict comparison at most
+
     def __init__(self) -> None:
         super().__init__()
         self._cacheable = environment_cacheable()
-        self._settings_lock = threading.Lock()
-        # (arguments and session settings, environment copy, proxies after the call, answer)
-        self._last: tuple[tuple[Any, ...], dict[Any, Any], dict[str, str] | None, dict[str, Any]] | None = None
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
