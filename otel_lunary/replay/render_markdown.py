@@ -55,7 +55,10 @@ def _code(text: object) -> str:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+    lines = text.splitlines()
+    if len(lines) == 1:  # most messages: no generator for one line
+        return "> " + lines[0] if lines[0] else ">"
+    return "\n".join("> " + line if line else ">" for line in lines or [""])
 
 
 def _history_line(message: dict[str, Any]) -> str:

@@ -48,7 +48,10 @@ def _plain(code: str, text: str) -> str:
 
 
 def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line for line in text.splitlines() or [""])
+    lines = text.splitlines()
+    if len(lines) == 1:  # most messages: no generator for one line
+        return prefix + lines[0]
+    return "\n".join(prefix + line for line in lines or [""])
 
 
 def _call_lines(call: CallRecord, style: Style, depth: int, details: bool, histories: Histories) -> list[str]:
