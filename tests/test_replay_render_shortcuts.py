@@ -1,16 +1,19 @@
 """The renderers' shortcuts write what the plain code writes: remembered HTML escapes,
-one-line quotes and indents, and a page of hostile names escaped like any other text."""
+one-line quotes and indents, values shown by an encoder made once, and a page of
+hostile names escaped like any other text."""
 
 from __future__ import annotations
 
 import html
 import io
+import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_lunary.replay import render_html, render_markdown, render_terminal
+from otel_lunary.replay.content import as_text
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 
 # Text with what HTML escapes, line breaks of every kind str.splitlines knows, and the rest.
@@ -61,3 +64,29 @@ def test_hostile_names_are_escaped_in_the_page() -> None:
     page = out.getvalue()
     assert "<img" not in page and 'onerror="' not in page
     assert page.count(html.escape(HOSTILE)) >= 2 * 10  # each name, in each thread
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4) | st.integers() | st.floats() | st.booleans(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_VALUES)
+def test_shown_values_are_json_dumps(value: object) -> None:
+    """``as_text`` (its encoder made once) writes ``json.dumps``'s text for any value the
+    renderers show: NaN, big integers, non-string keys, bytes (by ``str``) included."""
+    expected = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    assert as_text(value) == expected
+
+
+def test_values_that_contain_themselves_or_nest_too_deeply_are_shown_as_such() -> None:
+    """What ``json.dumps`` refuses (a circular value, nesting past the recursion limit) is
+    shown as a short note, as before, not raised into the renderer."""
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert as_text(circular) == as_text(deep) == "[value nested too deeply to show]"
