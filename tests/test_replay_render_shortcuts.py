@@ -1,6 +1,6 @@
 """The renderers' shortcuts write what the plain code writes: remembered HTML escapes,
-one-line quotes and indents, values shown by an encoder made once, and a page of
-hostile names escaped like any other text."""
+one-line quotes and indents, values shown by an encoder made once, writes gathered per
+thread, and a page of hostile names escaped like any other text."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_lunary.replay import render_html, render_markdown, render_terminal
+from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 
@@ -90,3 +91,46 @@ def test_values_that_contain_themselves_or_nest_too_deeply_are_shown_as_such() -
     for _ in range(100_000):
         deep = [deep]
     assert as_text(circular) == as_text(deep) == "[value nested too deeply to show]"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+
+@given(pieces=st.lists(st.text(max_size=30), max_size=30), limit=st.integers(min_value=1, max_value=80))
+def test_batched_writes_reach_the_output_in_order_and_bounded(pieces: list[str], limit: int) -> None:
+    """What a renderer writes through ``BatchedWriter`` reaches the output unchanged and in
+    order once flushed, and less than ``limit`` characters are ever held back."""
+    out = _Recorder()
+    batched = BatchedWriter(out, limit)
+    written = ""
+    for piece in pieces:
+        assert batched.write(piece) == len(piece)
+        written += piece
+        assert len(written) - len("".join(out.writes)) < limit
+    batched.flush()
+    assert "".join(out.writes) == "".join(pieces)
+
+
+def test_a_renderer_that_fails_still_writes_what_it_made() -> None:
+    """A thread that raises while rendering (a value no renderer can show) leaves the
+    threads before it written, as when each line was written at once."""
+    good = Conversation(id="good", items=[Message(id="m", role="user", time_ns=1, span_id="a" * 16, trace_id="t", content="hello")])
+    bad = Conversation(id="bad", items=[Message(id="n", role="user", time_ns=2, span_id="b" * 16, trace_id="t", content="x", feedback={"thumb": _Unprintable()})])
+    for render in (render_terminal.render, render_markdown.render):
+        out = io.StringIO()
+        with pytest.raises(RuntimeError):
+            render([good, bad], out)
+        assert "hello" in out.getvalue()
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("cannot be shown")
+
+    __repr__ = __str__

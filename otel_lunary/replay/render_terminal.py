@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
+from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import (
     ROLE_ICONS,
@@ -112,6 +113,14 @@ def _event_lines(event: CustomEvent, style: Style) -> list[str]:
 def render(conversations: Iterable[Conversation], out: TextIO, *, colour: bool | None = None, details: bool = True) -> None:
     """Write every conversation as a transcript, a blank line between them."""
     style = _coloured if (use_colour(out) if colour is None else colour) else _plain
+    batched = BatchedWriter(out)  # a write a thread, not a line (see batched)
+    try:
+        _render(conversations, batched, style, details)
+    finally:
+        batched.flush()
+
+
+def _render(conversations: Iterable[Conversation], out: BatchedWriter, style: Style, details: bool) -> None:
     first = True
     for conversation in conversations:
         if not first:
