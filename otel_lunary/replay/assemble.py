@@ -154,8 +154,11 @@ class Assembler:
             if thread_tags is not None and thread_tags != self._thread_tags.get(conversation):
                 self._note_thread_tags(conversation, thread_tags)
             thread_metadata = get(LUNARY_THREAD_METADATA)  # repeated by every span of a thread that has some
-            if thread_metadata is not None:
-                self._note_thread_metadata(conversation, span.start_ns, thread_metadata)
+            if thread_metadata is not None:  # the newest wins (written out: most spans of such a thread come here)
+                thread = self._threads[conversation]
+                if span.start_ns >= thread.metadata_time:
+                    thread.metadata_source = thread_metadata
+                    thread.metadata_time = span.start_ns
             extras = not _RARE.isdisjoint(a)  # a message's extras: most spans have none
             user_id = get(USER_ID)
             if user_id is not None:
@@ -223,14 +226,6 @@ class Assembler:
         thread = self._threads[conversation]
         for tag in _tags(tags):
             thread.tags.setdefault(tag, None)
-
-    def _note_thread_metadata(self, conversation: str, start_ns: int, metadata: Any) -> None:
-        """Keep the newest thread metadata (None: the span has none)."""
-        if metadata is not None:
-            thread = self._threads[conversation]
-            if start_ns >= thread.metadata_time:
-                thread.metadata_source = metadata
-                thread.metadata_time = start_ns
 
     @staticmethod
     def _message_extras(message: Message, a: SpanAttributes) -> None:
@@ -350,8 +345,8 @@ class Assembler:
     def _place_calls(self, conversation: Callable[[str], Conversation]) -> None:
         self._join_calls(conversation)
         for _, _, message in self._messages.values():
-            if message.calls:
-                _flatten_below(message.calls, MAX_CALL_DEPTH)
+            if message._calls:  # the slot: reading .calls would make an empty list for each message
+                _flatten_below(message._calls, MAX_CALL_DEPTH)
         for record in self._unplaced_roots:
             _flatten_below([record], MAX_CALL_DEPTH)
 

@@ -7,6 +7,8 @@ turns the parts back into what a chat shows: text, tool calls, a tool call's ans
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from otel_lunary.replay.jsonparse import loads_text
@@ -30,12 +32,35 @@ def json_object(value: Any) -> dict[str, Any]:
     return {"value": loaded}
 
 
+def _display_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)``,
+    with the C encoder made once.
+
+    ``json.dumps`` with options makes an encoder per call, more than encoding a tool's
+    arguments costs (renderers show a few values a message: arguments, results, event
+    metadata). Without the circular-value check: a value that contains itself raises
+    ``RecursionError`` instead of ``ValueError``, which ``as_text`` shows the same way,
+    and no state is shared between threads.
+    """
+    if c_make_encoder is None:  # no C accelerator (another interpreter)
+        return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str).encode
+    iterencode = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_display_json = _display_encoder()
+
+
 def as_text(value: Any) -> str:
     """Text for display: strings as they are, anything else as compact JSON."""
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+        return _display_json(value)
     except (ValueError, RecursionError):
         return "[value nested too deeply to show]"
 

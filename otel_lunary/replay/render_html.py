@@ -60,8 +60,29 @@ li.event code { color:var(--muted); }
 """
 
 
+_NAMES: dict[str, str] = {}
+_NAMES_KEPT = 4096
+
+
+def _name(text: str) -> str:
+    """``escape(text)`` for text that repeats by nature (roles, models, row labels, call
+    titles, feedback keys, event names, tags), remembered: a page escapes ~150 strings a
+    thread, most of them these, and ``escape`` is five scans and a Python call."""
+    escaped = _NAMES.get(text)
+    if escaped is None:
+        if len(_NAMES) >= _NAMES_KEPT:
+            _NAMES.clear()
+        escaped = _NAMES[text] = escape(text)
+    return escaped
+
+
+def _id(text: str) -> str:
+    """``escape(text)``: hex span ids are letters and digits, which need none."""
+    return text if text.isalnum() else escape(text)
+
+
 def _row(label: str, value: str) -> str:
-    return f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>"
+    return f"<dt>{_name(label)}</dt><dd>{escape(value)}</dd>"
 
 
 def _input_row(message: dict[str, Any]) -> str:
@@ -72,9 +93,14 @@ def _call(call: CallRecord, histories: Histories) -> str:
     error = " error" if call.error else ""
     facts = " · ".join(call_facts(call))
     rows: list[str] = []
-    for label, value in (("model", call.model), ("provider", call.provider), ("operation", call.operation), ("span", call.span_id)):
-        if value:
-            rows.append(_row(label, str(value)))
+    if call.model:  # the first rows' labels need no escaping
+        rows.append(f"<dt>model</dt><dd>{_name(str(call.model))}</dd>")
+    if call.provider:
+        rows.append(f"<dt>provider</dt><dd>{_name(str(call.provider))}</dd>")
+    if call.operation:
+        rows.append(f"<dt>operation</dt><dd>{_name(str(call.operation))}</dd>")
+    if call.span_id:
+        rows.append(f"<dt>span</dt><dd>{_id(str(call.span_id))}</dd>")
     made = histories.made
     for message in histories.input_messages(call) or []:
         rows.append(made(message, _input_row))
@@ -90,12 +116,13 @@ def _call(call: CallRecord, histories: Histories) -> str:
     children = "".join(_call(child, histories) for child in call.children)
     return (
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
-        f'<summary><span class="call-title">{escape(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
+        f'<summary><span class="call-title">{_name(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
         f'<div class="call-body"><dl>{body}</dl>{children}</div></details>'
     )
 
 
 def _message(message: Message, histories: Histories) -> str:
+    role = _name(message.role)
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
     meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
@@ -119,14 +146,15 @@ def _message(message: Message, histories: Histories) -> str:
         icons = []
         for key, value in given.items():
             css = "fb-icon" if key in ("thumb", "emoji") else "fb-text"
-            icons.append(f'<span class="fb {css}" data-key="{escape(key)}" title="{escape(key)}: {escape(as_text(value))}">{escape(feedback_label(key, value))}</span>')
+            name = _name(key)
+            icons.append(f'<span class="fb {css}" data-key="{name}" title="{name}: {escape(as_text(value))}">{escape(feedback_label(key, value))}</span>')
         feedback = '<div class="feedback" aria-label="feedback">' + "".join(icons) + "</div>"
     history = ""
     if feedback_history and len(feedback_history) > len(given or ()):
         history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in feedback_history)) + "</div>"
     calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message_calls) + "</div>") if message_calls else ""
     return (
-        f'<li class="msg role-{escape(message.role)}" data-role="{escape(message.role)}" data-message-id="{escape(message.id)}">'
+        f'<li class="msg role-{role}" data-role="{role}" data-message-id="{escape(message.id)}">'
         f'<div class="meta">{escape(meta)}</div>'
         f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}{calls}</li>'
     )
@@ -134,7 +162,8 @@ def _message(message: Message, histories: Histories) -> str:
 
 def _event(event: CustomEvent) -> str:
     meta = f" <code>{escape(as_text(event.metadata))}</code>" if event.metadata else ""
-    return f'<li class="event" data-event="{escape(event.name)}">◆ {escape(event.name)} · {clock(event.time_ns)}{meta}</li>'
+    name = _name(event.name)
+    return f'<li class="event" data-event="{name}">◆ {name} · {clock(event.time_ns)}{meta}</li>'
 
 
 def _thread(index: int, conversation: Conversation) -> str:
@@ -142,7 +171,7 @@ def _thread(index: int, conversation: Conversation) -> str:
     facts.append(f"{len(conversation.messages)} messages")
     if conversation.users:
         facts.append("users: " + ", ".join(conversation.users))
-    tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in conversation.all_tags)
+    tags = "".join(f'<span class="tag">{_name(t)}</span>' for t in conversation.all_tags)
     histories = Histories()  # one per thread: what it remembers is the thread's
     items = "".join(_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items)
     unplaced = "".join(_call(c, histories) for c in conversation.unplaced_calls)

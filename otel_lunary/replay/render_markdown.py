@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from otel_lunary.replay._gc import deferred_collections
+from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.histories import Histories
@@ -22,7 +23,8 @@ from otel_lunary.replay.times import clock, short
 
 
 class _TerminalSafe:
-    """Writes text with its control characters made visible (``display.terminal_safe``)."""
+    """Writes text with its control characters made visible (``display.terminal_safe``,
+    which maps each character alone: the same for text written in pieces or together)."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -55,7 +57,10 @@ def _code(text: object) -> str:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+    lines = text.splitlines()
+    if len(lines) == 1:  # most messages: no generator for one line
+        return "> " + lines[0] if lines[0] else ">"
+    return "\n".join("> " + line if line else ">" for line in lines or [""])
 
 
 def _history_line(message: dict[str, Any]) -> str:
@@ -109,7 +114,14 @@ def _message(message: Message, histories: Histories) -> list[str]:
 
 @deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
-    writer = _TerminalSafe(out)  # Markdown is read in terminals too (cat, less -R)
+    batched = BatchedWriter(_TerminalSafe(out))  # a write a thread, not a message (see batched)
+    try:
+        _render(conversations, batched)
+    finally:
+        batched.flush()
+
+
+def _render(conversations: Iterable[Conversation], writer: BatchedWriter) -> None:
     for conversation in conversations:
         writer.write(f"# Thread {_code(conversation.id)}\n\n")
         facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
+from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, genai_message_text
 from otel_lunary.replay.display import (
     ROLE_ICONS,
@@ -48,7 +49,10 @@ def _plain(code: str, text: str) -> str:
 
 
 def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line for line in text.splitlines() or [""])
+    lines = text.splitlines()
+    if len(lines) == 1:  # most messages: no generator for one line
+        return prefix + lines[0]
+    return "\n".join(prefix + line for line in lines or [""])
 
 
 def _call_lines(call: CallRecord, style: Style, depth: int, details: bool, histories: Histories) -> list[str]:
@@ -109,6 +113,14 @@ def _event_lines(event: CustomEvent, style: Style) -> list[str]:
 def render(conversations: Iterable[Conversation], out: TextIO, *, colour: bool | None = None, details: bool = True) -> None:
     """Write every conversation as a transcript, a blank line between them."""
     style = _coloured if (use_colour(out) if colour is None else colour) else _plain
+    batched = BatchedWriter(out)  # a write a thread, not a line (see batched)
+    try:
+        _render(conversations, batched, style, details)
+    finally:
+        batched.flush()
+
+
+def _render(conversations: Iterable[Conversation], out: BatchedWriter, style: Style, details: bool) -> None:
     first = True
     for conversation in conversations:
         if not first:

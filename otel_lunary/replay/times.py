@@ -38,13 +38,17 @@ def _second_text(second: int) -> str:
     return text
 
 
+_MILLISECONDS = [f".{millisecond:03d}Z" for millisecond in range(1000)]  # what follows the second
+
+
 def iso(ns: int) -> str:
     """UTC ISO 8601 with milliseconds, the form JSON output uses."""
     if 0 <= ns < _FAST_BEFORE_NS:
         second, within = divmod(ns, _SECOND_NS)
         millisecond, rest = divmod(within, 1_000_000)
         if _EDGE_NS <= rest <= 1_000_000 - _EDGE_NS:
-            return f"{_second_text(second)}.{millisecond:03d}Z"
+            text = _second_texts.get(second)  # _second_text, its usual case inline
+            return (text or _second_text(second)) + _MILLISECONDS[millisecond]
     return _exact_iso(ns)
 
 
@@ -62,7 +66,7 @@ def clock(ns: int) -> str:
     if 0 <= ns < _FAST_BEFORE_NS:
         second, within = divmod(ns, _SECOND_NS)
         if _EDGE_NS <= within <= _SECOND_NS - _EDGE_NS:
-            return _second_text(second)[11:]
+            return (_second_texts.get(second) or _second_text(second))[11:]
     return _exact_clock(ns)
 
 

@@ -1,0 +1,136 @@
+"""The renderers' shortcuts write what the plain code writes: remembered HTML escapes,
+one-line quotes and indents, values shown by an encoder made once, writes gathered per
+thread, and a page of hostile names escaped like any other text."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from otel_lunary.replay import render_html, render_markdown, render_terminal
+from otel_lunary.replay.batched import BatchedWriter
+from otel_lunary.replay.content import as_text
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+
+# Text with what HTML escapes, line breaks of every kind str.splitlines knows, and the rest.
+_TEXT = st.text(alphabet=st.sampled_from(list("<>&\"'ab \n\r\x0b\x0c\x1c\x85\u2028\u2029")) | st.characters(), max_size=40)
+
+
+@given(texts=st.lists(_TEXT, max_size=12))
+def test_remembered_escapes_are_html_escape(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_name`` (remembered, and forgotten when full) and ``_id`` (no escape for letters
+    and digits) give ``html.escape`` for any text, asked once or again."""
+    monkeypatch.setattr(render_html, "_NAMES", {})
+    monkeypatch.setattr(render_html, "_NAMES_KEPT", 3)  # the memory fills and is cleared within one example
+    for text in texts + texts:
+        assert render_html._name(text) == html.escape(text)
+        assert render_html._id(text) == html.escape(text)
+
+
+@given(text=_TEXT)
+def test_one_line_quote_and_indent_are_the_general_ones(text: str) -> None:
+    """Markdown's quote and the terminal's indent of text without a line break (no
+    generator) are what the line-by-line form writes, and so is every other text."""
+    lines = text.splitlines() or [""]
+    assert render_markdown._quote(text) == "\n".join("> " + line if line else ">" for line in lines)
+    assert render_terminal._indent(text, "     ") == "\n".join("     " + line for line in lines)
+
+
+HOSTILE = '<img src=x onerror="alert(1)">&amp;\'"'
+
+
+def test_hostile_names_are_escaped_in_the_page() -> None:
+    """Roles, models, providers, operations, feedback keys, event names, tags and ids go
+    through the remembered escape: none of them can open an element, twice over (the
+    second thread reads them from memory)."""
+    call = CallRecord(
+        kind="llm", name=HOSTILE, span_id=HOSTILE, trace_id="t", start_ns=0, end_ns=10**6,
+        operation=HOSTILE, model=HOSTILE, provider=HOSTILE,
+        input_messages_json='[{"role": "%s", "parts": [{"type": "text", "content": "hi"}]}]' % HOSTILE.replace('"', '\\"'),
+    )
+    def thread(n: int) -> Conversation:
+        message = Message(
+            id=HOSTILE, role=HOSTILE, time_ns=1, span_id="a" * 16, trace_id="t", content="x",
+            feedback={HOSTILE: HOSTILE}, feedback_history=[FeedbackChange(1, HOSTILE, HOSTILE)], calls=[call],
+        )
+        event = CustomEvent(name=HOSTILE, time_ns=2, span_id="b" * 16, trace_id="t")
+        return Conversation(id=f"{HOSTILE}{n}", items=[message, event], tags=[HOSTILE])
+    out = io.StringIO()
+    render_html.render([thread(1), thread(2)], out)
+    page = out.getvalue()
+    assert "<img" not in page and 'onerror="' not in page
+    assert page.count(html.escape(HOSTILE)) >= 2 * 10  # each name, in each thread
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4) | st.integers() | st.floats() | st.booleans(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_VALUES)
+def test_shown_values_are_json_dumps(value: object) -> None:
+    """``as_text`` (its encoder made once) writes ``json.dumps``'s text for any value the
+    renderers show: NaN, big integers, non-string keys, bytes (by ``str``) included."""
+    expected = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    assert as_text(value) == expected
+
+
+def test_values_that_contain_themselves_or_nest_too_deeply_are_shown_as_such() -> None:
+    """What ``json.dumps`` refuses (a circular value, nesting past the recursion limit) is
+    shown as a short note, as before, not raised into the renderer."""
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert as_text(circular) == as_text(deep) == "[value nested too deeply to show]"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+
+@given(pieces=st.lists(st.text(max_size=30), max_size=30), limit=st.integers(min_value=1, max_value=80))
+def test_batched_writes_reach_the_output_in_order_and_bounded(pieces: list[str], limit: int) -> None:
+    """What a renderer writes through ``BatchedWriter`` reaches the output unchanged and in
+    order once flushed, and less than ``limit`` characters are ever held back."""
+    out = _Recorder()
+    batched = BatchedWriter(out, limit)
+    written = ""
+    for piece in pieces:
+        assert batched.write(piece) == len(piece)
+        written += piece
+        assert len(written) - len("".join(out.writes)) < limit
+    batched.flush()
+    assert "".join(out.writes) == "".join(pieces)
+
+
+def test_a_renderer_that_fails_still_writes_what_it_made() -> None:
+    """A thread that raises while rendering (a value no renderer can show) leaves the
+    threads before it written, as when each line was written at once."""
+    good = Conversation(id="good", items=[Message(id="m", role="user", time_ns=1, span_id="a" * 16, trace_id="t", content="hello")])
+    bad = Conversation(id="bad", items=[Message(id="n", role="user", time_ns=2, span_id="b" * 16, trace_id="t", content="x", feedback={"thumb": _Unprintable()})])
+    for render in (render_terminal.render, render_markdown.render):
+        out = io.StringIO()
+        with pytest.raises(RuntimeError):
+            render([good, bad], out)
+        assert "hello" in out.getvalue()
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("cannot be shown")
+
+    __repr__ = __str__
