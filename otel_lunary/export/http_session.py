@@ -89,3 +89,14 @@ class EnvironmentCachingSession(requests.Session):
         answer = last[3]
         # Copies: the caller may change what it gets, and the cached answer must not change.
         return {**answer, "proxies": dict(answer["proxies"])} if isinstance(answer.get("proxies"), dict) else dict(answer)
+
+
+def _new_lock_in_child() -> None:
+    # A fork copies the lock as it is: held by an export thread of the parent at that
+    # moment, it would stay held in the child (no thread there to release it), and every
+    # export the child makes would wait on it for good.
+    EnvironmentCachingSession._settings_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
