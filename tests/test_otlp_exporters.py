@@ -469,3 +469,28 @@ class TestHttpSession:
             done.set()
             thread.join(10)
             exporter.shutdown()
+
+    def test_a_verify_equal_to_true_without_being_true_is_answered_as_requests_does(self, no_proxy_env: pytest.MonkeyPatch) -> None:
+        """requests applies REQUESTS_CA_BUNDLE only to ``verify`` None or True itself (``is
+        True``), and its adapter uses the default CA store only for True itself: 1 and 1.0,
+        equal to True, are not answered with True's settings."""
+        import requests
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        no_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+        url = "https://collector.example:4318/v1/traces"
+        ours, plain = EnvironmentCachingSession(), requests.Session()
+        for verify in (True, 1, 1.0, True, None):
+            for _ in range(2):
+                expected = plain.merge_environment_settings(url, {}, None, verify, None)
+                got = ours.merge_environment_settings(url, {}, None, verify, None)
+                assert (verify, got["verify"], type(got["verify"])) == (verify, expected["verify"], type(expected["verify"]))
+        no_proxy_env.delenv("REQUESTS_CA_BUNDLE")
+        for session_verify in (True, 1, True):  # the session's own setting, per-call verify unset
+            ours.verify = plain.verify = session_verify
+            expected = plain.merge_environment_settings(url, {}, None, None, None)
+            got = ours.merge_environment_settings(url, {}, None, None, None)
+            assert (session_verify, got["verify"], type(got["verify"])) == (session_verify, expected["verify"], type(expected["verify"]))
+        ours.close()
+        plain.close()

@@ -77,7 +77,9 @@ class EnvironmentCachingSession(requests.Session):
         environ = _environment_data()
         if not self._cacheable or not self.trust_env or environ is None:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)  # type: ignore[no-any-return]
-        key = (url, _items(proxies), stream, verify, cert, _items(self.proxies), self.stream, self.verify, self.cert)
+        # verify's types too: requests treats True itself apart (``is True``), and 1 or 1.0
+        # equal True without being it.
+        key = (url, _items(proxies), stream, verify, type(verify), cert, _items(self.proxies), self.stream, self.verify, type(self.verify), self.cert)
         with self._settings_lock:
             last = self._last
             if last is None or last[0] != key or last[1] != environ:
