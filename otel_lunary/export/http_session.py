@@ -65,7 +65,9 @@ class EnvironmentCachingSession(requests.Session):
     _cacheable = False
     # (arguments and session settings, environment copy, proxies after the call, answer)
     _last: tuple[tuple[Any, ...], dict[Any, Any], dict[str, str] | None, dict[str, Any]] | None = None
-    _settings_lock = threading.Lock()  # shared: held for a dict comparison at most
+    # Shared by all sessions: held for a dict comparison, or while requests computes an answer
+    # anew (made anew in a forked child: ``_new_lock_in_child``).
+    _settings_lock = threading.Lock()
 
     def __init__(self) -> None:
         super().__init__()
