@@ -404,6 +404,22 @@ class TestRecurringValuesMixedWithOthers:
         assert_same_as_sdk(batch)
 
 
+    def test_a_tuple_holding_a_value_whose_hash_raises_drops_that_attribute_not_the_batch(self) -> None:
+        # The tuple's hash (the cache lookup) raises what its item's hash raises: the SDK's
+        # encoder drops the attribute and keeps the span, so do the fast encoders; raising
+        # would fail the exporter's whole batch.
+        recurring = {"thread.id": "t-1", "thread.tags": ("support", "vip")}
+        assert_same_as_sdk([span(attributes=recurring)] * 2)
+        decoded = assert_same_as_sdk(
+            [
+                span(attributes={**recurring, "thread.tags": ("support", _BrokenHash())}),
+                span(attributes={**recurring, "odd": (_BrokenHash(),), "role": "user"}),
+                span(attributes=recurring),
+            ]
+        )
+        spans = decoded.resource_spans[0].scope_spans[0].spans
+        assert [[kv.key for kv in s.attributes] for s in spans] == [["thread.id"], ["thread.id", "thread.tags", "role"], ["thread.id", "thread.tags"]]
+
 class TestDocumentedDivergences:
     """Where the SDK's encoder loses data or whole batches, the fast encoders do not."""
 

@@ -422,3 +422,75 @@ class TestHttpSession:
         exporter = OtlpHttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
         assert type(exporter._client._transport._session) is EnvironmentCachingSession
         exporter.shutdown()
+
+    def test_a_process_forked_while_another_thread_chose_its_settings_still_exports(
+        self, spans: list[ReadableSpan], sink: OtlpSink, no_proxy_env: pytest.MonkeyPatch
+    ) -> None:
+        """A fork (gunicorn --preload, a multiprocessing pool) copies the parent's locks as
+        they are: one an export thread held at that moment would stay held in the child, and
+        every export of the child would wait on it for good. The child's exporter, the
+        parent's own copied over, must still deliver."""
+        import os
+        import signal
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        exporter = OtlpHttpSpanExporter(endpoint=sink.endpoint + "/v1/traces")
+        holding, done = threading.Event(), threading.Event()
+
+        def export_thread_choosing_settings() -> None:  # the parent's export, caught mid-way by the fork
+            with EnvironmentCachingSession._settings_lock:
+                holding.set()
+                done.wait(60)
+
+        thread = threading.Thread(target=export_thread_choosing_settings, daemon=True)
+        thread.start()
+        assert holding.wait(30)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: report by exit status, never return into pytest
+                code = 1
+                try:
+                    code = 0 if exporter.export(spans) is SpanExportResult.SUCCESS else 2
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 30
+            status = None
+            while status is None and time.monotonic() < deadline:
+                finished, raw = os.waitpid(pid, os.WNOHANG)
+                status = os.waitstatus_to_exitcode(raw) if finished else None
+                time.sleep(0.05)
+            if status is None:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            assert status == 0, "the forked child's export never finished (a lock held at fork)" if status is None else status
+            assert len(sink.bodies) == 1
+        finally:
+            done.set()
+            thread.join(10)
+            exporter.shutdown()
+
+    def test_a_verify_equal_to_true_without_being_true_is_answered_as_requests_does(self, no_proxy_env: pytest.MonkeyPatch) -> None:
+        """requests applies REQUESTS_CA_BUNDLE only to ``verify`` None or True itself (``is
+        True``), and its adapter uses the default CA store only for True itself: 1 and 1.0,
+        equal to True, are not answered with True's settings."""
+        import requests
+
+        from otel_lunary.export.http_session import EnvironmentCachingSession
+
+        no_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+        url = "https://collector.example:4318/v1/traces"
+        ours, plain = EnvironmentCachingSession(), requests.Session()
+        for verify in (True, 1, 1.0, True, None):
+            for _ in range(2):
+                expected = plain.merge_environment_settings(url, {}, None, verify, None)
+                got = ours.merge_environment_settings(url, {}, None, verify, None)
+                assert (verify, got["verify"], type(got["verify"])) == (verify, expected["verify"], type(expected["verify"]))
+        no_proxy_env.delenv("REQUESTS_CA_BUNDLE")
+        for session_verify in (True, 1, True):  # the session's own setting, per-call verify unset
+            ours.verify = plain.verify = session_verify
+            expected = plain.merge_environment_settings(url, {}, None, None, None)
+            got = ours.merge_environment_settings(url, {}, None, None, None)
+            assert (session_verify, got["verify"], type(got["verify"])) == (session_verify, expected["verify"], type(expected["verify"]))
+        ours.close()
+        plain.close()

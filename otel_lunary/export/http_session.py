@@ -65,7 +65,9 @@ class EnvironmentCachingSession(requests.Session):
     _cacheable = False
     # (arguments and session settings, environment copy, proxies after the call, answer)
     _last: tuple[tuple[Any, ...], dict[Any, Any], dict[str, str] | None, dict[str, Any]] | None = None
-    _settings_lock = threading.Lock()  # shared: held for a dict comparison at most
+    # Shared by all sessions: held for a dict comparison, or while requests computes an answer
+    # anew (made anew in a forked child: ``_new_lock_in_child``).
+    _settings_lock = threading.Lock()
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,7 +79,9 @@ class EnvironmentCachingSession(requests.Session):
         environ = _environment_data()
         if not self._cacheable or not self.trust_env or environ is None:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)  # type: ignore[no-any-return]
-        key = (url, _items(proxies), stream, verify, cert, _items(self.proxies), self.stream, self.verify, self.cert)
+        # verify's types too: requests treats True itself apart (``is True``), and 1 or 1.0
+        # equal True without being it.
+        key = (url, _items(proxies), stream, verify, type(verify), cert, _items(self.proxies), self.stream, self.verify, type(self.verify), self.cert)
         with self._settings_lock:
             last = self._last
             if last is None or last[0] != key or last[1] != environ:
@@ -89,3 +93,14 @@ class EnvironmentCachingSession(requests.Session):
         answer = last[3]
         # Copies: the caller may change what it gets, and the cached answer must not change.
         return {**answer, "proxies": dict(answer["proxies"])} if isinstance(answer.get("proxies"), dict) else dict(answer)
+
+
+def _new_lock_in_child() -> None:
+    # A fork copies the lock as it is: held by an export thread of the parent at that
+    # moment, it would stay held in the child (no thread there to release it), and every
+    # export the child makes would wait on it for good.
+    EnvironmentCachingSession._settings_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)

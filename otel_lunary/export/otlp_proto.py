@@ -221,10 +221,11 @@ class _AttributeFields:
             else:
                 # a tuple: thread tags, the same on every span of a thread. Looked up first:
                 # only tuples of 1-8 str are ever kept, and a tuple equal to one of those is
-                # one (a value holding a list cannot be hashed, hence the TypeError).
+                # one. Its hash is its items': a list's raises TypeError, another object's anything
+                # (then, as any value that fails, it is dropped alone, by the path below).
                 try:
                     found = entry.values.get(value)
-                except TypeError:
+                except Exception:  # noqa: BLE001
                     found = None
                 if found is None:
                     found = self._other_field(key, value)
