@@ -241,6 +241,25 @@ def test_a_field_order_that_defeats_the_scan_still_replays_right(spans: list[Rea
 
 
 
+def _span_id_first(line: bytes) -> bytes:
+    """The same request, compact, with each span's span id written before its trace id."""
+    request = json.loads(line)
+    for resource in request["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            scope["spans"] = [{"spanId": span.pop("spanId"), **span} for span in scope["spans"]]
+    return json.dumps(request, separators=(",", ":")).encode() + b"\n"
+
+
+def test_compact_json_with_the_trace_id_after_the_span_id_streams_too(spans: list[ReadableSpan], tmp_path: Path) -> None:
+    """Another writer's field order (span id first, attributes still after the ids): the
+    scan's general path groups those lines, so they stream without falling back."""
+    path = write(tmp_path / "traces.jsonl", [_span_id_first(line) for line in lines(interleaved(spans), 3)])
+    assert b'{"traceId"' not in path.read_bytes()
+    finished, _ = stream(path)
+    assert len([c for group in finished for c in group]) == 4
+    assert_same_output(str(path))
+
+
 def test_json_with_blanks_streams_too(spans: list[ReadableSpan], tmp_path: Path) -> None:
     """Lines re-written by ``json.dumps`` (a blank after ``:`` and ``,``), ids first: the
     scan's general path groups them, so they stream, and write the same."""

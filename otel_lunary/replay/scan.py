@@ -64,6 +64,7 @@ _COMPACT = re.compile(
 _OWN_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
 _FEEDBACK = LUNARY_FEEDBACK_MESSAGE_ID.encode()
+_OPEN_BRACE = ord("{")
 _CONVERSATION = GEN_AI_CONVERSATION_ID.encode()
 _LINE_BITS = 40  # a position is file index << _LINE_BITS | line number
 
@@ -139,8 +140,11 @@ class Grouping:
 
         One ``findall`` gives, in file order, each span's trace id followed by its joining
         attributes; the Python loop only pairs them, and each distinct (trace, attribute)
-        of the line is joined once (a trace's spans repeat its conversation id)."""
-        if buffer.find(_TRACE_FIELD, start, end) < 0:
+        of the line is joined once (a trace's spans repeat its conversation id). A line
+        whose first span does not start with its trace id (another writer's field order)
+        takes the general path, which finds trace ids anywhere."""
+        first = buffer.find(_TRACE_FIELD, start, end)
+        if first <= start or buffer[first - 1] != _OPEN_BRACE:
             self._add_spaced_line(buffer[start:end], where)
             return
         traces: set[bytes] = set()
