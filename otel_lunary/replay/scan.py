@@ -131,12 +131,8 @@ class Grouping:
             self.last_line[a] = last
         return a
 
-    def add_line(self, line: bytes, where: int) -> None:
-        """The joins the spans of one line make."""
-        self.add_span_of(line, 0, len(line), where)
-
-    def add_span_of(self, buffer: bytes, start: int, end: int, where: int) -> None:
-        """``add_line`` for the line ``buffer[start:end]``, read in place (no copy of it).
+    def add_line(self, buffer: bytes, start: int, end: int, where: int) -> None:
+        """The joins the spans of the line ``buffer[start:end]`` make (read in place, not copied).
 
         One ``findall`` gives, in file order, each span's trace id followed by its joining
         attributes; the Python loop only pairs them, and each distinct (trace, attribute)
@@ -290,7 +286,7 @@ def scan(files: list[Path], max_line: int) -> Grouping:
         try:
             for line_no, line in enumerate(_lines(path, max_line), start=1):
                 if line is not None:
-                    grouping.add_span_of(*line, position(file_index, line_no))
+                    grouping.add_line(*line, position(file_index, line_no))
         except (OSError, EOFError):
             pass  # unreadable, or a corrupt compressed stream: pass 2 reports it where it stops
     grouping.done()
