@@ -49,6 +49,21 @@ def format_message_id(span_context: SpanContext) -> str:
         return "00-%032x-%016x-%02x" % (trace_id, span_id, flags)
 
 
+def message_trace_hex(message_id: str) -> str | None:
+    """The trace id (32 lowercase hex digits) of a message id ``parse_message_id`` accepts,
+    else None: its trace without making a ``SpanContext`` (replay checks every message)."""
+    match = _TRACEPARENT.match(message_id.strip().lower())
+    if match is None:
+        return None
+    trace, span = match.group(1, 2)
+    if trace == _ZERO_TRACE or span == _ZERO_SPAN:
+        return None
+    return trace
+
+
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+
 def parse_message_id(message_id: object) -> SpanContext | None:
     """The span context a message id stands for, or None for ids we did not generate."""
     if not isinstance(message_id, str):

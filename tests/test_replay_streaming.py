@@ -20,6 +20,8 @@ from pathlib import Path
 
 import openai
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openinference.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -32,8 +34,9 @@ from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_SPAN_TYPE, OPENINFERENCE_SPAN_KIND
 from otel_lunary.cli import build_parser
 from otel_lunary.export.otlp_json import encode_line
-from otel_lunary.replay.command import replay
-from otel_lunary.replay.reader import expand_paths
+from otel_lunary.replay import ordered, scan
+from otel_lunary.replay.command import _renderer, replay
+from otel_lunary.replay.reader import expand_paths, open_lines
 from otel_lunary.replay.streaming import Regroup, StreamingAssembly
 
 OUTPUTS = (
@@ -238,6 +241,25 @@ def test_a_field_order_that_defeats_the_scan_still_replays_right(spans: list[Rea
 
 
 
+def _span_id_first(line: bytes) -> bytes:
+    """The same request, compact, with each span's span id written before its trace id."""
+    request = json.loads(line)
+    for resource in request["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            scope["spans"] = [{"spanId": span.pop("spanId"), **span} for span in scope["spans"]]
+    return json.dumps(request, separators=(",", ":")).encode() + b"\n"
+
+
+def test_compact_json_with_the_trace_id_after_the_span_id_streams_too(spans: list[ReadableSpan], tmp_path: Path) -> None:
+    """Another writer's field order (span id first, attributes still after the ids): the
+    scan's general path groups those lines, so they stream without falling back."""
+    path = write(tmp_path / "traces.jsonl", [_span_id_first(line) for line in lines(interleaved(spans), 3)])
+    assert b'{"traceId"' not in path.read_bytes()
+    finished, _ = stream(path)
+    assert len([c for group in finished for c in group]) == 4
+    assert_same_output(str(path))
+
+
 def test_json_with_blanks_streams_too(spans: list[ReadableSpan], tmp_path: Path) -> None:
     """Lines re-written by ``json.dumps`` (a blank after ``:`` and ``,``), ids first: the
     scan's general path groups them, so they stream, and write the same."""
@@ -309,3 +331,86 @@ def test_a_conversation_longer_than_the_spill_slices(recorded, tmp_path: Path) -
     assert len(out) > 2**20
     (conversation,) = [json.loads(line) for line in out.splitlines()]
     assert [item["content"] for item in conversation["items"]] == texts
+
+
+@pytest.mark.parametrize("memory_bytes", [0, 3000, 2**30])
+def test_pieces_past_the_memory_budget_are_spilled_and_still_written_in_order(spans: list[ReadableSpan], tmp_path: Path, memory_bytes: int) -> None:
+    """Conversations handed over newest first (the reverse of the output's order): with
+    no text held (everything spilled), a few pieces held then spilled, or everything held,
+    every format writes what rendering the sorted conversations at once writes."""
+    path = write(tmp_path / "traces.jsonl", lines(interleaved(spans), 3))
+    conversations: list = []
+    StreamingAssembly(expand_paths([path]), lambda problem: None, max_line=MAX_LINE).run(conversations.extend)
+    conversations.sort(key=lambda c: (c.start_ns, c.id))
+    assert len(conversations) == 4
+    for output in OUTPUTS:
+        args = build_parser(["replay", str(path), *output]).parse_args(["replay", str(path), *output])
+        expected = io.StringIO()
+        _renderer(args)(conversations, expected)
+        collected = ordered.ordered_output(args.format, expected, listing=args.list, details=not args.no_details)
+        collected._pieces = ordered._Pieces(memory_bytes)
+        try:
+            for conversation in reversed(conversations):
+                collected.add(conversation)
+            written = io.StringIO()
+            collected.write(written)
+            assert written.getvalue() == expected.getvalue(), output
+            if not args.list:  # rows are kept as they are
+                if len(expected.getvalue()) > memory_bytes:
+                    assert collected._pieces.spilled, output
+                if memory_bytes == 2**30:
+                    assert not collected._pieces.spilled, output
+        finally:
+            collected.close()
+
+
+def test_a_small_memory_budget_streams_the_same_end_to_end(spans: list[ReadableSpan], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command with pieces spilled part of the way through, lines in reverse (so
+    conversations finish in an order unlike their start order), writes what whole-input
+    replay writes."""
+    shuffled = list(spans)
+    random.Random(3).shuffle(shuffled)
+    path = write(tmp_path / "traces.jsonl", list(reversed(lines(shuffled, 4))))
+    monkeypatch.setattr(ordered, "MEMORY_BYTES", 2000)
+    assert_same_output(str(path))
+
+
+def test_lines_longer_than_the_limit_are_skipped_alike_by_both_passes(spans: list[ReadableSpan], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line over OTEL_LUNARY_REPLAY_MAX_LINE_BYTES in the middle of a file, read by the
+    scan in chunks smaller than a line: both passes skip the same line and count the
+    rest alike, so streaming holds (no fallback) and writes the same, problem included."""
+    content = lines(interleaved(spans), 2)
+    limit = sorted(len(line) for line in content)[len(content) // 2]
+    assert any(len(line) > limit for line in content[1:-1])
+    path = write(tmp_path / "traces.jsonl", content)
+    monkeypatch.setattr(scan, "_CHUNK", 1000)
+    monkeypatch.setenv("OTEL_LUNARY_REPLAY_MAX_LINE_BYTES", str(limit))
+    StreamingAssembly(expand_paths([path]), lambda problem: None, max_line=limit).run(lambda conversations: None)
+    status, _, err = run(str(path), streaming=True)
+    assert "longer than" in err
+    assert_same_output(str(path))
+
+
+@given(
+    content=st.lists(st.sampled_from([b"a", b"bb", b"\n", b"x" * 7]), max_size=30).map(b"".join),
+    max_line=st.integers(min_value=1, max_value=12),
+    chunk=st.integers(min_value=1, max_value=9),
+    compressed=st.booleans(),
+)
+def test_the_scan_numbers_lines_as_the_reader_does(tmp_path_factory: pytest.TempPathFactory, content: bytes, max_line: int, chunk: int, compressed: bool) -> None:
+    """Pass 1 reads in chunks, pass 2 line by line: for any bytes, limit and chunk size
+    they see the same lines under the same numbers (a group's end is a line number)."""
+    path = tmp_path_factory.mktemp("lines") / "traces.jsonl"
+    path.write_bytes(gzip.compress(content) if compressed else content)
+    raw, reader_lines = open_lines(path, max_line)
+    try:
+        expected = [None if line is None else line.removesuffix(b"\n") for line in reader_lines]
+    finally:
+        raw.close()
+    original = scan._CHUNK
+    scan._CHUNK = chunk
+    try:
+        scanned = [None if line is None else line[0][line[1] : line[2]] for line in scan._lines(path, max_line)]
+    finally:
+        scan._CHUNK = original
+    assert scanned == expected

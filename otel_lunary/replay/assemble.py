@@ -265,14 +265,14 @@ class Assembler:
         with deferred_collections():  # joining makes many containers, all kept: see _gc
             return self._finish()
 
-    def join_keys(self) -> tuple[set[str], set[str], set[str]]:
+    def join_keys(self) -> tuple[set[str], set[str], list[tuple[str, str]]]:
         """What this assembler's spans join by besides their traces: the conversation ids
         (every state kept for one), the message ids feedback names, and the ids of the
-        messages, for ``streaming`` to check against the scan's grouping."""
+        messages with their traces, for ``streaming`` to check against the scan's grouping."""
         conversations = set(self._items) | set(self._threads)
         conversations.update(call.conversation_id for call in self._calls.values() if call.conversation_id is not None)
         named = {feedback.message_id for feedback in self._feedback if feedback.message_id is not None}
-        messages = {message.id for _, _, message in self._messages.values()}
+        messages = [(message.id, message.trace_id) for _, _, message in self._messages.values()]
         return conversations, named, messages
 
     def _finish(self) -> tuple[list[Conversation], int]:

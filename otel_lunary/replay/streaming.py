@@ -137,14 +137,21 @@ class StreamingAssembly:
 
     @staticmethod
     def _check(assembler: Assembler, group: int, grouping: Grouping) -> None:
-        """Raise ``Regroup`` unless every join of ``assembler`` stays in ``group``."""
+        """Raise ``Regroup`` unless every join of ``assembler`` stays in ``group``.
+
+        A message whose id starts with ``00-`` and its own trace (what otel-lunary
+        writes) needs no ``message_key``: its key is that trace, in this group by
+        construction, or, if the id is not a valid traceparent, the id itself, looked up
+        as it is (a key no scan adds unless something else names it)."""
+        group_of = grouping.group_of
         conversations, named, messages = assembler.join_keys()
         for conversation in conversations:
-            if grouping.group(conversation) != group:
+            if group_of.get(hash(conversation)) != group:
                 raise Regroup(f"conversation {conversation!r} is not where the scan put it")
         for message_id in named:
-            if grouping.group(message_key(message_id)) != group:
+            if group_of.get(hash(message_key(message_id))) != group:
                 raise Regroup(f"feedback for message {message_id!r} is not where the scan put it")
-        for message_id in messages:  # absent: no feedback names it
-            if grouping.group(message_key(message_id), group) != group:
+        for message_id, trace in messages:  # absent: no feedback names it
+            key = message_id if message_id[3:35] == trace and message_id.startswith("00-") else message_key(message_id)
+            if group_of.get(hash(key), group) != group:
                 raise Regroup(f"message {message_id!r} is not where the scan put it")
