@@ -120,6 +120,35 @@ def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen | None
             time.sleep(0.05)
 
 
+class OtlpHttpHandler(BaseHTTPRequestHandler):
+    """What every in-process OTLP/HTTP receiver here shares: an empty protobuf answer, no log."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def serve_http(handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
+    """A threading HTTP server on 127.0.0.1 (``port``, or a free one), answering from a daemon
+    thread: stop it with ``stop_http``."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_http(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
     """SIGTERM, then SIGKILL after ``timeout`` seconds; nothing when it is gone or never started."""
     if process is None or process.poll() is not None:
@@ -435,7 +464,7 @@ class OtlpSink:
     def start(self) -> OtlpSink:
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(OtlpHttpHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 encoding = self.headers.get("Content-Encoding", "")
@@ -454,23 +483,14 @@ class OtlpSink:
                             for span in ss.spans:
                                 sink.spans.append(span)
                                 sink.resources.append(rs.resource)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer(200)
 
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_http(Handler, self.port)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_http(self._server)
             self._server = None
 
     def count(self) -> int:
