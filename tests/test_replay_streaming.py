@@ -20,8 +20,6 @@ from pathlib import Path
 
 import openai
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from openinference.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -34,9 +32,10 @@ from otel_lunary._fake_llm import FakeLLM
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_SPAN_TYPE, OPENINFERENCE_SPAN_KIND
 from otel_lunary.cli import build_parser
 from otel_lunary.export.otlp_json import encode_line
-from otel_lunary.replay import ordered, scan
+from otel_lunary.replay import lines as line_reader
+from otel_lunary.replay import ordered
 from otel_lunary.replay.command import _renderer, replay
-from otel_lunary.replay.reader import expand_paths, open_lines
+from otel_lunary.replay.reader import expand_paths
 from otel_lunary.replay.streaming import Regroup, StreamingAssembly
 
 OUTPUTS = (
@@ -377,40 +376,15 @@ def test_a_small_memory_budget_streams_the_same_end_to_end(spans: list[ReadableS
 
 def test_lines_longer_than_the_limit_are_skipped_alike_by_both_passes(spans: list[ReadableSpan], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A line over OTEL_LUNARY_REPLAY_MAX_LINE_BYTES in the middle of a file, read by the
-    scan in chunks smaller than a line: both passes skip the same line and count the
+    passes in chunks smaller than a line: both skip the same line and count the
     rest alike, so streaming holds (no fallback) and writes the same, problem included."""
     content = lines(interleaved(spans), 2)
     limit = sorted(len(line) for line in content)[len(content) // 2]
     assert any(len(line) > limit for line in content[1:-1])
     path = write(tmp_path / "traces.jsonl", content)
-    monkeypatch.setattr(scan, "_CHUNK", 1000)
+    monkeypatch.setattr(line_reader, "CHUNK", 1000)
     monkeypatch.setenv("OTEL_LUNARY_REPLAY_MAX_LINE_BYTES", str(limit))
     StreamingAssembly(expand_paths([path]), lambda problem: None, max_line=limit).run(lambda conversations: None)
     status, _, err = run(str(path), streaming=True)
     assert "longer than" in err
     assert_same_output(str(path))
-
-
-@given(
-    content=st.lists(st.sampled_from([b"a", b"bb", b"\n", b"x" * 7]), max_size=30).map(b"".join),
-    max_line=st.integers(min_value=1, max_value=12),
-    chunk=st.integers(min_value=1, max_value=9),
-    compressed=st.booleans(),
-)
-def test_the_scan_numbers_lines_as_the_reader_does(tmp_path_factory: pytest.TempPathFactory, content: bytes, max_line: int, chunk: int, compressed: bool) -> None:
-    """Pass 1 reads in chunks, pass 2 line by line: for any bytes, limit and chunk size
-    they see the same lines under the same numbers (a group's end is a line number)."""
-    path = tmp_path_factory.mktemp("lines") / "traces.jsonl"
-    path.write_bytes(gzip.compress(content) if compressed else content)
-    raw, reader_lines = open_lines(path, max_line)
-    try:
-        expected = [None if line is None else line.removesuffix(b"\n") for line in reader_lines]
-    finally:
-        raw.close()
-    original = scan._CHUNK
-    scan._CHUNK = chunk
-    try:
-        scanned = [None if line is None else line[0][line[1] : line[2]] for line in scan._lines(path, max_line)]
-    finally:
-        scan._CHUNK = original
-    assert scanned == expected

@@ -1,6 +1,6 @@
 """Streaming reader of OTLP JSON Lines files (plain, rotated, .gz, .zst, directories).
 
-Files are read one line at a time and each line is dropped once its spans are yielded,
+Files are read in chunks (``lines``) and each line is dropped once its spans are yielded,
 so memory does not grow with the file. A line that cannot be used (truncated, not JSON,
 not OTLP) and a span without ids are reported as ``Problem`` with file and line, and
 skipped; the rest of the input still replays.
@@ -8,22 +8,21 @@ skipped; the rest of the input still replays.
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import TextIO
 
 from otel_lunary._settings import command_setting
 from otel_lunary.replay._gc import FULL_COLLECTION_THRESHOLD, deferred_collections
 from otel_lunary.replay.decode import otlp_spans
 from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, line_parser
+from otel_lunary.replay.lines import chunked_lines, open_binary
 from otel_lunary.replay.progress import Progress
 from otel_lunary.replay.records import Problem, SpanRecord
 
-__all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expand_paths", "open_lines", "read_file", "read_lines", "read_numbered_lines", "rotated_siblings"]
+__all__ = ["ENV_JSON_PARSER", "FULL_COLLECTION_THRESHOLD", "ProblemSink", "expand_paths", "read_file", "read_lines", "read_numbered_lines", "rotated_siblings"]
 
 ProblemSink = Callable[[Problem], None]
 
@@ -68,21 +67,6 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return list(unique.values())
 
 
-def _open_binary(path: Path, raw: IO[bytes]) -> IO[bytes]:
-    """A decompressing view of ``raw`` chosen by magic bytes, so a misnamed file still reads."""
-    head = raw.read(4)
-    raw.seek(0)
-    if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    if head == b"\x28\xb5\x2f\xfd":
-        try:
-            import zstandard  # optional: only for .zst files
-        except ImportError:
-            raise OSError(f"{path} is zstd-compressed; install 'zstandard' or decompress it first") from None
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))  # type: ignore[arg-type]
-    return raw
-
-
 def read_file(path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None) -> Iterator[SpanRecord]:
     """Spans of one OTLP JSON Lines file, line by line (see ``read_lines``)."""
     for spans in read_lines(path, on_problem, progress_stream=progress_stream):
@@ -99,22 +83,6 @@ def max_line_bytes(value: int | None = None) -> int:
     return int(command_setting(int, value, ENV_MAX_LINE_BYTES, DEFAULT_MAX_LINE_BYTES, "the maximum line length in bytes"))
 
 
-def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
-    """Each line of ``stream``; None for a line longer than ``limit`` bytes (its newline
-    included), which is skipped a chunk at a time, never held whole."""
-    readline = stream.readline
-    while True:
-        line = readline(limit + 1)
-        if not line:
-            return
-        if len(line) <= limit:  # the whole line, newline included
-            yield line
-            continue
-        while line and not line.endswith(b"\n"):  # the rest of the long line, dropped as read
-            line = readline(1 << 20)
-        yield None
-
-
 def read_lines(
     path: Path, on_problem: ProblemSink, *, progress_stream: TextIO | None = None, max_line: int | None = None
 ) -> Iterator[list[SpanRecord]]:
@@ -127,17 +95,6 @@ def read_lines(
     (``sources.read_sources``).
     """
     return (records for _, records in read_numbered_lines(path, on_problem, progress_stream=progress_stream, max_line=max_line))
-
-
-def open_lines(path: Path, max_line: int) -> tuple[IO[bytes], Iterator[bytes | None]]:
-    """The raw file (to close) and its lines as ``read_numbered_lines`` numbers them
-    (``enumerate(..., start=1)``): what a scan ahead of the read (``scan``) must count the same."""
-    raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
-    try:
-        return raw, _lines(_open_binary(path, raw), max_line)
-    except BaseException:
-        raw.close()
-        raise
 
 
 def read_numbered_lines(
@@ -156,7 +113,7 @@ def read_numbered_lines(
     deferred.__enter__()
     try:
         try:
-            stream = _open_binary(path, raw)
+            stream = open_binary(path, raw)
         except OSError as exc:
             on_problem(Problem(label, None, str(exc)))
             return
@@ -164,11 +121,13 @@ def read_numbered_lines(
         spans = 0
         loads = line_parser()
         try:
-            for line_no, line in enumerate(_lines(stream, limit), start=1):  # noqa: B007 - used after the loop
-                if line is None:
+            for line_no, place in enumerate(chunked_lines(stream, limit), start=1):  # noqa: B007 - used after the loop
+                if place is None:
                     on_problem(Problem(label, line_no, f"line longer than {limit} bytes ({ENV_MAX_LINE_BYTES}); skipped"))
                     continue
-                if not line.strip():
+                buffer, start, end = place
+                line = buffer[start:end]
+                if line.isspace():  # what ``not line.strip()`` says of a line, without copying it
                     continue
                 try:
                     request = loads(line)

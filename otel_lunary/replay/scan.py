@@ -27,7 +27,7 @@ from pathlib import Path
 
 from otel_lunary.attributes import GEN_AI_CONVERSATION_ID, LUNARY_FEEDBACK_MESSAGE_ID, LUNARY_MESSAGE_ID
 from otel_lunary.ids import message_trace_hex
-from otel_lunary.replay.reader import _open_binary
+from otel_lunary.replay.lines import Line, chunked_lines, open_binary
 
 # A span's trace id (group 1), or one of the attributes joins go through: name (group 2)
 # and string value, JSON-escaped (group 3). Inside a JSON string every quote is escaped,
@@ -66,6 +66,7 @@ _ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
 _FEEDBACK = LUNARY_FEEDBACK_MESSAGE_ID.encode()
 _OPEN_BRACE = ord("{")
 _CONVERSATION = GEN_AI_CONVERSATION_ID.encode()
+_NEWLINE = ord("\n")
 _LINE_BITS = 40  # a position is file index << _LINE_BITS | line number
 
 
@@ -213,70 +214,21 @@ class Grouping:
         self._members.clear()
 
 
-_CHUNK = 2**21  # bytes read at a time: larger chunks raised the peak RSS more than they saved
-
-
-def _lines(path: Path, max_line: int) -> Iterator[tuple[bytes, int, int] | None]:
+def _lines(path: Path, max_line: int) -> Iterator[Line | None]:
     """Each line of ``path`` as (buffer, start, end) without its newline, numbered as
-    ``reader.read_numbered_lines`` numbers them; None for a line longer than ``max_line``
-    bytes (newline included), which pass 2 skips too, and drops as it is read here.
+    ``reader.read_numbered_lines`` numbers them (both read through ``lines``); None for a
+    line longer than ``max_line`` bytes (newline included), which pass 2 skips too.
 
-    The file is read ``_CHUNK`` bytes at a time and each line searched in place: the scan
-    looks at every byte once and keeps none, and ``readline`` on lines of hundreds of
-    kilobytes (a batch of spans) cost more than the search itself (0.65 against 0.15 µs a
-    span for reading alone on the realistic bench file). Not ``mmap``: the mapped pages of
-    the whole file would count in the process's resident memory."""
+    Each line is searched in place in the chunk read: the scan looks at every byte once
+    and keeps none. Not ``mmap``: the mapped pages of the whole file would count in the
+    process's resident memory."""
     with open(path, "rb") as raw:
-        stream = _open_binary(path, raw)
-        pending: list[bytes] = []  # the start of a line that goes on in the next chunk
-        pending_size = 0
-        skipping = False  # inside a line already known to be too long
-        while True:
-            data = stream.read(_CHUNK)
-            if not data:
-                break
-            first = data.find(b"\n")
-            if first < 0:
-                if not skipping:
-                    pending.append(data)
-                    pending_size += len(data)
-                    if pending_size > max_line:
-                        pending, pending_size, skipping = [], 0, True
-                continue
-            if skipping or pending_size + first + 1 > max_line:
+        for line in chunked_lines(open_binary(path, raw), max_line):
+            if line is None:
                 yield None
-            elif pending:
-                pending.append(data[:first])
-                line = b"".join(pending)
-                yield line, 0, len(line)
-            else:
-                yield data, 0, first
-            pending, pending_size, skipping = [], 0, False
-            last = data.rfind(b"\n")
-            yield from _split(data, first + 1, last + 1, max_line)
-            if last + 1 < len(data):
-                pending.append(data[last + 1 :])
-                pending_size = len(data) - last - 1
-                if pending_size > max_line:
-                    pending, pending_size, skipping = [], 0, True
-        if skipping:
-            yield None
-        elif pending:
-            line = b"".join(pending)
-            yield from _split(line, 0, len(line), max_line)
-
-
-def _split(buffer: bytes, start: int, end: int, max_line: int) -> Iterator[tuple[bytes, int, int] | None]:
-    """The lines of ``buffer[start:end]``, the last one without a newline if so written."""
-    find = buffer.find
-    while start < end:
-        newline = find(b"\n", start, end)
-        stop = end if newline < 0 else newline
-        if stop + (newline >= 0) - start > max_line:
-            yield None
-        else:
-            yield buffer, start, stop
-        start = stop + 1
+                continue
+            buffer, start, end = line
+            yield (buffer, start, end - 1) if buffer[end - 1] == _NEWLINE else line
 
 
 def scan(files: list[Path], max_line: int) -> Grouping:
