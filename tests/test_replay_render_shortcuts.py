@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_lunary.replay import render_html, render_markdown, render_terminal
+from otel_lunary.replay import render_html, render_json, render_markdown, render_terminal
 from otel_lunary.replay.batched import BatchedWriter
-from otel_lunary.replay.content import as_text
+from otel_lunary.replay.content import as_text, json_chunks
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+from otel_lunary.replay.serialize import conversation_dict
 
 # Text with what HTML escapes, line breaks of every kind str.splitlines knows, and the rest.
 _TEXT = st.text(alphabet=st.sampled_from(list("<>&\"'ab \n\r\x0b\x0c\x1c\x85\u2028\u2029")) | st.characters(), max_size=40)
@@ -80,6 +81,31 @@ def test_shown_values_are_json_dumps(value: object) -> None:
     renderers show: NaN, big integers, non-string keys, bytes (by ``str``) included."""
     expected = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
     assert as_text(value) == expected
+
+
+@given(value=_VALUES)
+def test_json_chunks_are_json_dumps(value: object) -> None:
+    """The JSON output's encoder (made once, no circular-value check) writes
+    ``json.dumps(value, ensure_ascii=False, default=str)`` for any value, also when the same
+    list or dict appears twice in it (shared, not circular: the histories do that)."""
+    assert "".join(json_chunks(value)) == json.dumps(value, ensure_ascii=False, default=str)
+    shared = {"a": [value, value], "b": value}
+    assert "".join(json_chunks(shared)) == json.dumps(shared, ensure_ascii=False, default=str)
+
+
+def test_json_output_is_json_dumps_of_each_conversation() -> None:
+    """One ``json.dumps`` line per conversation, as the output always was; a call's
+    history dicts shared between calls are written in full each time."""
+    history = '[{"role": "user", "parts": [{"type": "text", "content": "1e-05 \\u00e9 \\n"}]}]'
+    def thread(n: int) -> Conversation:
+        calls = [CallRecord(kind="llm", name="chat", span_id=f"{n}{i}", trace_id="t", start_ns=1, end_ns=2 * 10**6 + 1,
+                            input_messages_json=history, metadata={"x": 1e-05, "nan": float("nan"), "big": 10**30})
+                 for i in range(3)]
+        message = Message(id=f"m{n}", role="assistant", time_ns=5, span_id="a" * 16, trace_id="t", content="é\x00", calls=calls)
+        return Conversation(id=f"c{n}", items=[message, CustomEvent(name="e", time_ns=7, span_id="b" * 16, trace_id="t")])
+    out = io.StringIO()
+    render_json.render([thread(1), thread(2)], out)
+    assert out.getvalue() == "".join(json.dumps(conversation_dict(thread(n)), ensure_ascii=False, default=str) + "\n" for n in (1, 2))
 
 
 def test_values_that_contain_themselves_or_nest_too_deeply_are_shown_as_such() -> None:
