@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from otel_lunary.replay import render_html, render_json, render_markdown, render_terminal
 from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, json_chunks
+from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 from otel_lunary.replay.serialize import conversation_dict
 
@@ -40,6 +41,27 @@ def test_one_line_quote_and_indent_are_the_general_ones(text: str) -> None:
     lines = text.splitlines() or [""]
     assert render_markdown._quote(text) == "\n".join("> " + line if line else ">" for line in lines)
     assert render_terminal._indent(text, "     ") == "\n".join("     " + line for line in lines)
+
+
+_ROLE = st.sampled_from(["user", "assistant", "tool", "system", None, 1, True]) | _TEXT
+
+
+@given(roles=st.lists(_ROLE, max_size=8), text=_TEXT)
+def test_remembered_markdown_roles_are_the_general_ones(roles: list[object], text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message's head and a history line made with the remembered role text (also when
+    the memory is full and cleared, and for roles that are not strings) are what the
+    plain escapes give."""
+    from otel_lunary.replay.display import ROLE_ICONS
+
+    monkeypatch.setattr(render_markdown, "_ROLES", {})
+    monkeypatch.setattr(render_markdown, "_ROLES_KEPT", 3)
+    for role in roles + roles:
+        message = Message(id="m", role=role, time_ns=1_700_000_000_123_456_789, span_id="a" * 16, trace_id="t", content=text, user_id=text or None)  # type: ignore[arg-type]
+        who = f"**{render_markdown._text(role)}**" + (f" ({render_markdown._text(text)})" if text and role == "user" else "")
+        from otel_lunary.replay.times import clock
+        assert render_markdown._message(message, Histories())[0] == f"{ROLE_ICONS.get(role, '')} {who} · {clock(message.time_ns)}"  # type: ignore[call-overload]
+        line = {"role": role, "parts": [{"type": "text", "content": text}]}
+        assert render_markdown._history_line(line) == f"{render_markdown._code(role)}: {render_markdown._text(' '.join(text.split()))}"
 
 
 HOSTILE = '<img src=x onerror="alert(1)">&amp;\'"'
