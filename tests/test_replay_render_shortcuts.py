@@ -64,6 +64,29 @@ def test_remembered_markdown_roles_are_the_general_ones(roles: list[object], tex
         assert render_markdown._history_line(line) == f"{render_markdown._code(role)}: {render_markdown._text(' '.join(text.split()))}"
 
 
+@given(
+    role=st.sampled_from(["user", "assistant", "tool"]) | _TEXT,
+    user_id=st.none() | _TEXT,
+    tool_call_id=st.none() | _TEXT,
+    retry=st.booleans(),
+    message_id=_TEXT | st.text(alphabet="0123456789abcdef-<&", max_size=60),
+)
+def test_html_meta_and_message_id_escaped_in_pieces_are_escape(role: str, user_id: str | None, tool_call_id: str | None, retry: bool, message_id: str) -> None:
+    """The HTML meta line escaped in pieces (remembered icon and role, clock unescaped)
+    and the message id (letters, digits and dashes unescaped) are ``escape`` of the whole."""
+    from otel_lunary.replay.display import ROLE_ICONS
+    from otel_lunary.replay.times import clock
+
+    message = Message(id=message_id, role=role, time_ns=1_700_000_000_123_456_789, span_id="a" * 16, trace_id="t", content="x",
+                      user_id=user_id, tool_call_id=tool_call_id, is_retry=retry)
+    who = role + (f" · {user_id}" if user_id and role == "user" else "")
+    meta = f"{ROLE_ICONS.get(role, '')} {who} · {clock(message.time_ns)}" + (" · retry" if retry else "") + (f" · answers {tool_call_id}" if tool_call_id else "")
+    made = render_html._message(message, Histories())
+    assert f'<div class="meta">{html.escape(meta)}</div>' in made
+    assert f'data-message-id="{html.escape(message_id)}"' in made
+    assert render_html._id(message_id) == html.escape(message_id)
+
+
 HOSTILE = '<img src=x onerror="alert(1)">&amp;\'"'
 
 
