@@ -125,6 +125,9 @@ def _call(call: CallRecord, histories: Histories) -> str:
 def _message(message: Message, histories: Histories) -> str:
     # the meta line escaped in pieces (escape maps each character alone): the icon and
     # role remembered, the clock has nothing to escape
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
     plain_role = message.role
     role = _name(plain_role)
     meta = _name(f"{ROLE_ICONS.get(plain_role, '')} {plain_role}")
@@ -133,17 +136,17 @@ def _message(message: Message, histories: Histories) -> str:
     meta += f" · {clock(message.time_ns)}"
     if message.is_retry:
         meta += " · retry"
-    if message.tool_call_id:
-        meta += escape(f" · answers {message.tool_call_id}")
-    if message.content is not None:
-        text = f'<div class="text">{escape(message.content)}</div>'
-    elif message.tool_calls:
+    if tool_call_id:
+        meta += escape(f" · answers {tool_call_id}")
+    if content is not None:
+        text = f'<div class="text">{escape(content)}</div>'
+    elif tool_calls:
         text = ""
     else:
         text = '<div class="text missing">content not captured</div>'
     tools = ""
-    if message.tool_calls:
-        tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in message.tool_calls) + "</ul>"
+    if tool_calls:
+        tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in tool_calls) + "</ul>"
     # the slots, not the fields: most messages have none of these, and reading a field
     # makes its empty container
     given, feedback_history, message_calls = message._feedback, message._feedback_history, message._calls

@@ -103,6 +103,9 @@ def _call_lines(call: CallRecord, depth: int, histories: Histories) -> list[str]
 
 
 def _message(message: Message, histories: Histories) -> list[str]:
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
     role = message.role
     head = _role(role)[0] if type(role) is str else f"{ROLE_ICONS.get(role, '')} **{_text(role)}**"
     if message.user_id and role == "user":
@@ -110,14 +113,14 @@ def _message(message: Message, histories: Histories) -> list[str]:
     head += f" · {clock(message.time_ns)}"
     if message.is_retry:
         head += " · retry"
-    if message.tool_call_id:
-        head += f" · answers {_code(message.tool_call_id)}"
+    if tool_call_id:
+        head += f" · answers {_code(tool_call_id)}"
     lines = [head, ""]
-    if message.content is not None:
-        lines += [_quote(_text(message.content)), ""]
-    for tool_call in message.tool_calls:
+    if content is not None:
+        lines += [_quote(_text(content)), ""]
+    for tool_call in tool_calls:
         lines.append(f"- calls {_code(tool_call_label(tool_call))}")
-    if message.tool_calls:
+    if tool_calls:
         lines.append("")
     # the slots, not the fields: most messages have none of these, and reading a field
     # makes its empty container

@@ -70,21 +70,24 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
 
 
 def message_dict(message: Message) -> dict[str, Any]:
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
     data: dict[str, Any] = {
         "type": "message",
         "id": message.id,
         "role": message.role,
         "time": iso(message.time_ns),
-        "content": message.content,
+        "content": content,
         "trace_id": message.trace_id,
         "span_id": message.span_id,
     }
-    if message.tool_calls:
-        data["tool_calls"] = [tool_call_dict(c) for c in message.tool_calls]
+    if tool_calls:
+        data["tool_calls"] = [tool_call_dict(c) for c in tool_calls]
     # the optional fields, each when set, in this order (see call_dict)
     # the slots, not the fields (but the parsed ones): most messages have none of these,
     # and reading a field makes its empty container
-    tool_call_id, user_props, tags, metadata = message.tool_call_id, message._user_props, message._tags, message._metadata
+    user_props, tags, metadata = message._user_props, message._tags, message._metadata
     if tool_call_id is not None:
         data["tool_call_id"] = tool_call_id
     if message.user_id is not None:
