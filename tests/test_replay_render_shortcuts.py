@@ -71,9 +71,9 @@ def test_remembered_markdown_roles_are_the_general_ones(roles: list[object], tex
     retry=st.booleans(),
     message_id=_TEXT | st.text(alphabet="0123456789abcdef-<&", max_size=60),
 )
-def test_html_meta_and_message_id_escaped_in_pieces_are_escape(role: str, user_id: str | None, tool_call_id: str | None, retry: bool, message_id: str) -> None:
-    """The HTML meta line escaped in pieces (remembered icon and role, clock unescaped)
-    and the message id (letters, digits and dashes unescaped) are ``escape`` of the whole."""
+def test_html_meta_and_message_id_are_escaped(role: str, user_id: str | None, tool_call_id: str | None, retry: bool, message_id: str) -> None:
+    """The HTML meta line (read from the message's slots: content, tool call id) and the
+    message id are ``escape`` of the whole, and ``_id`` is ``escape`` for ids too."""
     from otel_lunary.replay.display import ROLE_ICONS
     from otel_lunary.replay.times import clock
 

@@ -77,9 +77,8 @@ def _name(text: str) -> str:
 
 
 def _id(text: str) -> str:
-    """``escape(text)``: hex span ids and traceparent message ids are letters, digits and
-    ``-``, which need none."""
-    return text if text.isalnum() or text.replace("-", "").isalnum() else escape(text)
+    """``escape(text)``: hex span ids are letters and digits, which need none."""
+    return text if text.isalnum() else escape(text)
 
 
 def _row(label: str, value: str) -> str:
@@ -123,21 +122,16 @@ def _call(call: CallRecord, histories: Histories) -> str:
 
 
 def _message(message: Message, histories: Histories) -> str:
-    # the meta line escaped in pieces (escape maps each character alone): the icon and
-    # role remembered, the clock has nothing to escape
     if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
         message._parse()
     content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
-    plain_role = message.role
-    role = _name(plain_role)
-    meta = _name(f"{ROLE_ICONS.get(plain_role, '')} {plain_role}")
-    if message.user_id and plain_role == "user":
-        meta += escape(f" · {message.user_id}")
-    meta += f" · {clock(message.time_ns)}"
+    role = _name(message.role)
+    who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
+    meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
         meta += " · retry"
     if tool_call_id:
-        meta += escape(f" · answers {tool_call_id}")
+        meta += f" · answers {tool_call_id}"
     if content is not None:
         text = f'<div class="text">{escape(content)}</div>'
     elif tool_calls:
@@ -163,8 +157,8 @@ def _message(message: Message, histories: Histories) -> str:
         history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in feedback_history)) + "</div>"
     calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message_calls) + "</div>") if message_calls else ""
     return (
-        f'<li class="msg role-{role}" data-role="{role}" data-message-id="{_id(message.id)}">'
-        f'<div class="meta">{meta}</div>'
+        f'<li class="msg role-{role}" data-role="{role}" data-message-id="{escape(message.id)}">'
+        f'<div class="meta">{escape(meta)}</div>'
         f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}{calls}</li>'
     )
 
