@@ -205,3 +205,34 @@ class _Unprintable:
         raise RuntimeError("cannot be shown")
 
     __repr__ = __str__
+
+
+_GENAI = st.one_of(
+    st.none(),
+    st.just("not json"),
+    st.lists(
+        st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]), "parts": st.lists(st.one_of(
+            st.fixed_dictionaries({"type": st.just("text"), "content": _TEXT}),
+            st.fixed_dictionaries({"type": st.just("tool_call"), "id": st.text(max_size=4), "name": _TEXT, "arguments": st.dictionaries(st.text(max_size=3), st.integers())}),
+            st.fixed_dictionaries({"type": st.just("tool_call_response"), "id": st.text(max_size=4), "response": _TEXT}),
+        ), max_size=3)}),
+        max_size=2,
+    ).map(json.dumps),
+)
+
+
+@given(genai=_GENAI, tool_call_id=st.none() | st.text(max_size=4))
+def test_messages_read_through_their_slots_render_as_through_their_properties(genai: str | None, tool_call_id: str | None) -> None:
+    """JSON, Markdown and HTML read a recorded message's content, tool calls and tool call
+    id through its slots (parsed on first read): the output is the same as for the message
+    whose properties were read first, for any content, tool calls or unparseable text."""
+    def thread(read_first: bool) -> Conversation:
+        message = Message.recorded("m", "assistant", 1_700_000_000_123_456_789, "a" * 16, "t", genai, None, tool_call_id)
+        if read_first:
+            assert (message.content, message.tool_calls, message.tool_call_id) is not None
+        return Conversation(id="c", items=[message])
+    for renderer in (render_json.render, render_markdown.render, render_html.render):
+        fresh, read = io.StringIO(), io.StringIO()
+        renderer([thread(False)], fresh)
+        renderer([thread(True)], read)
+        assert fresh.getvalue() == read.getvalue()
