@@ -113,7 +113,7 @@ def _call(call: CallRecord, histories: Histories) -> str:
     if call.error:
         rows.append(_row("error", call.error))
     body = "".join(rows)
-    children = "".join(_call(child, histories) for child in call.children)
+    children = "".join([_call(child, histories) for child in call.children]) if call.children else ""  # most have none
     return (
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
         f'<summary><span class="call-title">{_name(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
@@ -172,8 +172,9 @@ def _event(event: CustomEvent) -> str:
 def _thread(index: int, conversation: Conversation) -> str:
     facts = [f"started {short(conversation.start_ns)} UTC"] if conversation.items else []
     facts.append(f"{len(conversation.messages)} messages")
-    if conversation.users:
-        facts.append("users: " + ", ".join(conversation.users))
+    users = conversation.users  # a walk over the items: once
+    if users:
+        facts.append("users: " + ", ".join(users))
     tags = "".join(f'<span class="tag">{_name(t)}</span>' for t in conversation.all_tags)
     histories = Histories()  # one per thread: what it remembers is the thread's
     items = "".join(_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items)

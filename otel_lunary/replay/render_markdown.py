@@ -149,10 +149,11 @@ def _render(conversations: Iterable[Conversation], writer: BatchedWriter) -> Non
     for conversation in conversations:
         writer.write(f"# Thread {_code(conversation.id)}\n\n")
         facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []
-        if conversation.users:
-            facts.append("users: " + _text(", ".join(conversation.users)))
-        if conversation.all_tags:
-            facts.append("tags: " + ", ".join(_code(t) for t in conversation.all_tags))
+        users, tags = conversation.users, conversation.all_tags  # each a walk over the items: once
+        if users:
+            facts.append("users: " + _text(", ".join(users)))
+        if tags:
+            facts.append("tags: " + ", ".join(_code(t) for t in tags))
         writer.write(" · ".join(facts) + "\n\n")
         histories = Histories()  # one per thread: what it remembers is the thread's
         for item in conversation.items:
