@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_lunary.replay import render_html, render_markdown, render_terminal
+from otel_lunary.replay import render_html, render_json, render_markdown, render_terminal
 from otel_lunary.replay.batched import BatchedWriter
-from otel_lunary.replay.content import as_text
+from otel_lunary.replay.content import as_text, json_chunks
+from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+from otel_lunary.replay.serialize import conversation_dict
 
 # Text with what HTML escapes, line breaks of every kind str.splitlines knows, and the rest.
 _TEXT = st.text(alphabet=st.sampled_from(list("<>&\"'ab \n\r\x0b\x0c\x1c\x85\u2028\u2029")) | st.characters(), max_size=40)
@@ -39,6 +41,50 @@ def test_one_line_quote_and_indent_are_the_general_ones(text: str) -> None:
     lines = text.splitlines() or [""]
     assert render_markdown._quote(text) == "\n".join("> " + line if line else ">" for line in lines)
     assert render_terminal._indent(text, "     ") == "\n".join("     " + line for line in lines)
+
+
+_ROLE = st.sampled_from(["user", "assistant", "tool", "system", None, 1, True]) | _TEXT
+
+
+@given(roles=st.lists(_ROLE, max_size=8), text=_TEXT)
+def test_remembered_markdown_roles_are_the_general_ones(roles: list[object], text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message's head and a history line made with the remembered role text (also when
+    the memory is full and cleared, and for roles that are not strings) are what the
+    plain escapes give."""
+    from otel_lunary.replay.display import ROLE_ICONS
+
+    monkeypatch.setattr(render_markdown, "_ROLES", {})
+    monkeypatch.setattr(render_markdown, "_ROLES_KEPT", 3)
+    for role in roles + roles:
+        message = Message(id="m", role=role, time_ns=1_700_000_000_123_456_789, span_id="a" * 16, trace_id="t", content=text, user_id=text or None)  # type: ignore[arg-type]
+        who = f"**{render_markdown._text(role)}**" + (f" ({render_markdown._text(text)})" if text and role == "user" else "")
+        from otel_lunary.replay.times import clock
+        assert render_markdown._message(message, Histories())[0] == f"{ROLE_ICONS.get(role, '')} {who} · {clock(message.time_ns)}"  # type: ignore[call-overload]
+        line = {"role": role, "parts": [{"type": "text", "content": text}]}
+        assert render_markdown._history_line(line) == f"{render_markdown._code(role)}: {render_markdown._text(' '.join(text.split()))}"
+
+
+@given(
+    role=st.sampled_from(["user", "assistant", "tool"]) | _TEXT,
+    user_id=st.none() | _TEXT,
+    tool_call_id=st.none() | _TEXT,
+    retry=st.booleans(),
+    message_id=_TEXT | st.text(alphabet="0123456789abcdef-<&", max_size=60),
+)
+def test_html_meta_and_message_id_are_escaped(role: str, user_id: str | None, tool_call_id: str | None, retry: bool, message_id: str) -> None:
+    """The HTML meta line (read from the message's slots: content, tool call id) and the
+    message id are ``escape`` of the whole, and ``_id`` is ``escape`` for ids too."""
+    from otel_lunary.replay.display import ROLE_ICONS
+    from otel_lunary.replay.times import clock
+
+    message = Message(id=message_id, role=role, time_ns=1_700_000_000_123_456_789, span_id="a" * 16, trace_id="t", content="x",
+                      user_id=user_id, tool_call_id=tool_call_id, is_retry=retry)
+    who = role + (f" · {user_id}" if user_id and role == "user" else "")
+    meta = f"{ROLE_ICONS.get(role, '')} {who} · {clock(message.time_ns)}" + (" · retry" if retry else "") + (f" · answers {tool_call_id}" if tool_call_id else "")
+    made = render_html._message(message, Histories())
+    assert f'<div class="meta">{html.escape(meta)}</div>' in made
+    assert f'data-message-id="{html.escape(message_id)}"' in made
+    assert render_html._id(message_id) == html.escape(message_id)
 
 
 HOSTILE = '<img src=x onerror="alert(1)">&amp;\'"'
@@ -80,6 +126,31 @@ def test_shown_values_are_json_dumps(value: object) -> None:
     renderers show: NaN, big integers, non-string keys, bytes (by ``str``) included."""
     expected = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
     assert as_text(value) == expected
+
+
+@given(value=_VALUES)
+def test_json_chunks_are_json_dumps(value: object) -> None:
+    """The JSON output's encoder (made once, no circular-value check) writes
+    ``json.dumps(value, ensure_ascii=False, default=str)`` for any value, also when the same
+    list or dict appears twice in it (shared, not circular: the histories do that)."""
+    assert "".join(json_chunks(value)) == json.dumps(value, ensure_ascii=False, default=str)
+    shared = {"a": [value, value], "b": value}
+    assert "".join(json_chunks(shared)) == json.dumps(shared, ensure_ascii=False, default=str)
+
+
+def test_json_output_is_json_dumps_of_each_conversation() -> None:
+    """One ``json.dumps`` line per conversation, as the output always was; a call's
+    history dicts shared between calls are written in full each time."""
+    history = '[{"role": "user", "parts": [{"type": "text", "content": "1e-05 \\u00e9 \\n"}]}]'
+    def thread(n: int) -> Conversation:
+        calls = [CallRecord(kind="llm", name="chat", span_id=f"{n}{i}", trace_id="t", start_ns=1, end_ns=2 * 10**6 + 1,
+                            input_messages_json=history, metadata={"x": 1e-05, "nan": float("nan"), "big": 10**30})
+                 for i in range(3)]
+        message = Message(id=f"m{n}", role="assistant", time_ns=5, span_id="a" * 16, trace_id="t", content="é\x00", calls=calls)
+        return Conversation(id=f"c{n}", items=[message, CustomEvent(name="e", time_ns=7, span_id="b" * 16, trace_id="t")])
+    out = io.StringIO()
+    render_json.render([thread(1), thread(2)], out)
+    assert out.getvalue() == "".join(json.dumps(conversation_dict(thread(n)), ensure_ascii=False, default=str) + "\n" for n in (1, 2))
 
 
 def test_values_that_contain_themselves_or_nest_too_deeply_are_shown_as_such() -> None:
@@ -134,3 +205,34 @@ class _Unprintable:
         raise RuntimeError("cannot be shown")
 
     __repr__ = __str__
+
+
+_GENAI = st.one_of(
+    st.none(),
+    st.just("not json"),
+    st.lists(
+        st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]), "parts": st.lists(st.one_of(
+            st.fixed_dictionaries({"type": st.just("text"), "content": _TEXT}),
+            st.fixed_dictionaries({"type": st.just("tool_call"), "id": st.text(max_size=4), "name": _TEXT, "arguments": st.dictionaries(st.text(max_size=3), st.integers())}),
+            st.fixed_dictionaries({"type": st.just("tool_call_response"), "id": st.text(max_size=4), "response": _TEXT}),
+        ), max_size=3)}),
+        max_size=2,
+    ).map(json.dumps),
+)
+
+
+@given(genai=_GENAI, tool_call_id=st.none() | st.text(max_size=4))
+def test_messages_read_through_their_slots_render_as_through_their_properties(genai: str | None, tool_call_id: str | None) -> None:
+    """JSON, Markdown and HTML read a recorded message's content, tool calls and tool call
+    id through its slots (parsed on first read): the output is the same as for the message
+    whose properties were read first, for any content, tool calls or unparseable text."""
+    def thread(read_first: bool) -> Conversation:
+        message = Message.recorded("m", "assistant", 1_700_000_000_123_456_789, "a" * 16, "t", genai, None, tool_call_id)
+        if read_first:
+            assert (message.content, message.tool_calls, message.tool_call_id) is not None
+        return Conversation(id="c", items=[message])
+    for renderer in (render_json.render, render_markdown.render, render_html.render):
+        fresh, read = io.StringIO(), io.StringIO()
+        renderer([thread(False)], fresh)
+        renderer([thread(True)], read)
+        assert fresh.getvalue() == read.getvalue()

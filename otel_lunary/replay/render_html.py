@@ -113,7 +113,7 @@ def _call(call: CallRecord, histories: Histories) -> str:
     if call.error:
         rows.append(_row("error", call.error))
     body = "".join(rows)
-    children = "".join(_call(child, histories) for child in call.children)
+    children = "".join([_call(child, histories) for child in call.children]) if call.children else ""  # most have none
     return (
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
         f'<summary><span class="call-title">{_name(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
@@ -122,22 +122,25 @@ def _call(call: CallRecord, histories: Histories) -> str:
 
 
 def _message(message: Message, histories: Histories) -> str:
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
     role = _name(message.role)
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
     meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
         meta += " · retry"
-    if message.tool_call_id:
-        meta += f" · answers {message.tool_call_id}"
-    if message.content is not None:
-        text = f'<div class="text">{escape(message.content)}</div>'
-    elif message.tool_calls:
+    if tool_call_id:
+        meta += f" · answers {tool_call_id}"
+    if content is not None:
+        text = f'<div class="text">{escape(content)}</div>'
+    elif tool_calls:
         text = ""
     else:
         text = '<div class="text missing">content not captured</div>'
     tools = ""
-    if message.tool_calls:
-        tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in message.tool_calls) + "</ul>"
+    if tool_calls:
+        tools = '<ul class="tool-calls">' + "".join(f"<li>{escape(tool_call_label(c))}</li>" for c in tool_calls) + "</ul>"
     # the slots, not the fields: most messages have none of these, and reading a field
     # makes its empty container
     given, feedback_history, message_calls = message._feedback, message._feedback_history, message._calls
@@ -169,8 +172,9 @@ def _event(event: CustomEvent) -> str:
 def _thread(index: int, conversation: Conversation) -> str:
     facts = [f"started {short(conversation.start_ns)} UTC"] if conversation.items else []
     facts.append(f"{len(conversation.messages)} messages")
-    if conversation.users:
-        facts.append("users: " + ", ".join(conversation.users))
+    users = conversation.users  # a walk over the items: once
+    if users:
+        facts.append("users: " + ", ".join(users))
     tags = "".join(f'<span class="tag">{_name(t)}</span>' for t in conversation.all_tags)
     histories = Histories()  # one per thread: what it remembers is the thread's
     items = "".join(_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items)

@@ -63,8 +63,26 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in lines or [""])
 
 
+_ROLES: dict[Any, tuple[str, str]] = {}
+_ROLES_KEPT = 4096
+
+
+def _role(role: Any) -> tuple[str, str]:
+    """``(f"{icon} **{_text(role)}**", _code(role))``, remembered: a handful of roles head
+    every message and history line of a transcript (``_text`` is five scans, ``_code``
+    three; both depend on the role alone)."""
+    made = _ROLES.get(role)
+    if made is None:
+        if len(_ROLES) >= _ROLES_KEPT:
+            _ROLES.clear()
+        made = _ROLES[role] = (f"{ROLE_ICONS.get(role, '')} **{_text(role)}**", _code(role))
+    return made
+
+
 def _history_line(message: dict[str, Any]) -> str:
-    return f"{_code(message.get('role'))}: {_text(' '.join(genai_message_text(message).split()))}"
+    role = message.get("role")
+    code = _role(role)[1] if type(role) is str else _code(role)  # only strings remembered: 1 == 1.0 == True
+    return f"{code}: {_text(' '.join(genai_message_text(message).split()))}"
 
 
 def _call_lines(call: CallRecord, depth: int, histories: Histories) -> list[str]:
@@ -85,18 +103,24 @@ def _call_lines(call: CallRecord, depth: int, histories: Histories) -> list[str]
 
 
 def _message(message: Message, histories: Histories) -> list[str]:
-    who = f"**{_text(message.role)}**" + (f" ({_text(message.user_id)})" if message.user_id and message.role == "user" else "")
-    head = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
+    role = message.role
+    head = _role(role)[0] if type(role) is str else f"{ROLE_ICONS.get(role, '')} **{_text(role)}**"
+    if message.user_id and role == "user":
+        head += f" ({_text(message.user_id)})"
+    head += f" · {clock(message.time_ns)}"
     if message.is_retry:
         head += " · retry"
-    if message.tool_call_id:
-        head += f" · answers {_code(message.tool_call_id)}"
+    if tool_call_id:
+        head += f" · answers {_code(tool_call_id)}"
     lines = [head, ""]
-    if message.content is not None:
-        lines += [_quote(_text(message.content)), ""]
-    for tool_call in message.tool_calls:
+    if content is not None:
+        lines += [_quote(_text(content)), ""]
+    for tool_call in tool_calls:
         lines.append(f"- calls {_code(tool_call_label(tool_call))}")
-    if message.tool_calls:
+    if tool_calls:
         lines.append("")
     # the slots, not the fields: most messages have none of these, and reading a field
     # makes its empty container
@@ -125,15 +149,18 @@ def _render(conversations: Iterable[Conversation], writer: BatchedWriter) -> Non
     for conversation in conversations:
         writer.write(f"# Thread {_code(conversation.id)}\n\n")
         facts = [f"Started {short(conversation.start_ns)} UTC"] if conversation.items else []
-        if conversation.users:
-            facts.append("users: " + _text(", ".join(conversation.users)))
-        if conversation.all_tags:
-            facts.append("tags: " + ", ".join(_code(t) for t in conversation.all_tags))
+        users, tags = conversation.users, conversation.all_tags  # each a walk over the items: once
+        if users:
+            facts.append("users: " + _text(", ".join(users)))
+        if tags:
+            facts.append("tags: " + ", ".join(_code(t) for t in tags))
         writer.write(" · ".join(facts) + "\n\n")
         histories = Histories()  # one per thread: what it remembers is the thread's
         for item in conversation.items:
             if isinstance(item, Message):
-                writer.write("\n".join(_message(item, histories)) + "\n")
+                lines = _message(item, histories)
+                lines.append("")  # the newline after the last line, without a copy of the whole
+                writer.write("\n".join(lines))
             else:
                 meta = f" {_code(as_text(item.metadata))}" if item.metadata else ""
                 writer.write(f"*◆ event **{_text(item.name)}** · {clock(item.time_ns)}*{meta}\n\n")

@@ -27,7 +27,7 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         "span_id": call.span_id,
         "trace_id": call.trace_id,
         "start": iso(call.start_ns),
-        "latency_ms": round(call.latency_ms, 3),
+        "latency_ms": round(max(0, call.end_ns - call.start_ns) / 1e6, 3),  # latency_ms, inline
     }
     # the optional fields, each when set, in this order (written out: one test each
     # instead of a dict of them all filtered; calls and messages are most of a thread)
@@ -63,26 +63,31 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         data["tags"] = call.tags
     if call.metadata:
         data["metadata"] = call.metadata
-    data["children"] = [call_dict(child) for child in call.children]
+    # an empty list without a comprehension (a function call each): most calls have no children
+    children = call.children
+    data["children"] = [call_dict(child) for child in children] if children else []
     return data
 
 
 def message_dict(message: Message) -> dict[str, Any]:
+    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
+        message._parse()
+    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
     data: dict[str, Any] = {
         "type": "message",
         "id": message.id,
         "role": message.role,
         "time": iso(message.time_ns),
-        "content": message.content,
+        "content": content,
         "trace_id": message.trace_id,
         "span_id": message.span_id,
     }
-    if message.tool_calls:
-        data["tool_calls"] = [tool_call_dict(c) for c in message.tool_calls]
+    if tool_calls:
+        data["tool_calls"] = [tool_call_dict(c) for c in tool_calls]
     # the optional fields, each when set, in this order (see call_dict)
     # the slots, not the fields (but the parsed ones): most messages have none of these,
     # and reading a field makes its empty container
-    tool_call_id, user_props, tags, metadata = message.tool_call_id, message._user_props, message._tags, message._metadata
+    user_props, tags, metadata = message._user_props, message._tags, message._metadata
     if tool_call_id is not None:
         data["tool_call_id"] = tool_call_id
     if message.user_id is not None:
@@ -99,8 +104,10 @@ def message_dict(message: Message) -> dict[str, Any]:
         data["truncated"] = message.truncated
     feedback = message._feedback
     data["feedback"] = feedback if feedback is not None else {}
-    data["feedback_history"] = [feedback_change_dict(c) for c in message._feedback_history or ()]
-    data["calls"] = [call_dict(c) for c in message._calls or ()]
+    # empty lists without a comprehension (a function call each): most messages have neither
+    history, calls = message._feedback_history, message._calls
+    data["feedback_history"] = [feedback_change_dict(c) for c in history] if history else []
+    data["calls"] = [call_dict(c) for c in calls] if calls else []
     return data
 
 
