@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from otel_lunary.replay import render_html, render_json, render_markdown, render_terminal
 from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, json_chunks
+from otel_lunary.replay.display import Remembered
 from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 from otel_lunary.replay.serialize import conversation_dict
@@ -27,8 +28,7 @@ _TEXT = st.text(alphabet=st.sampled_from(list("<>&\"'ab \n\r\x0b\x0c\x1c\x85\u20
 def test_remembered_escapes_are_html_escape(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """``_name`` (remembered, and forgotten when full) and ``_id`` (no escape for letters
     and digits) give ``html.escape`` for any text, asked once or again."""
-    monkeypatch.setattr(render_html, "_NAMES", {})
-    monkeypatch.setattr(render_html, "_NAMES_KEPT", 3)  # the memory fills and is cleared within one example
+    monkeypatch.setattr(render_html, "_NAMES", Remembered(html.escape, kept=3))  # the memory fills and is cleared within one example
     for text in texts + texts:
         assert render_html._name(text) == html.escape(text)
         assert render_html._id(text) == html.escape(text)
@@ -53,8 +53,7 @@ def test_remembered_markdown_roles_are_the_general_ones(roles: list[object], tex
     plain escapes give."""
     from otel_lunary.replay.display import ROLE_ICONS
 
-    monkeypatch.setattr(render_markdown, "_ROLES", {})
-    monkeypatch.setattr(render_markdown, "_ROLES_KEPT", 3)
+    monkeypatch.setattr(render_markdown, "_ROLES", Remembered(render_markdown._role_texts, kept=3))
     for role in roles + roles:
         message = Message(id="m", role=role, time_ns=1_700_000_000_123_456_789, span_id="a" * 16, trace_id="t", content=text, user_id=text or None)  # type: ignore[arg-type]
         who = f"**{render_markdown._text(role)}**" + (f" ({render_markdown._text(text)})" if text and role == "user" else "")

@@ -55,16 +55,12 @@ json_chunks = _chunk_encoder()
 them (``"".join``), with whatever should follow appended first."""
 
 
-def _display_json(value: Any) -> str:
-    return "".join(json_chunks(value))
-
-
 def as_text(value: Any) -> str:
     """Text for display: strings as they are, anything else as compact JSON."""
     if isinstance(value, str):
         return value
     try:
-        return _display_json(value)
+        return "".join(json_chunks(value))
     except (ValueError, RecursionError):
         return "[value nested too deeply to show]"
 

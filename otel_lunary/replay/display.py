@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from otel_lunary.replay.content import as_text
 from otel_lunary.replay.model import CallRecord, FeedbackChange, ToolCall
 
 THUMBS = {"up": "👍", "down": "👎"}
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class Remembered(dict[_K, _V], Generic[_K, _V]):
+    """``make(key)`` for keys that repeat by nature (roles, models, event names), made on
+    the first ask and remembered: a renderer asks for the same handful on every message,
+    and a hit is a C-level dict lookup. At most ``kept`` are held; past that all are
+    forgotten at once, so keys that do not repeat cost memory only up to ``kept``."""
+
+    __slots__ = ("_make", "_kept")
+
+    def __init__(self, make: Callable[[_K], _V], kept: int = 4096) -> None:
+        super().__init__()
+        self._make = make
+        self._kept = kept
+
+    def __missing__(self, key: _K) -> _V:
+        if len(self) >= self._kept:
+            self.clear()
+        value = self[key] = self._make(key)
+        return value
 
 # C0 and C1 control characters (and DEL) from chat content, ids, tags and names would
 # drive the reader's terminal: window titles, clipboard writes (OSC 52), clear-screens,

@@ -10,6 +10,7 @@ JSON only when something reads it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -235,6 +236,14 @@ class Message:
         content, tool_calls, self._tool_call_id = parse_content(self._content, self._tool_call_id)
         self._content = content
         self._tool_calls = [ToolCall(*call) for call in tool_calls]
+
+    def body(self) -> tuple[str | None, Sequence[ToolCall], str | None]:
+        """``(content, tool_calls, tool_call_id)`` in one call: renderers read all three for
+        every message, and each property is a Python call of its own. Read only: the list
+        is not made for a message without tool calls."""
+        if self._unparsed:
+            self._parse()
+        return self._content, self._tool_calls or (), self._tool_call_id
 
     @property
     def content(self) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.content import as_text, genai_message_text
-from otel_lunary.replay.display import ROLE_ICONS, call_facts, call_title, feedback_label, history_label, tool_call_label
+from otel_lunary.replay.display import ROLE_ICONS, Remembered, call_facts, call_title, feedback_label, history_label, tool_call_label
 from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
 from otel_lunary.replay.times import clock, short
@@ -60,20 +60,14 @@ li.event code { color:var(--muted); }
 """
 
 
-_NAMES: dict[str, str] = {}
-_NAMES_KEPT = 4096
+# ``escape`` of text that repeats by nature (roles, models, row labels, call titles,
+# feedback keys, event names, tags): a page escapes ~150 strings a thread, most of them
+# these, and ``escape`` is five scans and a Python call.
+_NAMES: Remembered[str, str] = Remembered(escape)
 
 
 def _name(text: str) -> str:
-    """``escape(text)`` for text that repeats by nature (roles, models, row labels, call
-    titles, feedback keys, event names, tags), remembered: a page escapes ~150 strings a
-    thread, most of them these, and ``escape`` is five scans and a Python call."""
-    escaped = _NAMES.get(text)
-    if escaped is None:
-        if len(_NAMES) >= _NAMES_KEPT:
-            _NAMES.clear()
-        escaped = _NAMES[text] = escape(text)
-    return escaped
+    return _NAMES[text]
 
 
 def _id(text: str) -> str:
@@ -122,9 +116,7 @@ def _call(call: CallRecord, histories: Histories) -> str:
 
 
 def _message(message: Message, histories: Histories) -> str:
-    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
-        message._parse()
-    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
+    content, tool_calls, tool_call_id = message.body()
     role = _name(message.role)
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
     meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"

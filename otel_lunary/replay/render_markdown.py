@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from otel_lunary.replay._gc import deferred_collections
 from otel_lunary.replay.batched import BatchedWriter
 from otel_lunary.replay.content import as_text, genai_message_text
-from otel_lunary.replay.display import ROLE_ICONS, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
+from otel_lunary.replay.display import ROLE_ICONS, Remembered, call_summary, feedback_labels, history_label, terminal_safe, tool_call_label
 from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, Message
 from otel_lunary.replay.times import clock, short
@@ -63,25 +63,24 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in lines or [""])
 
 
-_ROLES: dict[Any, tuple[str, str]] = {}
-_ROLES_KEPT = 4096
+def _role_texts(role: Any) -> tuple[str, str]:
+    """A message's head and a history line's role: ``(f"{icon} **{_text(role)}**", _code(role))``."""
+    return f"{ROLE_ICONS.get(role, '')} **{_text(role)}**", _code(role)
+
+
+# ``_role_texts`` of string roles: a handful of roles head every message and history line
+# of a transcript (``_text`` is five scans, ``_code`` three; both depend on the role
+# alone). Only strings are remembered: 1 == 1.0 == True as keys.
+_ROLES: Remembered[str, tuple[str, str]] = Remembered(_role_texts)
 
 
 def _role(role: Any) -> tuple[str, str]:
-    """``(f"{icon} **{_text(role)}**", _code(role))``, remembered: a handful of roles head
-    every message and history line of a transcript (``_text`` is five scans, ``_code``
-    three; both depend on the role alone)."""
-    made = _ROLES.get(role)
-    if made is None:
-        if len(_ROLES) >= _ROLES_KEPT:
-            _ROLES.clear()
-        made = _ROLES[role] = (f"{ROLE_ICONS.get(role, '')} **{_text(role)}**", _code(role))
-    return made
+    return _ROLES[role] if type(role) is str else _role_texts(role)
 
 
 def _history_line(message: dict[str, Any]) -> str:
     role = message.get("role")
-    code = _role(role)[1] if type(role) is str else _code(role)  # only strings remembered: 1 == 1.0 == True
+    code = _role(role)[1]
     return f"{code}: {_text(' '.join(genai_message_text(message).split()))}"
 
 
@@ -103,11 +102,9 @@ def _call_lines(call: CallRecord, depth: int, histories: Histories) -> list[str]
 
 
 def _message(message: Message, histories: Histories) -> list[str]:
-    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
-        message._parse()
-    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
+    content, tool_calls, tool_call_id = message.body()
     role = message.role
-    head = _role(role)[0] if type(role) is str else f"{ROLE_ICONS.get(role, '')} **{_text(role)}**"
+    head = _role(role)[0]
     if message.user_id and role == "user":
         head += f" ({_text(message.user_id)})"
     head += f" · {clock(message.time_ns)}"

@@ -70,9 +70,7 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
 
 
 def message_dict(message: Message) -> dict[str, Any]:
-    if message._unparsed:  # the properties content, tool_calls, tool_call_id, inline: three calls a message
-        message._parse()
-    content, tool_calls, tool_call_id = message._content, message._tool_calls or (), message._tool_call_id
+    content, tool_calls, tool_call_id = message.body()
     data: dict[str, Any] = {
         "type": "message",
         "id": message.id,
