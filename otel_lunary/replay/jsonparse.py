@@ -3,8 +3,9 @@
 Replay parses JSON twice over: every line of a file, then the JSON text that attributes
 carry (LLM calls' message histories, message content, metadata, tool arguments), and a
 renderer that shows histories parses about as much text again as the lines. orjson
-parses both at about twice the speed of ``json``; it is optional, and
-``OTEL_LUNARY_REPLAY_JSON=json`` forces the standard library.
+parses both at about twice the speed of ``json``. It is a dependency on CPython (where it
+has wheels), absent elsewhere, and ``OTEL_LUNARY_REPLAY_JSON=json`` forces the standard
+library.
 
 Whatever orjson refuses (NaN, Infinity, lone surrogates, nesting deeper than 1024) is
 parsed again by ``json.loads``, so what is accepted, and every error, is the standard
