@@ -8,7 +8,6 @@ their message in ``<details>`` elements, so they are there without cluttering th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from html import escape
 from typing import Any, TextIO
 
 from otel_lunary.replay._gc import deferred_collections
@@ -58,6 +57,30 @@ details.call summary { cursor:pointer; color:#374151; }
 li.event { align-self:center; color:#6d28d9; font-size:13px; background:#f5f3ff; border-radius:999px; padding:2px 12px; }
 li.event code { color:var(--muted); }
 """
+
+
+def escape(text: str) -> str:
+    """``html.escape(text)``, replacing only the characters the text holds.
+
+    ``html.escape`` runs five ``str.replace`` whatever the text, and each counts its
+    character over the whole string in a plain loop before it knows there is nothing to
+    do: ~4k instructions a call on the ~55-character texts a page escapes 2.6 times a
+    span, a sixth of what HTML adds to a replay. ``in`` finds a character with
+    ``memchr`` and stops at the first; a ``replace`` of a character the text does not
+    hold returns it unchanged, so skipping it changes nothing, and the order (``&``
+    first) is ``html.escape``'s.
+    """
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "'" in text:
+        text = text.replace("'", "&#x27;")
+    return text
 
 
 # ``escape`` of text that repeats by nature (roles, models, row labels, call titles,
