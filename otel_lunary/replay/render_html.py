@@ -184,7 +184,11 @@ def _event(event: CustomEvent) -> str:
     return f'<li class="event" data-event="{name}">◆ {name} · {clock(event.time_ns)}{meta}</li>'
 
 
-def _thread(index: int, conversation: Conversation) -> str:
+def _thread_rest(conversation: Conversation) -> str:
+    """A thread's section after ``THREAD_START`` and its index (which only the page
+    writer knows: a streaming replay renders threads before it has them all). Made by
+    one join of the pieces: a message's emoji make the text four bytes a character, and
+    each copy of it (a join into an f-string, a slice) is a copy of the whole thread."""
     facts = [f"started {short(conversation.start_ns)} UTC"] if conversation.items else []
     facts.append(f"{len(conversation.messages)} messages")
     users = conversation.users  # a walk over the items: once
@@ -192,16 +196,15 @@ def _thread(index: int, conversation: Conversation) -> str:
         facts.append("users: " + ", ".join(users))
     tags = "".join(f'<span class="tag">{_name(t)}</span>' for t in conversation.all_tags)
     histories = Histories()  # one per thread: what it remembers is the thread's
-    items = "".join(_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items)
+    conversation_id = escape(conversation.id)
+    pieces = [
+        f'" data-conversation-id="{conversation_id}"><h2>Thread {conversation_id}</h2>'
+        f'<p class="facts">{escape(" · ".join(facts))} {tags}</p><ol class="chat">'
+    ]
+    pieces += [_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items]
     unplaced = "".join(_call(c, histories) for c in conversation.unplaced_calls)
-    if unplaced:
-        unplaced = f'<div class="calls unplaced">{unplaced}</div>'
-    return (
-        f'<section class="thread" id="thread-{index}" data-conversation-id="{escape(conversation.id)}">'
-        f"<h2>Thread {escape(conversation.id)}</h2>"
-        f'<p class="facts">{escape(" · ".join(facts))} {tags}</p>'
-        f'<ol class="chat">{items}</ol>{unplaced}</section>'
-    )
+    pieces.append(f'</ol><div class="calls unplaced">{unplaced}</div></section>' if unplaced else "</ol></section>")
+    return "".join(pieces)
 
 
 @deferred_collections()  # see _gc: rendering makes no cycles either
@@ -209,7 +212,8 @@ def render(conversations: Iterable[Conversation], out: TextIO, *, title: str = "
     threads = list(conversations)
     write_head([c.id for c in threads], out, title=title)
     for index, conversation in enumerate(threads):
-        out.write(_thread(index, conversation))
+        out.write(f"{THREAD_START}{index}")
+        out.write(_thread_rest(conversation))
     write_foot(len(threads), out)
 
 
@@ -218,9 +222,10 @@ def render(conversations: Iterable[Conversation], out: TextIO, *, title: str = "
 THREAD_START = '<section class="thread" id="thread-'
 
 
-def thread_section(index: int, conversation: Conversation) -> str:
-    """One thread's section; it starts with ``THREAD_START`` and ``index``."""
-    return _thread(index, conversation)
+def thread_section_rest(conversation: Conversation) -> str:
+    """One thread's section after ``THREAD_START`` and its index: the writer puts those
+    first when it knows the index."""
+    return _thread_rest(conversation)
 
 
 def write_head(ids: list[str], out: TextIO, *, title: str = "otel-lunary replay") -> None:
