@@ -106,39 +106,47 @@ def _input_row(message: dict[str, Any]) -> str:
     return _row(f"input · {message.get('role')}", genai_message_text(message))
 
 
-def _call(call: CallRecord, histories: Histories) -> str:
+def _add_call(call: CallRecord, histories: Histories, pieces: list[str]) -> None:
+    """A call's ``<details>`` (its children's inside), added to ``pieces``.
+
+    Added rather than returned: a call holds the whole history its model was sent, so a
+    text made per call and joined again per message and per thread copied the history
+    rows at every level; the thread joins its pieces once.
+    """
     error = " error" if call.error else ""
     facts = " · ".join(call_facts(call))
-    rows: list[str] = []
-    if call.model:  # the first rows' labels need no escaping
-        rows.append(f"<dt>model</dt><dd>{_name(str(call.model))}</dd>")
-    if call.provider:
-        rows.append(f"<dt>provider</dt><dd>{_name(str(call.provider))}</dd>")
-    if call.operation:
-        rows.append(f"<dt>operation</dt><dd>{_name(str(call.operation))}</dd>")
-    if call.span_id:
-        rows.append(f"<dt>span</dt><dd>{_id(str(call.span_id))}</dd>")
-    made = histories.made
-    for message in histories.input_messages(call) or []:
-        rows.append(made(message, _input_row))
-    for message in call.output_messages or []:
-        rows.append(_row(f"output · {message.get('role')}", genai_message_text(message)))
-    if call.tool_arguments is not None:
-        rows.append(_row("arguments", as_text(call.tool_arguments)))
-    if call.tool_result is not None:
-        rows.append(_row("result", as_text(call.tool_result)))
-    if call.error:
-        rows.append(_row("error", call.error))
-    body = "".join(rows)
-    children = "".join([_call(child, histories) for child in call.children]) if call.children else ""  # most have none
-    return (
+    pieces.append(
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
         f'<summary><span class="call-title">{_name(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
-        f'<div class="call-body"><dl>{body}</dl>{children}</div></details>'
+        '<div class="call-body"><dl>'
     )
+    if call.model:  # the first rows' labels need no escaping
+        pieces.append(f"<dt>model</dt><dd>{_name(str(call.model))}</dd>")
+    if call.provider:
+        pieces.append(f"<dt>provider</dt><dd>{_name(str(call.provider))}</dd>")
+    if call.operation:
+        pieces.append(f"<dt>operation</dt><dd>{_name(str(call.operation))}</dd>")
+    if call.span_id:
+        pieces.append(f"<dt>span</dt><dd>{_id(str(call.span_id))}</dd>")
+    made = histories.made
+    for message in histories.input_messages(call) or []:
+        pieces.append(made(message, _input_row))
+    for message in call.output_messages or []:
+        pieces.append(_row(f"output · {message.get('role')}", genai_message_text(message)))
+    if call.tool_arguments is not None:
+        pieces.append(_row("arguments", as_text(call.tool_arguments)))
+    if call.tool_result is not None:
+        pieces.append(_row("result", as_text(call.tool_result)))
+    if call.error:
+        pieces.append(_row("error", call.error))
+    pieces.append("</dl>")
+    for child in call.children:
+        _add_call(child, histories, pieces)
+    pieces.append("</div></details>")
 
 
-def _message(message: Message, histories: Histories) -> str:
+def _add_message(message: Message, histories: Histories, pieces: list[str]) -> None:
+    """A message's ``<li>`` (its calls inside), added to ``pieces``."""
     content, tool_calls, tool_call_id = message.body()
     role = _name(message.role)
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
@@ -170,12 +178,25 @@ def _message(message: Message, histories: Histories) -> str:
     history = ""
     if feedback_history and len(feedback_history) > len(given or ()):
         history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in feedback_history)) + "</div>"
-    calls = ('<div class="calls">' + "".join(_call(c, histories) for c in message_calls) + "</div>") if message_calls else ""
-    return (
+    head = (
         f'<li class="msg role-{role}" data-role="{role}" data-message-id="{escape(message.id)}">'
         f'<div class="meta">{escape(meta)}</div>'
-        f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}{calls}</li>'
+        f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}'
     )
+    if message_calls:
+        pieces.append(head + '<div class="calls">')
+        for call in message_calls:
+            _add_call(call, histories, pieces)
+        pieces.append("</div></li>")
+    else:
+        pieces.append(head + "</li>")
+
+
+def _message(message: Message, histories: Histories) -> str:
+    """A message's ``<li>`` as one text."""
+    pieces: list[str] = []
+    _add_message(message, histories, pieces)
+    return "".join(pieces)
 
 
 def _event(event: CustomEvent) -> str:
@@ -201,9 +222,18 @@ def _thread_rest(conversation: Conversation) -> str:
         f'" data-conversation-id="{conversation_id}"><h2>Thread {conversation_id}</h2>'
         f'<p class="facts">{escape(" · ".join(facts))} {tags}</p><ol class="chat">'
     ]
-    pieces += [_message(i, histories) if isinstance(i, Message) else _event(i) for i in conversation.items]
-    unplaced = "".join(_call(c, histories) for c in conversation.unplaced_calls)
-    pieces.append(f'</ol><div class="calls unplaced">{unplaced}</div></section>' if unplaced else "</ol></section>")
+    for item in conversation.items:
+        if isinstance(item, Message):
+            _add_message(item, histories, pieces)
+        else:
+            pieces.append(_event(item))
+    if conversation.unplaced_calls:
+        pieces.append('</ol><div class="calls unplaced">')
+        for call in conversation.unplaced_calls:
+            _add_call(call, histories, pieces)
+        pieces.append("</div></section>")
+    else:
+        pieces.append("</ol></section>")
     return "".join(pieces)
 
 
