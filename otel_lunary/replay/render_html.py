@@ -90,6 +90,8 @@ _NAMES: Remembered[str, str] = Remembered(escape)
 
 
 def _name(text: str) -> str:
+    """``escape(text)``, remembered. The renderer subscripts ``_NAMES`` itself: a
+    subscript is a C call, this a Python one, ~2 a span."""
     return _NAMES[text]
 
 
@@ -99,7 +101,7 @@ def _id(text: str) -> str:
 
 
 def _row(label: str, value: str) -> str:
-    return f"<dt>{_name(label)}</dt><dd>{escape(value)}</dd>"
+    return f"<dt>{_NAMES[label]}</dt><dd>{escape(value)}</dd>"
 
 
 def _input_row(message: dict[str, Any]) -> str:
@@ -117,15 +119,15 @@ def _add_call(call: CallRecord, histories: Histories, pieces: list[str]) -> None
     facts = " · ".join(call_facts(call))
     pieces.append(
         f'<details class="call call-{call.kind}{error}" data-kind="{call.kind}">'
-        f'<summary><span class="call-title">{_name(call_title(call))}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
+        f'<summary><span class="call-title">{_NAMES[call_title(call)]}</span> · <span class="call-facts">{escape(facts)}</span></summary>'
         '<div class="call-body"><dl>'
     )
     if call.model:  # the first rows' labels need no escaping
-        pieces.append(f"<dt>model</dt><dd>{_name(str(call.model))}</dd>")
+        pieces.append(f"<dt>model</dt><dd>{_NAMES[str(call.model)]}</dd>")
     if call.provider:
-        pieces.append(f"<dt>provider</dt><dd>{_name(str(call.provider))}</dd>")
+        pieces.append(f"<dt>provider</dt><dd>{_NAMES[str(call.provider)]}</dd>")
     if call.operation:
-        pieces.append(f"<dt>operation</dt><dd>{_name(str(call.operation))}</dd>")
+        pieces.append(f"<dt>operation</dt><dd>{_NAMES[str(call.operation)]}</dd>")
     if call.span_id:
         pieces.append(f"<dt>span</dt><dd>{_id(str(call.span_id))}</dd>")
     made = histories.made
@@ -148,7 +150,7 @@ def _add_call(call: CallRecord, histories: Histories, pieces: list[str]) -> None
 def _add_message(message: Message, histories: Histories, pieces: list[str]) -> None:
     """A message's ``<li>`` (its calls inside), added to ``pieces``."""
     content, tool_calls, tool_call_id = message.body()
-    role = _name(message.role)
+    role = _NAMES[message.role]
     who = message.role + (f" · {message.user_id}" if message.user_id and message.role == "user" else "")
     meta = f"{ROLE_ICONS.get(message.role, '')} {who} · {clock(message.time_ns)}"
     if message.is_retry:
@@ -172,7 +174,7 @@ def _add_message(message: Message, histories: Histories, pieces: list[str]) -> N
         icons = []
         for key, value in given.items():
             css = "fb-icon" if key in ("thumb", "emoji") else "fb-text"
-            name = _name(key)
+            name = _NAMES[key]
             icons.append(f'<span class="fb {css}" data-key="{name}" title="{name}: {escape(as_text(value))}">{escape(feedback_label(key, value))}</span>')
         feedback = '<div class="feedback" aria-label="feedback">' + "".join(icons) + "</div>"
     history = ""
@@ -201,7 +203,7 @@ def _message(message: Message, histories: Histories) -> str:
 
 def _event(event: CustomEvent) -> str:
     meta = f" <code>{escape(as_text(event.metadata))}</code>" if event.metadata else ""
-    name = _name(event.name)
+    name = _NAMES[event.name]
     return f'<li class="event" data-event="{name}">◆ {name} · {clock(event.time_ns)}{meta}</li>'
 
 
@@ -215,7 +217,7 @@ def _thread_rest(conversation: Conversation) -> str:
     users = conversation.users  # a walk over the items: once
     if users:
         facts.append("users: " + ", ".join(users))
-    tags = "".join(f'<span class="tag">{_name(t)}</span>' for t in conversation.all_tags)
+    tags = "".join(f'<span class="tag">{_NAMES[t]}</span>' for t in conversation.all_tags)
     histories = Histories()  # one per thread: what it remembers is the thread's
     conversation_id = escape(conversation.id)
     pieces = [
