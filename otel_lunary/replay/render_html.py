@@ -180,18 +180,16 @@ def _add_message(message: Message, histories: Histories, pieces: list[str]) -> N
     history = ""
     if feedback_history and len(feedback_history) > len(given or ()):
         history = '<div class="history">feedback history: ' + escape(" → ".join(history_label(c) for c in feedback_history)) + "</div>"
-    head = (
+    end = '<div class="calls">' if message_calls else "</li>"  # in the one f-string: no copy of the rest
+    pieces.append(
         f'<li class="msg role-{role}" data-role="{role}" data-message-id="{escape(message.id)}">'
         f'<div class="meta">{escape(meta)}</div>'
-        f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}'
+        f'<div class="row"><div class="bubble">{text}{tools}</div>{feedback}</div>{history}{end}'
     )
     if message_calls:
-        pieces.append(head + '<div class="calls">')
         for call in message_calls:
             _add_call(call, histories, pieces)
         pieces.append("</div></li>")
-    else:
-        pieces.append(head + "</li>")
 
 
 def _message(message: Message, histories: Histories) -> str:
