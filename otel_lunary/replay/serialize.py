@@ -6,6 +6,8 @@ dicts share one shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message, ToolCall
@@ -20,7 +22,15 @@ def feedback_change_dict(change: FeedbackChange) -> dict[str, Any]:
     return {"time": iso(change.time_ns), "key": change.key, "value": change.value, "removed": change.removed}
 
 
-def call_dict(call: CallRecord) -> dict[str, Any]:
+InputMessages = Callable[[CallRecord], Any]
+"""What a call dict holds under ``input_messages`` (left out when None): by default the
+parsed history, ``call.input_messages``; the JSON output passes a stand-in for text it
+writes itself (see ``conversation_json``)."""
+
+_parsed_input: InputMessages = attrgetter("input_messages")
+
+
+def call_dict(call: CallRecord, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
     data: dict[str, Any] = {
         "kind": call.kind,
         "name": call.name,
@@ -49,9 +59,9 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         data["finish_reasons"] = call.finish_reasons
     if call.error is not None:
         data["error"] = call.error
-    input_messages = call.input_messages
-    if input_messages is not None:
-        data["input_messages"] = input_messages
+    inputs = input_messages(call)
+    if inputs is not None:
+        data["input_messages"] = inputs
     output_messages = call.output_messages
     if output_messages is not None:
         data["output_messages"] = output_messages
@@ -65,11 +75,11 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         data["metadata"] = call.metadata
     # an empty list without a comprehension (a function call each): most calls have no children
     children = call.children
-    data["children"] = [call_dict(child) for child in children] if children else []
+    data["children"] = [call_dict(child, input_messages) for child in children] if children else []
     return data
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def message_dict(message: Message, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
     content, tool_calls, tool_call_id = message.body()
     data: dict[str, Any] = {
         "type": "message",
@@ -105,7 +115,7 @@ def message_dict(message: Message) -> dict[str, Any]:
     # empty lists without a comprehension (a function call each): most messages have neither
     history, calls = message._feedback_history, message._calls
     data["feedback_history"] = [feedback_change_dict(c) for c in history] if history else []
-    data["calls"] = [call_dict(c) for c in calls] if calls else []
+    data["calls"] = [call_dict(c, input_messages) for c in calls] if calls else []
     return data
 
 
@@ -118,8 +128,8 @@ def event_dict(event: CustomEvent) -> dict[str, Any]:
     return data
 
 
-def conversation_dict(conversation: Conversation) -> dict[str, Any]:
-    """The JSON output object of one conversation."""
+def conversation_dict(conversation: Conversation, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
+    """The JSON output object of one conversation (``input_messages``: see ``InputMessages``)."""
     return {
         "conversation_id": conversation.id,
         "start": iso(conversation.start_ns) if conversation.items else None,
@@ -130,6 +140,6 @@ def conversation_dict(conversation: Conversation) -> dict[str, Any]:
         "metadata": conversation.metadata,
         "message_count": len(conversation.messages),
         "feedback_summary": dict(conversation.feedback_summary()),
-        "items": [message_dict(i) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
-        "unplaced_calls": [call_dict(c) for c in conversation.unplaced_calls],
+        "items": [message_dict(i, input_messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
+        "unplaced_calls": [call_dict(c, input_messages) for c in conversation.unplaced_calls],
     }
