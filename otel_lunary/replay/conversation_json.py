@@ -1,19 +1,18 @@
-"""A conversation's JSON output line, each message of its LLM calls' histories written once.
+"""A conversation's JSON output line, its LLM calls' message lists written from their text.
 
-A chat model is sent the whole conversation on every call, so each call's
-``input_messages`` repeats the previous call's and the JSON output holds every history
-in full: parsing each one whole and encoding it again was most of what the JSON format
-spent beyond reading the file. Here ``Histories`` parses only what a history adds to
-the one before and each message dict is encoded once; a call's value is then
-``"[" + ", ".join(its messages' texts) + "]"``, what the encoder writes for that list.
+The JSON output holds every LLM call's input history in full, and a chat model is sent
+the whole conversation on every call: parsing each history whole and encoding it again
+was most of what the JSON format spent beyond reading the file. ``message_json`` writes
+those lists from their text, each message once per thread; this module puts that text
+into the line.
 
 The encoder cannot take text it must not escape, so the conversation is encoded with a
-stand-in in each history's place, which the encoder hands to ``default``: that turns it
-into a marker string and notes its text, in the order the encoder meets them, and the
-marker's encoding is then replaced by those texts in that order. When the encoding
-holds the marker more often than there were stand-ins (data that contains the marker
-itself), or anything on the way raises, the line is made the plain way, so the output
-is always ``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str)``.
+stand-in in each list's place, which the encoder hands to ``default``: that notes its
+text, in the order the encoder meets them, and gives a marker string, whose encoding is
+then replaced by those texts in that order. When the encoding holds the marker more
+often than there were stand-ins (data that contains the marker itself), or anything on
+the way raises, the line is made the plain way, so the output is always
+``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str)``.
 """
 
 from __future__ import annotations
@@ -24,18 +23,18 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from typing import Any
 
 from otel_lunary.replay.content import json_chunks
-from otel_lunary.replay.histories import Histories
+from otel_lunary.replay.message_json import ThreadMessages
 from otel_lunary.replay.model import CallRecord, Conversation
-from otel_lunary.replay.serialize import conversation_dict
+from otel_lunary.replay.serialize import CallMessages, conversation_dict
 
-MARKER = "\x00otel-lunary: an input history written apart\x00"
-"""What a history's stand-in is encoded as (a string data is most unlikely to hold)."""
+MARKER = "\x00otel-lunary: messages written apart\x00"
+"""What a message list's stand-in is encoded as (a string data is most unlikely to hold)."""
 
 _ENCODED_MARKER = "".join(json_chunks(MARKER))
 
 
 class _Written:
-    """Stand-in for one call's ``input_messages``: its JSON text, made already."""
+    """Stand-in for one call's message list: its JSON text, made already."""
 
     __slots__ = ("text",)
 
@@ -43,8 +42,21 @@ class _Written:
         self.text = text
 
 
-def _message_text(message: dict[str, Any]) -> str:
-    return "".join(json_chunks(message))
+class _StandIns(CallMessages):
+    """A thread's calls' message lists as stand-ins (see ``serialize.CallMessages``)."""
+
+    __slots__ = ("_thread",)
+
+    def __init__(self) -> None:
+        self._thread = ThreadMessages()
+
+    def input(self, call: CallRecord) -> _Written | None:
+        text = self._thread.input_text(call)
+        return None if text is None else _Written(text)
+
+    def output(self, call: CallRecord) -> _Written | None:
+        text = self._thread.output_text(call)
+        return None if text is None else _Written(text)
 
 
 class ConversationJson:
@@ -76,15 +88,15 @@ class ConversationJson:
         texts = self._texts
         texts.clear()
         try:
-            chunks = self._encode(conversation_dict(conversation, _Inputs(Histories())))
+            chunks = self._encode(conversation_dict(conversation, _StandIns()))
         except Exception:  # whatever it is, the plain way meets it too (or not) and says so
-            return _plain_line(conversation)
+            return plain_line(conversation)
         if not texts:
             chunks.append("\n")
             return "".join(chunks)
         parts = "".join(chunks).split(_ENCODED_MARKER)
         if len(parts) != len(texts) + 1:  # the data holds the marker too
-            return _plain_line(conversation)
+            return plain_line(conversation)
         pieces = [parts[0]]
         for text, part in zip(texts, parts[1:]):
             pieces.append(text)
@@ -94,24 +106,8 @@ class ConversationJson:
         return "".join(pieces)
 
 
-class _Inputs:
-    """A thread's calls' ``input_messages`` as stand-ins (``serialize.InputMessages``)."""
-
-    __slots__ = ("_histories",)
-
-    def __init__(self, histories: Histories) -> None:
-        self._histories = histories
-
-    def __call__(self, call: CallRecord) -> _Written | None:
-        histories = self._histories
-        messages = histories.input_messages(call)
-        if messages is None:
-            return None
-        made = histories.made
-        return _Written("[" + ", ".join([made(m, _message_text) for m in messages]) + "]")
-
-
-def _plain_line(conversation: Conversation) -> str:
+def plain_line(conversation: Conversation) -> str:
+    """The line made the plain way: ``conversation_dict`` encoded whole."""
     chunks = json_chunks(conversation_dict(conversation))
     chunks.append("\n")
     return "".join(chunks)

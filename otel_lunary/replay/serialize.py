@@ -6,8 +6,6 @@ dicts share one shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message, ToolCall
@@ -22,15 +20,24 @@ def feedback_change_dict(change: FeedbackChange) -> dict[str, Any]:
     return {"time": iso(change.time_ns), "key": change.key, "value": change.value, "removed": change.removed}
 
 
-InputMessages = Callable[[CallRecord], Any]
-"""What a call dict holds under ``input_messages`` (left out when None): by default the
-parsed history, ``call.input_messages``; the JSON output passes a stand-in for text it
-writes itself (see ``conversation_json``)."""
+class CallMessages:
+    """What a call dict holds under ``input_messages`` and ``output_messages`` (None: the
+    key is left out): the parsed messages. The JSON output passes one that gives stand-ins
+    for text it writes itself (see ``conversation_json``)."""
 
-_parsed_input: InputMessages = attrgetter("input_messages")
+    __slots__ = ()
+
+    def input(self, call: CallRecord) -> Any:
+        return call.input_messages
+
+    def output(self, call: CallRecord) -> Any:
+        return call.output_messages
 
 
-def call_dict(call: CallRecord, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
+PARSED = CallMessages()
+
+
+def call_dict(call: CallRecord, messages: CallMessages = PARSED) -> dict[str, Any]:
     data: dict[str, Any] = {
         "kind": call.kind,
         "name": call.name,
@@ -59,10 +66,10 @@ def call_dict(call: CallRecord, input_messages: InputMessages = _parsed_input) -
         data["finish_reasons"] = call.finish_reasons
     if call.error is not None:
         data["error"] = call.error
-    inputs = input_messages(call)
-    if inputs is not None:
-        data["input_messages"] = inputs
-    output_messages = call.output_messages
+    input_messages = messages.input(call)
+    if input_messages is not None:
+        data["input_messages"] = input_messages
+    output_messages = messages.output(call)
     if output_messages is not None:
         data["output_messages"] = output_messages
     if call.tool_arguments is not None:
@@ -75,11 +82,11 @@ def call_dict(call: CallRecord, input_messages: InputMessages = _parsed_input) -
         data["metadata"] = call.metadata
     # an empty list without a comprehension (a function call each): most calls have no children
     children = call.children
-    data["children"] = [call_dict(child, input_messages) for child in children] if children else []
+    data["children"] = [call_dict(child, messages) for child in children] if children else []
     return data
 
 
-def message_dict(message: Message, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
+def message_dict(message: Message, messages: CallMessages = PARSED) -> dict[str, Any]:
     content, tool_calls, tool_call_id = message.body()
     data: dict[str, Any] = {
         "type": "message",
@@ -115,7 +122,7 @@ def message_dict(message: Message, input_messages: InputMessages = _parsed_input
     # empty lists without a comprehension (a function call each): most messages have neither
     history, calls = message._feedback_history, message._calls
     data["feedback_history"] = [feedback_change_dict(c) for c in history] if history else []
-    data["calls"] = [call_dict(c, input_messages) for c in calls] if calls else []
+    data["calls"] = [call_dict(c, messages) for c in calls] if calls else []
     return data
 
 
@@ -128,8 +135,8 @@ def event_dict(event: CustomEvent) -> dict[str, Any]:
     return data
 
 
-def conversation_dict(conversation: Conversation, input_messages: InputMessages = _parsed_input) -> dict[str, Any]:
-    """The JSON output object of one conversation (``input_messages``: see ``InputMessages``)."""
+def conversation_dict(conversation: Conversation, messages: CallMessages = PARSED) -> dict[str, Any]:
+    """The JSON output object of one conversation (``messages``: see ``CallMessages``)."""
     return {
         "conversation_id": conversation.id,
         "start": iso(conversation.start_ns) if conversation.items else None,
@@ -140,6 +147,6 @@ def conversation_dict(conversation: Conversation, input_messages: InputMessages 
         "metadata": conversation.metadata,
         "message_count": len(conversation.messages),
         "feedback_summary": dict(conversation.feedback_summary()),
-        "items": [message_dict(i, input_messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
-        "unplaced_calls": [call_dict(c, input_messages) for c in conversation.unplaced_calls],
+        "items": [message_dict(i, messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
+        "unplaced_calls": [call_dict(c, messages) for c in conversation.unplaced_calls],
     }
