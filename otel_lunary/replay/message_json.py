@@ -29,6 +29,17 @@ from typing import Any
 from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.jsonparse import loads_text, unguarded_loads
 from otel_lunary.replay.model import NOT_JSON, CallRecord, messages_from
+from otel_lunary.replay.serialize import CallMessages
+
+
+class Written:
+    """One call's message list as its JSON text, in the call dict where the list goes
+    (``conversation_json`` puts the text into the line)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def _joined(first: str, second: str) -> str:
@@ -36,8 +47,8 @@ def _joined(first: str, second: str) -> str:
     return first + ", " + second if first and second else first or second
 
 
-class ThreadMessages:
-    """The JSON text of one thread's calls' message lists (make one per thread; its
+class ThreadMessages(CallMessages):
+    """One thread's calls' message lists as their JSON text (make one per thread; its
     calls' histories are best read in order: each is compared with the one before)."""
 
     __slots__ = ("_head", "_body", "_answer", "_answer_body", "_loads")
@@ -49,7 +60,7 @@ class ThreadMessages:
         self._answer_body = ""  # ...and its messages' text, without the brackets
         self._loads = unguarded_loads()
 
-    def input_text(self, call: CallRecord) -> str | None:
+    def input(self, call: CallRecord) -> Written | None:
         """``call.input_messages`` as the encoder writes it (None when that is None)."""
         text = call.input_messages_json
         if text is None:
@@ -63,7 +74,7 @@ class ThreadMessages:
                     self._head, self._body = text[:-1], body
                 else:
                     self._head, self._body = None, ""
-                return "[" + body + "]" if body else None
+                return Written("[" + body + "]") if body else None
         array = _written_array(text, self._loads)
         loaded = None
         if array is None:
@@ -76,11 +87,11 @@ class ThreadMessages:
                 self._head, self._body = text[:-1], body
             else:
                 self._head, self._body = None, ""
-            return "[" + body + "]" if body else None
+            return Written("[" + body + "]") if body else None
         self._head, self._body = None, ""
-        return _messages_text(messages_from(loaded, text))
+        return _messages_written(messages_from(loaded, text))
 
-    def output_text(self, call: CallRecord) -> str | None:
+    def output(self, call: CallRecord) -> Written | None:
         """``call.output_messages`` as the encoder writes it (None when that is None)."""
         text = call.output_messages_json
         if text is None:
@@ -95,8 +106,8 @@ class ThreadMessages:
             body, items = array
             if items and text.startswith("[") and text.endswith("]"):  # the next history may repeat it
                 self._answer, self._answer_body = text[1:-1], body
-            return "[" + body + "]" if body else None
-        return _messages_text(messages_from(loaded, text))
+            return Written("[" + body + "]") if body else None
+        return _messages_written(messages_from(loaded, text))
 
     def _added_text(self, rest: str) -> str | None:
         """The messages' text of the array ``"[" + rest``, without the brackets; None when
@@ -156,5 +167,5 @@ def _items_text(loaded: list[Any]) -> str:
     return "".join(json_chunks(messages))[1:-1] if messages else ""
 
 
-def _messages_text(messages: list[dict[str, Any]] | None) -> str | None:
-    return None if messages is None else "".join(json_chunks(messages))
+def _messages_written(messages: list[dict[str, Any]] | None) -> Written | None:
+    return None if messages is None else Written("".join(json_chunks(messages)))
