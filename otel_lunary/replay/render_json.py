@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
-from otel_lunary.replay.conversation_json import ConversationJson
+from otel_lunary.replay.item_json import ItemJson
 from otel_lunary.replay.model import Conversation
 
 
@@ -14,6 +14,6 @@ from otel_lunary.replay.model import Conversation
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     # each line and its newline in one write (a write is a Python call per piece when
     # streaming); histories written once per message (see conversation_json)
-    line = ConversationJson().line
+    line = ItemJson().line
     for conversation in conversations:
         out.write(line(conversation))

@@ -1,0 +1,216 @@
+"""A conversation's JSON line written as text: each message, call and event written out
+field by field, its strings by orjson, instead of built as a dict and encoded.
+
+After the message lists (``message_json``), the rest of the JSON output cost ~37k
+instructions a span of realistic recordings: ~14k building ``serialize``'s dicts and
+~23k the C encoder, which escapes strings at ~30 instructions a character and makes a
+string per key, separator and value and a list of item tuples per dict. Here the keys
+are literals in f-strings, a message's five strings are written by one ``orjson.dumps``
+of a tuple, and the message lists are the texts ``ThreadMessages`` gives (no stand-in).
+
+Exactness: the C encoder writes a dict as ``"key": `` then the value's own encoding,
+items joined by ``", "``, so a value written the way ``json_chunks(value)`` writes it
+gives the same line. Values are written by ``_text`` (``json_chunks``) unless they are
+of a type whose form is certain: ``str`` (orjson writes every string as
+``encode_basestring`` does, ensure_ascii off, except lone surrogates, on which it
+raises: those go to ``encode_basestring``), ``int`` (``int.__repr__``), ``float``
+(``float.__repr__`` when finite). The tuple of a message's strings is written
+``["","a","b",...,""]``: a quote inside an encoded string is always escaped, so ``","``
+occurs only between the items, and splitting there gives the items' texts.
+
+``serialize`` stays the schema: the field order and the optional fields' tests here
+are its own, and ``tests/test_replay_item_json.py`` checks the lines equal
+``json.dumps(conversation_dict(c), ensure_ascii=False, default=str)`` for conversations
+with every optional field set or not, of any type.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from math import isfinite
+from typing import Any
+
+from otel_lunary.replay.content import json_chunks
+from otel_lunary.replay.conversation_json import plain_line
+from otel_lunary.replay.jsonparse import ENV_JSON_PARSER
+from otel_lunary.replay.message_json import ThreadMessages, Written
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
+from otel_lunary.replay.serialize import event_dict, feedback_change_dict, tool_call_dict
+from otel_lunary.replay.times import iso
+
+
+def _orjson_dumps() -> Callable[[Any], bytes] | None:
+    """``orjson.dumps``, unless orjson is missing or the standard library is asked for
+    (the setting the parsers follow, so that one switch shows what a plain install does)."""
+    if os.environ.get(ENV_JSON_PARSER, "").strip().lower() == "json":
+        return None
+    try:
+        import orjson  # optional speed-up: pip install 'otel-lunary[fast]'
+    except ImportError:
+        return None
+    return orjson.dumps  # type: ignore[no-any-return]
+
+
+def _text(value: Any) -> str:
+    """``value`` as ``json.dumps(value, ensure_ascii=False, default=str)`` writes it."""
+    return "".join(json_chunks(value))
+
+
+class ItemJson:
+    """Writes a conversation's JSON line as text (make one per output: the orjson choice
+    is made then)."""
+
+    __slots__ = ("_dumps",)
+
+    def __init__(self, dumps: Callable[[Any], bytes] | None = None, use_orjson: bool = True) -> None:
+        self._dumps = dumps if dumps is not None else _orjson_dumps() if use_orjson else None
+
+    def _string(self, value: str) -> str:
+        """A ``str``'s JSON text (orjson's, or ``encode_basestring``'s for lone surrogates)."""
+        dumps = self._dumps
+        if dumps is not None:
+            try:
+                return dumps(value).decode()
+            except TypeError:  # orjson.JSONEncodeError: a lone surrogate
+                pass
+        return encode_basestring(value)  # type: ignore[no-any-return]
+
+    def _value(self, value: Any) -> str:
+        """Any value's JSON text: strings and integers directly, the rest by ``json_chunks``."""
+        kind = type(value)
+        if kind is str:
+            return self._string(value)
+        if kind is int:
+            return int.__repr__(value)
+        return _text(value)
+
+    def line(self, conversation: Conversation) -> str:
+        """``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str) + "\\n"``."""
+        try:
+            return self._line(conversation)
+        except Exception:  # whatever it is, the plain way meets it too (or not) and raises it itself
+            pass
+        return plain_line(conversation)
+
+    def _line(self, conversation: Conversation) -> str:
+        messages = ThreadMessages()
+        items = conversation.items
+        head = _text({
+            "conversation_id": conversation.id,
+            "start": iso(conversation.start_ns) if items else None,
+            "end": iso(conversation.end_ns) if items else None,
+            "users": conversation.users,
+            "tags": conversation.all_tags,
+            "thread_tags": conversation.tags,
+            "metadata": conversation.metadata,
+            "message_count": len(conversation.messages),
+            "feedback_summary": dict(conversation.feedback_summary()),
+        })
+        message, event, call = self.message, self.event, self.call
+        written = ", ".join([message(i, messages) if isinstance(i, Message) else event(i) for i in items])
+        unplaced = conversation.unplaced_calls
+        calls = ", ".join([call(c, messages) for c in unplaced]) if unplaced else ""
+        return f'{head[:-1]}, "items": [{written}], "unplaced_calls": [{calls}]}}\n'
+
+    def message(self, message: Message, messages: ThreadMessages) -> str:
+        """``serialize.message_dict(message, messages)``'s JSON text."""
+        content, tool_calls, tool_call_id = message.body()
+        id_, role, trace_id, span_id = message.id, message.role, message.trace_id, message.span_id
+        dumps = self._dumps
+        strings: list[str] | None = None
+        if dumps is not None and type(id_) is str and type(role) is str and type(content) is str and type(trace_id) is str and type(span_id) is str:
+            try:
+                strings = dumps(("", id_, role, content, trace_id, span_id, "")).decode().split('","')
+            except TypeError:  # a lone surrogate
+                pass
+        if strings is not None:
+            _, id_text, role_text, content_text, trace_text, span_text, _ = strings
+            text = (f'{{"type": "message", "id": "{id_text}", "role": "{role_text}", "time": "{iso(message.time_ns)}", '
+                    f'"content": "{content_text}", "trace_id": "{trace_text}", "span_id": "{span_text}"')
+        else:
+            value = self._value
+            text = (f'{{"type": "message", "id": {value(id_)}, "role": {value(role)}, "time": "{iso(message.time_ns)}", '
+                    f'"content": {value(content)}, "trace_id": {value(trace_id)}, "span_id": {value(span_id)}')
+        if tool_calls:
+            text += ', "tool_calls": ' + _text([tool_call_dict(c) for c in tool_calls])
+        user_props, tags, metadata = message._user_props, message._tags, message._metadata
+        if tool_call_id is not None:
+            text += ', "tool_call_id": ' + self._value(tool_call_id)
+        if message.user_id is not None:
+            text += ', "user_id": ' + self._value(message.user_id)
+        if user_props:
+            text += ', "user_props": ' + _text(user_props)
+        if tags:
+            text += ', "tags": ' + _text(tags)
+        if metadata:
+            text += ', "metadata": ' + _text(metadata)
+        if message.is_retry:
+            text += ', "is_retry": ' + _text(message.is_retry)
+        if message.truncated:
+            text += ', "truncated": ' + _text(message.truncated)
+        feedback, history, calls = message._feedback, message._feedback_history, message._calls
+        feedback_text = "{}" if feedback is None or (type(feedback) is dict and not feedback) else _text(feedback)
+        history_text = ", ".join([_text(feedback_change_dict(c)) for c in history]) if history else ""
+        if calls:
+            call = self.call
+            calls_text = ", ".join([call(c, messages) for c in calls])
+            return f'{text}, "feedback": {feedback_text}, "feedback_history": [{history_text}], "calls": [{calls_text}]}}'
+        return f'{text}, "feedback": {feedback_text}, "feedback_history": [{history_text}], "calls": []}}'
+
+    def call(self, call: CallRecord, messages: ThreadMessages) -> str:
+        """``serialize.call_dict(call, messages)``'s JSON text."""
+        value = self._value
+        start_ns, end_ns = call.start_ns, call.end_ns
+        latency = round(max(0, end_ns - start_ns) / 1e6, 3)
+        latency_text = float.__repr__(latency) if type(latency) is float and isfinite(latency) else _text(latency)
+        text = (f'{{"kind": {value(call.kind)}, "name": {value(call.name)}, "span_id": {value(call.span_id)}, '
+                f'"trace_id": {value(call.trace_id)}, "start": "{iso(start_ns)}", "latency_ms": {latency_text}')
+        # the optional fields, each when set, in call_dict's order
+        if call.operation is not None:
+            text += ', "operation": ' + value(call.operation)
+        if call.model is not None:
+            text += ', "model": ' + value(call.model)
+        if call.provider is not None:
+            text += ', "provider": ' + value(call.provider)
+        if call.agent_name is not None:
+            text += ', "agent_name": ' + value(call.agent_name)
+        if call.tool_name is not None:
+            text += ', "tool_name": ' + value(call.tool_name)
+        if call.input_tokens is not None:
+            text += ', "input_tokens": ' + value(call.input_tokens)
+        if call.output_tokens is not None:
+            text += ', "output_tokens": ' + value(call.output_tokens)
+        if call.finish_reasons:
+            text += ', "finish_reasons": ' + _text(call.finish_reasons)
+        if call.error is not None:
+            text += ', "error": ' + value(call.error)
+        input_messages = messages.input(call)
+        if input_messages is not None:
+            text += ', "input_messages": ' + _written(input_messages)
+        output_messages = messages.output(call)
+        if output_messages is not None:
+            text += ', "output_messages": ' + _written(output_messages)
+        if call.tool_arguments is not None:
+            text += ', "tool_arguments": ' + value(call.tool_arguments)
+        if call.tool_result is not None:
+            text += ', "tool_result": ' + value(call.tool_result)
+        if call.tags:
+            text += ', "tags": ' + _text(call.tags)
+        if call.metadata:
+            text += ', "metadata": ' + _text(call.metadata)
+        children = call.children
+        if children:
+            child = self.call
+            return f'{text}, "children": [{", ".join([child(c, messages) for c in children])}]}}'
+        return text + ', "children": []}'
+
+    def event(self, event: CustomEvent) -> str:
+        """``serialize.event_dict(event)``'s JSON text (events are few: the dict, encoded)."""
+        return _text(event_dict(event))
+
+
+def _written(messages: Any) -> str:
+    """A message list ``ThreadMessages`` gave: its text."""
+    return messages.text if type(messages) is Written else _text(messages)  # type: ignore[no-any-return]
