@@ -36,8 +36,8 @@ from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.conversation_json import plain_line
 from otel_lunary.replay.jsonparse import ENV_JSON_PARSER
 from otel_lunary.replay.message_json import ThreadMessages, Written
-from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
-from otel_lunary.replay.serialize import event_dict, feedback_change_dict, tool_call_dict
+from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
+from otel_lunary.replay.serialize import event_dict, tool_call_dict
 from otel_lunary.replay.times import iso
 
 
@@ -67,21 +67,17 @@ class ItemJson:
     def __init__(self, dumps: Callable[[Any], bytes] | None = None, use_orjson: bool = True) -> None:
         self._dumps = dumps if dumps is not None else _orjson_dumps() if use_orjson else None
 
-    def _string(self, value: str) -> str:
-        """A ``str``'s JSON text (orjson's, or ``encode_basestring``'s for lone surrogates)."""
-        dumps = self._dumps
-        if dumps is not None:
-            try:
-                return dumps(value).decode()
-            except TypeError:  # orjson.JSONEncodeError: a lone surrogate
-                pass
-        return encode_basestring(value)  # type: ignore[no-any-return]
-
     def _value(self, value: Any) -> str:
         """Any value's JSON text: strings and integers directly, the rest by ``json_chunks``."""
         kind = type(value)
-        if kind is str:
-            return self._string(value)
+        if kind is str:  # _string, inline (a Python call less for most values)
+            dumps = self._dumps
+            if dumps is not None:
+                try:
+                    return dumps(value).decode()  # type: ignore[no-any-return]
+                except TypeError:  # orjson.JSONEncodeError: a lone surrogate
+                    pass
+            return encode_basestring(value)  # type: ignore[no-any-return]
         if kind is int:
             return int.__repr__(value)
         return _text(value)
@@ -117,16 +113,19 @@ class ItemJson:
     def message(self, message: Message, messages: ThreadMessages) -> str:
         """``serialize.message_dict(message, messages)``'s JSON text."""
         content, tool_calls, tool_call_id = message.body()
-        id_, role, trace_id, span_id = message.id, message.role, message.trace_id, message.span_id
+        id_, role, trace_id, span_id, user = message.id, message.role, message.trace_id, message.span_id, message.user_id
         dumps = self._dumps
         strings: list[str] | None = None
         if dumps is not None and type(id_) is str and type(role) is str and type(content) is str and type(trace_id) is str and type(span_id) is str:
-            try:
-                strings = dumps(("", id_, role, content, trace_id, span_id, "")).decode().split('","')
+            try:  # the user id too, when it is a string (it is written after the optional fields before it)
+                strings = dumps(("", id_, role, content, trace_id, span_id, user if type(user) is str else "", "")).decode().split('","')
             except TypeError:  # a lone surrogate
                 pass
+        user_text = None
         if strings is not None:
-            _, id_text, role_text, content_text, trace_text, span_text, _ = strings
+            _, id_text, role_text, content_text, trace_text, span_text, user_text, _ = strings
+            if type(user) is not str:
+                user_text = None
             text = (f'{{"type": "message", "id": "{id_text}", "role": "{role_text}", "time": "{iso(message.time_ns)}", '
                     f'"content": "{content_text}", "trace_id": "{trace_text}", "span_id": "{span_text}"')
         else:
@@ -138,8 +137,8 @@ class ItemJson:
         user_props, tags, metadata = message._user_props, message._tags, message._metadata
         if tool_call_id is not None:
             text += ', "tool_call_id": ' + self._value(tool_call_id)
-        if message.user_id is not None:
-            text += ', "user_id": ' + self._value(message.user_id)
+        if user is not None:
+            text += f', "user_id": "{user_text}"' if user_text is not None else ', "user_id": ' + self._value(user)
         if user_props:
             text += ', "user_props": ' + _text(user_props)
         if tags:
@@ -152,7 +151,7 @@ class ItemJson:
             text += ', "truncated": ' + _text(message.truncated)
         feedback, history, calls = message._feedback, message._feedback_history, message._calls
         feedback_text = "{}" if feedback is None or (type(feedback) is dict and not feedback) else _text(feedback)
-        history_text = ", ".join([_text(feedback_change_dict(c)) for c in history]) if history else ""
+        history_text = ", ".join([self.feedback_change(c) for c in history]) if history else ""
         if calls:
             call = self.call
             calls_text = ", ".join([call(c, messages) for c in calls])
@@ -165,15 +164,31 @@ class ItemJson:
         start_ns, end_ns = call.start_ns, call.end_ns
         latency = round(max(0, end_ns - start_ns) / 1e6, 3)
         latency_text = float.__repr__(latency) if type(latency) is float and isfinite(latency) else _text(latency)
-        text = (f'{{"kind": {value(call.kind)}, "name": {value(call.name)}, "span_id": {value(call.span_id)}, '
-                f'"trace_id": {value(call.trace_id)}, "start": "{iso(start_ns)}", "latency_ms": {latency_text}')
+        kind, name, span_id, trace_id = call.kind, call.name, call.span_id, call.trace_id
+        operation, model, provider = call.operation, call.model, call.provider
+        dumps = self._dumps
+        strings: list[str] | None = None
+        if dumps is not None and type(kind) is str and type(name) is str and type(span_id) is str and type(trace_id) is str:
+            try:  # the operation, model and provider too, those that are strings
+                strings = dumps(("", kind, name, span_id, trace_id, operation if type(operation) is str else "",
+                                 model if type(model) is str else "", provider if type(provider) is str else "", "")).decode().split('","')
+            except TypeError:  # a lone surrogate
+                pass
+        operation_text = model_text = provider_text = None
+        if strings is not None:
+            _, kind_text, name_text, span_text, trace_text, operation_text, model_text, provider_text, _ = strings
+            text = (f'{{"kind": "{kind_text}", "name": "{name_text}", "span_id": "{span_text}", '
+                    f'"trace_id": "{trace_text}", "start": "{iso(start_ns)}", "latency_ms": {latency_text}')
+        else:
+            text = (f'{{"kind": {value(kind)}, "name": {value(name)}, "span_id": {value(span_id)}, '
+                    f'"trace_id": {value(trace_id)}, "start": "{iso(start_ns)}", "latency_ms": {latency_text}')
         # the optional fields, each when set, in call_dict's order
-        if call.operation is not None:
-            text += ', "operation": ' + value(call.operation)
-        if call.model is not None:
-            text += ', "model": ' + value(call.model)
-        if call.provider is not None:
-            text += ', "provider": ' + value(call.provider)
+        if operation is not None:
+            text += f', "operation": "{operation_text}"' if operation_text is not None and type(operation) is str else ', "operation": ' + value(operation)
+        if model is not None:
+            text += f', "model": "{model_text}"' if model_text is not None and type(model) is str else ', "model": ' + value(model)
+        if provider is not None:
+            text += f', "provider": "{provider_text}"' if provider_text is not None and type(provider) is str else ', "provider": ' + value(provider)
         if call.agent_name is not None:
             text += ', "agent_name": ' + value(call.agent_name)
         if call.tool_name is not None:
@@ -205,6 +220,12 @@ class ItemJson:
             child = self.call
             return f'{text}, "children": [{", ".join([child(c, messages) for c in children])}]}}'
         return text + ', "children": []}'
+
+    def feedback_change(self, change: FeedbackChange) -> str:
+        """``serialize.feedback_change_dict(change)``'s JSON text."""
+        value, removed = self._value, change.removed
+        removed_text = "false" if removed is False else "true" if removed is True else _text(removed)
+        return f'{{"time": "{iso(change.time_ns)}", "key": {value(change.key)}, "value": {value(change.value)}, "removed": {removed_text}}}'
 
     def event(self, event: CustomEvent) -> str:
         """``serialize.event_dict(event)``'s JSON text (events are few: the dict, encoded)."""
