@@ -5,8 +5,10 @@ After the message lists (``message_json``), the rest of the JSON output cost ~37
 instructions a span of realistic recordings: ~14k building ``serialize``'s dicts and
 ~23k the C encoder, which escapes strings at ~30 instructions a character and makes a
 string per key, separator and value and a list of item tuples per dict. Here the keys
-are literals in f-strings, a message's five strings are written by one ``orjson.dumps``
-of a tuple, and the message lists are the texts ``ThreadMessages`` gives (no stand-in).
+are literals in f-strings, a message's strings (with its user id) and a call's (with its
+operation, model and provider) are written by one ``orjson.dumps`` of a tuple each,
+feedback changes field by field, and the message lists are the texts ``ThreadMessages``
+gives (no stand-in to splice). Events (two a thread) and tool calls stay dicts, encoded.
 
 Exactness: the C encoder writes a dict as ``"key": `` then the value's own encoding,
 items joined by ``", "``, so a value written the way ``json_chunks(value)`` writes it
@@ -18,10 +20,13 @@ raises: those go to ``encode_basestring``), ``int`` (``int.__repr__``), ``float`
 ``["","a","b",...,""]``: a quote inside an encoded string is always escaped, so ``","``
 occurs only between the items, and splitting there gives the items' texts.
 
-``serialize`` stays the schema: the field order and the optional fields' tests here
-are its own, and ``tests/test_replay_item_json.py`` checks the lines equal
-``json.dumps(conversation_dict(c), ensure_ascii=False, default=str)`` for conversations
-with every optional field set or not, of any type.
+``serialize`` stays the schema of record; this module repeats its keys, their order and
+its tests of the optional fields (a second form of it), and
+``tests/test_replay_item_json.py`` checks the lines equal ``json.dumps(conversation_dict(c),
+ensure_ascii=False, default=str)`` for conversations with every field of any type and
+every optional field set, empty or left out, so the two cannot drift apart unnoticed. A
+line on which anything raises is made the plain way (``conversation_json.plain_line``),
+which raises what ``json.dumps`` would.
 """
 
 from __future__ import annotations
@@ -163,6 +168,7 @@ class ItemJson:
         value = self._value
         start_ns, end_ns = call.start_ns, call.end_ns
         latency = round(max(0, end_ns - start_ns) / 1e6, 3)
+        # finite for integer times (any other time makes iso raise); the check costs little
         latency_text = float.__repr__(latency) if type(latency) is float and isfinite(latency) else _text(latency)
         kind, name, span_id, trace_id = call.kind, call.name, call.span_id, call.trace_id
         operation, model, provider = call.operation, call.model, call.provider

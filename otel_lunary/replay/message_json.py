@@ -34,7 +34,7 @@ from otel_lunary.replay.serialize import CallMessages
 
 class Written:
     """One call's message list as its JSON text, in the call dict where the list goes
-    (``conversation_json`` puts the text into the line)."""
+    (``item_json`` writes the text into the line)."""
 
     __slots__ = ("text",)
 

@@ -13,7 +13,8 @@ from otel_lunary.replay.model import Conversation
 @deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     # each line and its newline in one write (a write is a Python call per piece when
-    # streaming); histories written once per message (see conversation_json)
+    # streaming); each conversation written as text field by field, histories once per
+    # message (see item_json)
     line = ItemJson().line
     for conversation in conversations:
         out.write(line(conversation))

@@ -22,8 +22,8 @@ def feedback_change_dict(change: FeedbackChange) -> dict[str, Any]:
 
 class CallMessages:
     """What a call dict holds under ``input_messages`` and ``output_messages`` (None: the
-    key is left out): the parsed messages. The JSON output passes one that gives stand-ins
-    for text it writes itself (see ``conversation_json``)."""
+    key is left out): the parsed messages. The JSON output passes one that gives the lists'
+    text, which it writes itself (``message_json.ThreadMessages``, ``item_json``)."""
 
     __slots__ = ()
 
