@@ -39,7 +39,7 @@ from typing import Any
 
 from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.conversation_json import plain_line
-from otel_lunary.replay.jsonparse import ENV_JSON_PARSER
+from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, unguarded_loads
 from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 from otel_lunary.replay.serialize import event_dict, tool_call_dict
@@ -67,10 +67,11 @@ class ItemJson:
     """Writes a conversation's JSON line as text (make one per output: the orjson choice
     is made then)."""
 
-    __slots__ = ("_dumps",)
+    __slots__ = ("_dumps", "_loads")
 
     def __init__(self, dumps: Callable[[Any], bytes] | None = None, use_orjson: bool = True) -> None:
         self._dumps = dumps if dumps is not None else _orjson_dumps() if use_orjson else None
+        self._loads = unguarded_loads()  # for each thread's ThreadMessages (choosing reads the environment)
 
     def _value(self, value: Any) -> str:
         """Any value's JSON text: strings and integers directly, the rest by ``json_chunks``."""
@@ -96,7 +97,7 @@ class ItemJson:
         return plain_line(conversation)
 
     def _line(self, conversation: Conversation) -> str:
-        messages = ThreadMessages()
+        messages = ThreadMessages(self._loads, choose=False)
         items = conversation.items
         head = _text({
             "conversation_id": conversation.id,
@@ -203,8 +204,9 @@ class ItemJson:
             text += ', "input_tokens": ' + value(call.input_tokens)
         if call.output_tokens is not None:
             text += ', "output_tokens": ' + value(call.output_tokens)
-        if call.finish_reasons:
-            text += ', "finish_reasons": ' + _text(call.finish_reasons)
+        reasons = call.finish_reasons
+        if reasons:  # most often one string: orjson writes that list as the encoder does
+            text += ', "finish_reasons": ' + (self._one_string_list(reasons) or _text(reasons))
         if call.error is not None:
             text += ', "error": ' + value(call.error)
         input_messages = messages.input(call)
@@ -226,6 +228,17 @@ class ItemJson:
             child = self.call
             return f'{text}, "children": [{", ".join([child(c, messages) for c in children])}]}}'
         return text + ', "children": []}'
+
+    def _one_string_list(self, value: Any) -> str | None:
+        """A list holding one string as orjson writes it (``["..."]``, as the encoder does:
+        no separator in it), or None for anything else."""
+        dumps = self._dumps
+        if dumps is not None and type(value) is list and len(value) == 1 and type(value[0]) is str:
+            try:
+                return dumps(value).decode()  # type: ignore[no-any-return]
+            except TypeError:  # a lone surrogate
+                pass
+        return None
 
     def feedback_change(self, change: FeedbackChange) -> str:
         """``serialize.feedback_change_dict(change)``'s JSON text."""

@@ -53,12 +53,14 @@ class ThreadMessages(CallMessages):
 
     __slots__ = ("_head", "_body", "_answer", "_answer_body", "_loads")
 
-    def __init__(self) -> None:
+    def __init__(self, loads: Callable[[str | bytes], Any] | None = None, choose: bool = True) -> None:
+        """``loads``: the unguarded parser (``unguarded_loads()``), chosen here unless
+        ``choose`` is false (a writer making one of these per thread chooses it once)."""
         self._head: str | None = None  # the last history's text without its closing "]"...
         self._body = ""  # ...and its messages' text, without the brackets
         self._answer: str | None = None  # the last answer's text without its brackets...
         self._answer_body = ""  # ...and its messages' text, without the brackets
-        self._loads = unguarded_loads()
+        self._loads = unguarded_loads() if choose else loads
 
     def input(self, call: CallRecord) -> Written | None:
         """``call.input_messages`` as the encoder writes it (None when that is None)."""
