@@ -42,7 +42,7 @@ from otel_lunary.replay.conversation_json import plain_line
 from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, unguarded_loads
 from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
-from otel_lunary.replay.serialize import event_dict, tool_call_dict
+from otel_lunary.replay.serialize import tool_call_dict
 from otel_lunary.replay.times import iso
 
 
@@ -247,8 +247,15 @@ class ItemJson:
         return f'{{"time": "{iso(change.time_ns)}", "key": {value(change.key)}, "value": {value(change.value)}, "removed": {removed_text}}}'
 
     def event(self, event: CustomEvent) -> str:
-        """``serialize.event_dict(event)``'s JSON text (events are few: the dict, encoded)."""
-        return _text(event_dict(event))
+        """``serialize.event_dict(event)``'s JSON text."""
+        value = self._value
+        text = f'{{"type": "event", "name": {value(event.name)}, "time": "{iso(event.time_ns)}"'
+        if event.user_id:
+            text += ', "user_id": ' + value(event.user_id)
+        metadata = event.metadata
+        if metadata:
+            text += ', "metadata": ' + _text(metadata)
+        return text + "}"
 
 
 def _written(messages: Any) -> str:
