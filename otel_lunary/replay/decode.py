@@ -142,30 +142,28 @@ def decode_attributes(items: Any) -> dict[str, Any]:
     return result
 
 
-def _not_a_key(key: Any) -> str:
-    raise TypeError(f"attribute key {key!r} is not a string")
-
-
 def otlp_attributes(items: Any) -> SpanAttributes:
     """A ``KeyValue`` list as ``SpanAttributes``, what ``decode_attributes`` gives.
 
-    One comprehension for the usual list (string keys, well-formed values), the usual
+    One loop for the usual list (string keys, well-formed values), the usual
     ``{"stringValue": ...}`` unwrapped inline: a function call per value was most of the
-    cost of decoding every value up front. Anything else (not a list, an entry without a
-    key or value, a key not a string, a malformed value) raises inside it, and the list is
-    decoded entry by entry instead, which drops what it cannot use.
+    cost of decoding every value up front, and a comprehension is a call of its own.
+    Anything else (not a list, an entry without a key or value, a key not a string, a
+    malformed value) raises inside it, and the list is decoded entry by entry instead,
+    which drops what it cannot use. ``_scope_records`` has this loop written out.
     """
+    attributes: SpanAttributes = {}
     try:
-        return {
-            (key if type(key := item["key"]) is str else _not_a_key(key)): (
-                text
-                if (text := (value := item["value"]).get("stringValue")) is not None and len(value) == 1
-                else _other_value(value)
-            )
-            for item in items
-        }
+        for item in items:
+            key = item["key"]
+            if type(key) is not str:
+                raise TypeError(f"attribute key {key!r} is not a string")
+            value = item["value"]
+            text = value.get("stringValue")
+            attributes[key] = text if text is not None and len(value) == 1 else _other_value(value)
     except Exception:  # noqa: BLE001 - any odd shape (a value not a dict: no .get): see the docstring
         return decode_attributes(items)
+    return attributes
 
 
 # Times replay can show: 1970 to the end of year 9999 (``datetime``'s range); OTLP times
@@ -283,16 +281,16 @@ def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callab
                     parent = None
             else:
                 parent = decode_id(parent, 8)
-            items = span.get("attributes")
-            try:  # ``otlp_attributes`` written out
-                attributes = {
-                    (key if type(key := item["key"]) is str else _not_a_key(key)): (
-                        text
-                        if (text := (value := item["value"]).get("stringValue")) is not None and len(value) == 1
-                        else _other_value(value)
-                    )
-                    for item in items
-                }
+            items: Any = span.get("attributes")
+            attributes: SpanAttributes = {}
+            try:  # ``otlp_attributes`` written out, as a loop: a comprehension is a Python call
+                for item in items:
+                    key = item["key"]
+                    if type(key) is not str:
+                        raise TypeError(f"attribute key {key!r} is not a string")
+                    value = item["value"]
+                    text = value.get("stringValue")
+                    attributes[key] = text if text is not None and len(value) == 1 else _other_value(value)
             except Exception:  # noqa: BLE001 - any odd shape: see otlp_attributes
                 attributes = decode_attributes(items)
             append(span_record((trace_id, span_id, parent, name, start_ns, end_ns, attributes, events, code, message)))
