@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_lunary.replay.decode import _other_value, decode_attributes, decode_id, decode_value, otlp_spans
+from otel_lunary.replay.jsonparse import _orjson_loads, line_parser
 
 _SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=6) | st.sampled_from(["1", "x", "Infinity", "", "-5"])
 _KEYS = st.sampled_from(["stringValue", "intValue", "boolValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue", "string_value", "other"])
@@ -59,3 +61,31 @@ def test_span_read_in_one_loop_is_the_general_decoding(items: Any, span_id: Any,
     assert record.span_id == expected_id
     assert record.parent_span_id == (decode_id(parent, 8) if parent else None)
     assert record.attributes == decode_attributes(items)
+
+
+_LINE_PIECES = st.sampled_from([b'{"a":1}', b"[1,2]", b" ", b"\n", b"\r\n", b'"x"', b"{", b"NaN", b"1e999", b"\xff", b'"\\ud800"', b"12345678901234567890", b"\t"])
+
+
+def _line_by_copy(buffer: bytes, start: int, end: int) -> Any:
+    """The line parser as it was: orjson (when installed) on a copy of the line, ``json`` for what it refuses."""
+    line = buffer[start:end]
+    fast = _orjson_loads()
+    if fast is None:
+        return json.loads(line)
+    try:
+        return fast(line)
+    except ValueError:
+        return json.loads(line)
+
+
+@given(pieces=st.lists(_LINE_PIECES, max_size=8), start=st.integers(0, 20), length=st.integers(1, 40))
+def test_line_parser_on_a_view_is_the_parser_on_a_copy(pieces: list[bytes], start: int, length: int) -> None:
+    """The line parser (orjson on a view of the line in its chunk, when installed) gives
+    what parsing a copy of the line gave, value or kind of error."""
+    buffer = b"".join(pieces)
+    end = min(len(buffer), start + length)
+    if start >= end:
+        return
+    expected = _outcome(_line_by_copy, buffer, start, end)
+    got = _outcome(line_parser(), buffer, start, end)
+    assert repr(got) == repr(expected)  # repr: NaN is not equal to itself
