@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from binascii import unhexlify
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -102,6 +103,26 @@ def decode_value(value: Any) -> Any:
     return None
 
 
+def _other_value(value: dict[str, Any]) -> Any:
+    """``decode_value(value)`` for a value dict that is not a lone ``stringValue``.
+
+    Two of every three spans of a real recording carry one (thread tags as an array of
+    strings, token counts as ints); through ``decode_value`` an array cost three Python
+    calls (``decode_value``, ``_array``, its comprehension), here two.
+    """
+    if len(value) == 1:
+        raw = value.get("arrayValue")
+        if raw is not None:
+            return [
+                text if type(item) is dict and (text := item.get("stringValue")) is not None and len(item) == 1 else decode_value(item)
+                for item in (raw or {}).get("values", ())
+            ]
+        raw = value.get("intValue")
+        if raw is not None:
+            return int(raw)
+    return decode_value(value)
+
+
 def decode_attributes(items: Any) -> dict[str, Any]:
     """OTLP ``KeyValue`` list to a dict, entry by entry; malformed entries are dropped, not fatal.
 
@@ -121,30 +142,28 @@ def decode_attributes(items: Any) -> dict[str, Any]:
     return result
 
 
-def _not_a_key(key: Any) -> str:
-    raise TypeError(f"attribute key {key!r} is not a string")
-
-
 def otlp_attributes(items: Any) -> SpanAttributes:
     """A ``KeyValue`` list as ``SpanAttributes``, what ``decode_attributes`` gives.
 
-    One comprehension for the usual list (string keys, well-formed values), the usual
+    One loop for the usual list (string keys, well-formed values), the usual
     ``{"stringValue": ...}`` unwrapped inline: a function call per value was most of the
-    cost of decoding every value up front. Anything else (not a list, an entry without a
-    key or value, a key not a string, a malformed value) raises inside it, and the list is
-    decoded entry by entry instead, which drops what it cannot use.
+    cost of decoding every value up front, and a comprehension is a call of its own.
+    Anything else (not a list, an entry without a key or value, a key not a string, a
+    malformed value) raises inside it, and the list is decoded entry by entry instead,
+    which drops what it cannot use. ``_scope_records`` has this loop written out.
     """
+    attributes: SpanAttributes = {}
     try:
-        return {
-            (key if type(key := item["key"]) is str else _not_a_key(key)): (
-                text
-                if (text := (value := item["value"]).get("stringValue")) is not None and len(value) == 1
-                else decode_value(value)
-            )
-            for item in items
-        }
+        for item in items:
+            key = item["key"]
+            if type(key) is not str:
+                raise TypeError(f"attribute key {key!r} is not a string")
+            value = item["value"]
+            text = value.get("stringValue")
+            attributes[key] = text if text is not None and len(value) == 1 else _other_value(value)
     except Exception:  # noqa: BLE001 - any odd shape (a value not a dict: no .get): see the docstring
         return decode_attributes(items)
+    return attributes
 
 
 # Times replay can show: 1970 to the end of year 9999 (``datetime``'s range); OTLP times
@@ -178,55 +197,106 @@ def _events(raw_events: list[Any], start: int) -> tuple[EventRecord, ...]:
     return tuple(events)
 
 
-def otlp_span(span: Mapping[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
+def otlp_span(span: dict[str, Any], trace_ids: dict[str, str]) -> SpanRecord:
     """One OTLP JSON span object; raises ``DecodeError`` when it lacks what replay needs.
 
     ``trace_ids`` remembers the trace ids already checked (the spans of one request share
-    a few): pass one dict per request. Replay reads a million of these, so the usual shape
-    (camelCase, hex ids, int64 as strings) is read with the fewest calls; every other
-    shape the OTLP JSON mapping allows is read as well.
+    a few): pass one dict per request. Every shape the OTLP JSON mapping allows is read.
     """
-    trace: Any = span.get("traceId")
-    if trace is None:
-        trace = span.get("trace_id")
-    trace_id: str | None = trace_ids.get(trace) if type(trace) is str else None  # checked for an earlier span
-    if trace_id is None:
-        trace_id = decode_id(trace, 16)
-        if trace_id is not None:
-            trace_ids[trace] = trace_id  # a valid id is a string
-    span_id = span.get("spanId")
-    if span_id is None:
-        span_id = span.get("span_id")
-    span_id = _span_id(span_id)
-    name = span.get("name")
-    name = name if type(name) is str else str(name or "")
-    if trace_id is None or span_id is None:
-        raise DecodeError(f"span {name!r} has no valid {'traceId' if trace_id is None else 'spanId'}")
-    start = span.get("startTimeUnixNano")
-    if start is None:
-        start = span.get("start_time_unix_nano")
-    end = span.get("endTimeUnixNano")
-    if end is None:
-        end = span.get("end_time_unix_nano")
-    raw_events = span.get("events")
-    try:
-        start_ns = 0 if start is None or start == "" else int(start)
-        end_ns = (start_ns if end == start else 0 if end is None or end == "" else int(end)) or start_ns
-        events = _events(raw_events, start_ns) if raw_events else ()
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
-    if not 0 <= start_ns <= MAX_TIME_NS or not 0 <= end_ns <= MAX_TIME_NS:
-        raise DecodeError(f"span {name!r} has a time out of range (before 1970 or after 9999)")
-    parent = span.get("parentSpanId")
-    if parent is None:
-        parent = span.get("parent_span_id")
-    status = span.get("status")
-    try:
-        code, message = _status(status) if status else (STATUS_UNSET, "")
-    except (TypeError, ValueError, OverflowError):
-        raise DecodeError(f"span {name!r} has a malformed status: {status!r:.100}") from None
-    parent = _span_id(parent) if parent else None
-    return span_record((trace_id, span_id, parent, name, start_ns, end_ns, otlp_attributes(span.get("attributes")), events, code, message))
+    problems: list[str] = []
+    records = _scope_records([span], trace_ids, problems.append)
+    if problems:
+        raise DecodeError(problems[0])
+    return records[0]
+
+
+def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callable[[str], None]) -> list[SpanRecord]:
+    """The spans of one scope as records; ``on_error`` hears about each span skipped.
+
+    Replay reads a million spans, so the usual shape (camelCase, hex ids, int64 as
+    strings, string attributes) is read with the fewest Python calls: one loop for the
+    scope's spans with the span id checks and the attributes' comprehension written out
+    in it, each saving a Python call a span (``_span_id`` twice, ``otlp_span``,
+    ``otlp_attributes``: ~1k instructions each). What an odd value needs goes through
+    ``decode_id``, ``_other_value`` and ``decode_attributes``, which say what a span is.
+    """
+    records: list[SpanRecord] = []
+    append = records.append
+    for span in spans:
+        if not isinstance(span, dict):
+            on_error("a span is not an object")
+            continue
+        try:
+            trace: Any = span.get("traceId")
+            if trace is None:
+                trace = span.get("trace_id")
+            trace_id: str | None = trace_ids.get(trace) if type(trace) is str else None  # checked for an earlier span
+            if trace_id is None:
+                trace_id = decode_id(trace, 16)
+                if trace_id is not None:
+                    trace_ids[trace] = trace_id  # a valid id is a string
+            span_id = span.get("spanId")
+            if span_id is None:
+                span_id = span.get("span_id")
+            if type(span_id) is str and len(span_id) == 16:  # ``_span_id`` written out
+                try:
+                    span_id = None if unhexlify(span_id) == _ZERO_SPAN else span_id.lower()
+                except (binascii.Error, ValueError):
+                    span_id = None  # 16 characters are 12 bytes of base64: not a span id either
+            else:
+                span_id = decode_id(span_id, 8)
+            name = span.get("name")
+            name = name if type(name) is str else str(name or "")
+            if trace_id is None or span_id is None:
+                raise DecodeError(f"span {name!r} has no valid {'traceId' if trace_id is None else 'spanId'}")
+            start = span.get("startTimeUnixNano")
+            if start is None:
+                start = span.get("start_time_unix_nano")
+            end = span.get("endTimeUnixNano")
+            if end is None:
+                end = span.get("end_time_unix_nano")
+            raw_events = span.get("events")
+            try:
+                start_ns = 0 if start is None or start == "" else int(start)
+                end_ns = (start_ns if end == start else 0 if end is None or end == "" else int(end)) or start_ns
+                events = _events(raw_events, start_ns) if raw_events else ()
+            except (TypeError, ValueError) as exc:
+                raise DecodeError(f"span {name!r} has a malformed time: {exc}") from None
+            if not 0 <= start_ns <= MAX_TIME_NS or not 0 <= end_ns <= MAX_TIME_NS:
+                raise DecodeError(f"span {name!r} has a time out of range (before 1970 or after 9999)")
+            parent = span.get("parentSpanId")
+            if parent is None:
+                parent = span.get("parent_span_id")
+            status = span.get("status")
+            try:
+                code, message = _status(status) if status else (STATUS_UNSET, "")
+            except (TypeError, ValueError, OverflowError):
+                raise DecodeError(f"span {name!r} has a malformed status: {status!r:.100}") from None
+            if not parent:
+                parent = None
+            elif type(parent) is str and len(parent) == 16:  # ``_span_id`` written out
+                try:
+                    parent = None if unhexlify(parent) == _ZERO_SPAN else parent.lower()
+                except (binascii.Error, ValueError):
+                    parent = None
+            else:
+                parent = decode_id(parent, 8)
+            items: Any = span.get("attributes")
+            attributes: SpanAttributes = {}
+            try:  # ``otlp_attributes`` written out, as a loop: a comprehension is a Python call
+                for item in items:
+                    key = item["key"]
+                    if type(key) is not str:
+                        raise TypeError(f"attribute key {key!r} is not a string")
+                    value = item["value"]
+                    text = value.get("stringValue")
+                    attributes[key] = text if text is not None and len(value) == 1 else _other_value(value)
+            except Exception:  # noqa: BLE001 - any odd shape: see otlp_attributes
+                attributes = decode_attributes(items)
+            append(span_record((trace_id, span_id, parent, name, start_ns, end_ns, attributes, events, code, message)))
+        except DecodeError as exc:
+            on_error(str(exc))
+    return records
 
 
 def _list(obj: Mapping[str, Any], *keys: str) -> list[Any]:
@@ -258,12 +328,5 @@ def otlp_spans(request: Any, on_error: Callable[[str], None]) -> list[SpanRecord
             if not isinstance(scope, dict):
                 on_error("a scopeSpans entry is not an object")
                 continue
-            for span in _list(scope, "spans"):
-                if not isinstance(span, dict):
-                    on_error("a span is not an object")
-                    continue
-                try:
-                    spans.append(otlp_span(span, trace_ids))
-                except DecodeError as exc:
-                    on_error(str(exc))
+            spans += _scope_records(_list(scope, "spans"), trace_ids, on_error)
     return spans

@@ -59,17 +59,22 @@ def unguarded_loads() -> Callable[[str | bytes], Any] | None:
     return _orjson_loads()
 
 
-def line_parser() -> Callable[[bytes], Any]:
-    """The parser of a file's lines, chosen now (the setting is read once per file)."""
+def line_parser() -> Callable[[bytes, int, int], Any]:
+    """The parser of a file's lines, chosen now (the setting is read once per file): it
+    parses ``buffer[start:end]``.
+
+    orjson is handed a ``memoryview`` of the line in the chunk it was read in, not a copy
+    of it (~0.6k instructions a span on the realistic file, lines of ~640 KB); what it
+    refuses is parsed again by ``json.loads`` from a copy, which it needs."""
     fast = _orjson_loads()
     if fast is None:
-        return json.loads
+        return lambda buffer, start, end: json.loads(buffer[start:end])
 
-    def loads(line: bytes) -> Any:
+    def loads(buffer: bytes, start: int, end: int) -> Any:
         try:
-            return fast(line)
+            return fast(memoryview(buffer)[start:end])  # type: ignore[arg-type]
         except ValueError:
-            return json.loads(line)
+            return json.loads(buffer[start:end])
 
     return loads
 

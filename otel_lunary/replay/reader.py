@@ -30,6 +30,8 @@ ENV_MAX_LINE_BYTES = "OTEL_LUNARY_REPLAY_MAX_LINE_BYTES"
 DEFAULT_MAX_LINE_BYTES = 64 * 2**20
 
 
+_BLANKS = frozenset(b" \t\n\r\x0b\x0c")  # the bytes ``bytes.isspace`` takes for blanks
+
 _TRACE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".gz", ".zst")
 
 
@@ -126,13 +128,14 @@ def read_numbered_lines(
                     on_problem(Problem(label, line_no, f"line longer than {limit} bytes ({ENV_MAX_LINE_BYTES}); skipped"))
                     continue
                 buffer, start, end = place
-                line = buffer[start:end]
-                if line.isspace():  # what ``not line.strip()`` says of a line, without copying it
+                # what ``not line.strip()`` says of a line, without copying it (a line is
+                # never empty, and one whose first byte is not a blank is not all blanks)
+                if buffer[start] in _BLANKS and buffer[start:end].isspace():
                     continue
                 try:
-                    request = loads(line)
+                    request = loads(buffer, start, end)
                 except ValueError as exc:
-                    truncated = not line.endswith(b"\n")
+                    truncated = not buffer.endswith(b"\n", start, end)
                     why = "truncated line" if truncated else "not valid JSON"
                     on_problem(Problem(label, line_no, f"{why} ({exc}); skipped"))
                     continue
