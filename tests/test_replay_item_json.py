@@ -152,3 +152,14 @@ def test_realistic_thread_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(item_json, "_text", lambda value: encoded.append(value) or real(value))
     assert item_json.ItemJson().line(conversation) == _dumps_line(conversation)
     assert not any(isinstance(value, dict) and ("role" in value or "kind" in value or "key" in value) for value in encoded)
+
+
+@pytest.mark.parametrize("text", ['ends in a quoted comma",', '",', 'a","b', '\\",'])
+def test_a_string_holding_the_split_sequence_is_written_as_the_encoder_does(text: str) -> None:
+    """A string ending in ``",`` encodes to ``\\",`` followed by its closing quote: the
+    ``","`` the fast path splits its tuple at, inside an item. The split then has a piece
+    too many, and the item is written the general way, not cut apart."""
+    call = CallRecord(kind="llm", name=text, span_id="5679d9d300000001", trace_id="3b68" * 8, start_ns=10**18, end_ns=10**18 + 1, model=text)
+    message = Message(id="m", role="user", time_ns=10**18, span_id="24845aad00000001", trace_id="3b68" * 8, content=text, user_id=text, calls=[call])
+    conversation = Conversation(id="c", items=[message])
+    assert item_json.ItemJson()._line(conversation) == _dumps_line(conversation)

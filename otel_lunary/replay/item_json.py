@@ -1,4 +1,4 @@
-"""A conversation's JSON line written as text: each message, call and event written out
+r"""A conversation's JSON line written as text: each message, call and event written out
 field by field, its strings by orjson, instead of built as a dict and encoded.
 
 After the message lists (``message_json``), the rest of the JSON output cost ~37k
@@ -17,8 +17,12 @@ of a type whose form is certain: ``str`` (orjson writes every string as
 ``encode_basestring`` does, ensure_ascii off, except lone surrogates, on which it
 raises: those go to ``encode_basestring``), ``int`` (``int.__repr__``), ``float``
 (``float.__repr__`` when finite). The tuple of a message's strings is written
-``["","a","b",...,""]``: a quote inside an encoded string is always escaped, so ``","``
-occurs only between the items, and splitting there gives the items' texts.
+``["","a","b",...,""]`` and split at ``","``. An unescaped quote in that text is a
+string's delimiter, so a ``","`` that starts at one is the boundary of two items; one
+that starts at an escaped quote (a string holding ``",``, or ending in ``\``) follows
+a backslash, and may swallow the next boundary's quote (``"\","`` then ``,"b"``: the
+count of pieces stays right while the pieces are wrong). So text holding ``\",`` goes
+the general way, and every other text splits into exactly the items.
 
 ``serialize`` stays the schema of record; this module repeats its keys, their order and
 its tests of the optional fields (a second form of it), and
@@ -44,6 +48,10 @@ from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 from otel_lunary.replay.serialize import tool_call_dict
 from otel_lunary.replay.times import iso
+
+
+_ESCAPED_QUOTE_COMMA = '\\",'
+"""In a tuple's text, where ``","`` may not be a boundary between items (module docstring)."""
 
 
 def _orjson_dumps() -> Callable[[Any], bytes] | None:
@@ -124,7 +132,8 @@ class ItemJson:
         strings: list[str] | None = None
         if dumps is not None and type(id_) is str and type(role) is str and type(content) is str and type(trace_id) is str and type(span_id) is str:
             try:  # the user id too, when it is a string (it is written after the optional fields before it)
-                strings = dumps(("", id_, role, content, trace_id, span_id, user if type(user) is str else "", "")).decode().split('","')
+                tuple_text = dumps(("", id_, role, content, trace_id, span_id, user if type(user) is str else "", "")).decode()
+                strings = None if _ESCAPED_QUOTE_COMMA in tuple_text else tuple_text.split('","')
             except TypeError:  # a lone surrogate
                 pass
         user_text = None
@@ -177,8 +186,9 @@ class ItemJson:
         strings: list[str] | None = None
         if dumps is not None and type(kind) is str and type(name) is str and type(span_id) is str and type(trace_id) is str:
             try:  # the operation, model and provider too, those that are strings
-                strings = dumps(("", kind, name, span_id, trace_id, operation if type(operation) is str else "",
-                                 model if type(model) is str else "", provider if type(provider) is str else "", "")).decode().split('","')
+                tuple_text = dumps(("", kind, name, span_id, trace_id, operation if type(operation) is str else "",
+                                 model if type(model) is str else "", provider if type(provider) is str else "", "")).decode()
+                strings = None if _ESCAPED_QUOTE_COMMA in tuple_text else tuple_text.split('","')
             except TypeError:  # a lone surrogate
                 pass
         operation_text = model_text = provider_text = None
