@@ -28,10 +28,18 @@ _TEXT = st.text(alphabet=st.sampled_from(list("<>&\"'ab \n\r\x0b\x0c\x1c\x85\u20
 def test_remembered_escapes_are_html_escape(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """``_name`` (remembered, and forgotten when full) and ``_id`` (no escape for letters
     and digits) give ``html.escape`` for any text, asked once or again."""
-    monkeypatch.setattr(render_html, "_NAMES", Remembered(html.escape, kept=3))  # the memory fills and is cleared within one example
+    monkeypatch.setattr(render_html, "_NAMES", Remembered(render_html.escape, kept=3))  # the memory fills and is cleared within one example
     for text in texts + texts:
         assert render_html._name(text) == html.escape(text)
         assert render_html._id(text) == html.escape(text)
+
+
+@given(text=_TEXT | st.lists(st.sampled_from(["&", "<", ">", '"', "'", "&amp;", "&lt;", "&#x27;", "a", "\U0001f464", "\u00b7"])).map("".join))
+def test_html_escape_of_only_the_characters_held_is_html_escape(text: str) -> None:
+    """The page's ``escape`` (a ``replace`` only for a character the text holds) is
+    ``html.escape`` for any text: entities already in it, every special character,
+    wide characters."""
+    assert render_html.escape(text) == html.escape(text)
 
 
 @given(text=_TEXT)

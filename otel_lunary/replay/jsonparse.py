@@ -31,11 +31,14 @@ ENV_JSON_PARSER = "OTEL_LUNARY_REPLAY_JSON"
 # parse of the same text.
 _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_NUMBER = b"0" * 19
+# Searched with ``find``, not ``in``: ``bytes.__contains__`` first tries its operand as a
+# byte value (an int), and for a ``bytes`` operand makes and clears a TypeError, with its
+# formatted message, before the search: ~1.8k instructions a call, more than the search.
 
 
 def has_long_number(text: str) -> bool:
     """Whether ``text`` holds a run of 19 ASCII digits or more (``re.search("[0-9]{19}", text)``)."""
-    return _LONG_NUMBER in text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS)
+    return text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS).find(_LONG_NUMBER) >= 0
 
 
 def _orjson_loads() -> Callable[[str | bytes], Any] | None:
@@ -71,7 +74,7 @@ def text_parser() -> Callable[[str], Any]:
     if fast is None:
         return json.loads
     def loads(text: str) -> Any:
-        if _LONG_NUMBER not in text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS):  # has_long_number, inline
+        if text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS).find(_LONG_NUMBER) < 0:  # not has_long_number, inline
             try:
                 return fast(text)
             except ValueError:

@@ -168,17 +168,13 @@ class OrderedOutput:
 
 
 class _HtmlOutput(OrderedOutput):
-    """HTML pieces are rendered as thread 0 and numbered when written."""
+    """HTML pieces are rendered without their number, which is written before each."""
 
     def __init__(self) -> None:
-        from otel_lunary.replay.render_html import THREAD_START, thread_section
-
-        prefix = f"{THREAD_START}0"
+        from otel_lunary.replay.render_html import thread_section_rest
 
         def render(conversations: list[Conversation], out: TextIO) -> None:
-            text = thread_section(0, conversations[0])
-            assert text.startswith(prefix)
-            out.write(text[len(prefix) :])
+            out.write(thread_section_rest(conversations[0]))
 
         super().__init__(render)
 

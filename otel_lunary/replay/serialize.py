@@ -20,7 +20,24 @@ def feedback_change_dict(change: FeedbackChange) -> dict[str, Any]:
     return {"time": iso(change.time_ns), "key": change.key, "value": change.value, "removed": change.removed}
 
 
-def call_dict(call: CallRecord) -> dict[str, Any]:
+class CallMessages:
+    """What a call dict holds under ``input_messages`` and ``output_messages`` (None: the
+    key is left out): the parsed messages. The JSON output passes one that gives stand-ins
+    for text it writes itself (see ``conversation_json``)."""
+
+    __slots__ = ()
+
+    def input(self, call: CallRecord) -> Any:
+        return call.input_messages
+
+    def output(self, call: CallRecord) -> Any:
+        return call.output_messages
+
+
+PARSED = CallMessages()
+
+
+def call_dict(call: CallRecord, messages: CallMessages = PARSED) -> dict[str, Any]:
     data: dict[str, Any] = {
         "kind": call.kind,
         "name": call.name,
@@ -49,10 +66,10 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         data["finish_reasons"] = call.finish_reasons
     if call.error is not None:
         data["error"] = call.error
-    input_messages = call.input_messages
+    input_messages = messages.input(call)
     if input_messages is not None:
         data["input_messages"] = input_messages
-    output_messages = call.output_messages
+    output_messages = messages.output(call)
     if output_messages is not None:
         data["output_messages"] = output_messages
     if call.tool_arguments is not None:
@@ -65,11 +82,11 @@ def call_dict(call: CallRecord) -> dict[str, Any]:
         data["metadata"] = call.metadata
     # an empty list without a comprehension (a function call each): most calls have no children
     children = call.children
-    data["children"] = [call_dict(child) for child in children] if children else []
+    data["children"] = [call_dict(child, messages) for child in children] if children else []
     return data
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def message_dict(message: Message, messages: CallMessages = PARSED) -> dict[str, Any]:
     content, tool_calls, tool_call_id = message.body()
     data: dict[str, Any] = {
         "type": "message",
@@ -105,7 +122,7 @@ def message_dict(message: Message) -> dict[str, Any]:
     # empty lists without a comprehension (a function call each): most messages have neither
     history, calls = message._feedback_history, message._calls
     data["feedback_history"] = [feedback_change_dict(c) for c in history] if history else []
-    data["calls"] = [call_dict(c) for c in calls] if calls else []
+    data["calls"] = [call_dict(c, messages) for c in calls] if calls else []
     return data
 
 
@@ -118,8 +135,8 @@ def event_dict(event: CustomEvent) -> dict[str, Any]:
     return data
 
 
-def conversation_dict(conversation: Conversation) -> dict[str, Any]:
-    """The JSON output object of one conversation."""
+def conversation_dict(conversation: Conversation, messages: CallMessages = PARSED) -> dict[str, Any]:
+    """The JSON output object of one conversation (``messages``: see ``CallMessages``)."""
     return {
         "conversation_id": conversation.id,
         "start": iso(conversation.start_ns) if conversation.items else None,
@@ -130,6 +147,6 @@ def conversation_dict(conversation: Conversation) -> dict[str, Any]:
         "metadata": conversation.metadata,
         "message_count": len(conversation.messages),
         "feedback_summary": dict(conversation.feedback_summary()),
-        "items": [message_dict(i) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
-        "unplaced_calls": [call_dict(c) for c in conversation.unplaced_calls],
+        "items": [message_dict(i, messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
+        "unplaced_calls": [call_dict(c, messages) for c in conversation.unplaced_calls],
     }

@@ -1,0 +1,113 @@
+"""A conversation's JSON output line, its LLM calls' message lists written from their text.
+
+The JSON output holds every LLM call's input history in full, and a chat model is sent
+the whole conversation on every call: parsing each history whole and encoding it again
+was most of what the JSON format spent beyond reading the file. ``message_json`` writes
+those lists from their text, each message once per thread; this module puts that text
+into the line.
+
+The encoder cannot take text it must not escape, so the conversation is encoded with a
+stand-in in each list's place, which the encoder hands to ``default``: that notes its
+text, in the order the encoder meets them, and gives a marker string, whose encoding is
+then replaced by those texts in that order. When the encoding holds the marker more
+often than there were stand-ins (data that contains the marker itself), or anything on
+the way raises, the line is made the plain way, so the output is always
+``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from typing import Any
+
+from otel_lunary.replay.content import json_chunks
+from otel_lunary.replay.message_json import ThreadMessages
+from otel_lunary.replay.model import CallRecord, Conversation
+from otel_lunary.replay.serialize import CallMessages, conversation_dict
+
+MARKER = "\x00otel-lunary: messages written apart\x00"
+"""What a message list's stand-in is encoded as (a string data is most unlikely to hold)."""
+
+_ENCODED_MARKER = "".join(json_chunks(MARKER))
+
+
+class _Written:
+    """Stand-in for one call's message list: its JSON text, made already."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _StandIns(CallMessages):
+    """A thread's calls' message lists as stand-ins (see ``serialize.CallMessages``)."""
+
+    __slots__ = ("_thread",)
+
+    def __init__(self) -> None:
+        self._thread = ThreadMessages()
+
+    def input(self, call: CallRecord) -> _Written | None:
+        text = self._thread.input_text(call)
+        return None if text is None else _Written(text)
+
+    def output(self, call: CallRecord) -> _Written | None:
+        text = self._thread.output_text(call)
+        return None if text is None else _Written(text)
+
+
+class ConversationJson:
+    """Writes conversations' JSON lines (make one per output: it keeps the texts of the
+    stand-ins of the line being made)."""
+
+    __slots__ = ("_texts", "_encode")
+
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+        texts = self._texts
+
+        def default(value: Any) -> Any:
+            if type(value) is _Written:
+                texts.append(value.text)
+                return MARKER
+            return str(value)
+
+        self._encode: Callable[[Any], list[str]]
+        if c_make_encoder is None:  # no C accelerator (another interpreter): the same options in Python
+            encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=default, check_circular=False)
+            self._encode = lambda value: list(encoder.iterencode(value))
+        else:  # the options of content.json_chunks, with this default
+            iterencode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
+            self._encode = lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+
+    def line(self, conversation: Conversation) -> str:
+        """``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str) + "\\n"``."""
+        texts = self._texts
+        texts.clear()
+        try:
+            chunks = self._encode(conversation_dict(conversation, _StandIns()))
+        except Exception:  # whatever it is, the plain way meets it too (or not) and says so
+            return plain_line(conversation)
+        if not texts:
+            chunks.append("\n")
+            return "".join(chunks)
+        parts = "".join(chunks).split(_ENCODED_MARKER)
+        if len(parts) != len(texts) + 1:  # the data holds the marker too
+            return plain_line(conversation)
+        pieces = [parts[0]]
+        for text, part in zip(texts, parts[1:]):
+            pieces.append(text)
+            pieces.append(part)
+        pieces.append("\n")
+        texts.clear()
+        return "".join(pieces)
+
+
+def plain_line(conversation: Conversation) -> str:
+    """The line made the plain way: ``conversation_dict`` encoded whole."""
+    chunks = json_chunks(conversation_dict(conversation))
+    chunks.append("\n")
+    return "".join(chunks)

@@ -1,0 +1,120 @@
+"""LLM calls' message lists as the JSON output writes them, each message read once a thread.
+
+A call's ``input_messages`` in the JSON output is ``call.input_messages`` (the dicts of
+its ``gen_ai.input.messages`` text) as ``json.dumps(..., ensure_ascii=False)`` writes
+it, and a chat model is sent the whole conversation on every call: each history is the
+previous one, the previous call's answer (its ``output_messages``) and what came since.
+Parsing every history whole and encoding it again cost as much as the rest of the JSON
+output. ``ThreadMessages`` instead, when a history's text starts with the previous one's
+(as ``Histories`` checks), writes the previous history's text, then the previous answer's
+text when the new part starts with it, then only what remains, parsed and encoded.
+
+Why joining texts is exact: ``head + "," + rest``, where ``head + "]"`` is a non-empty JSON
+array, is the array of ``head``'s items then those of ``"[" + rest``; the encoder writes a
+list as its items' texts joined by ``", "`` in brackets, and the output keeps only the
+items that are dicts (``model.messages_from``), so the texts joined are those of the dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_lunary.replay.content import json_chunks
+from otel_lunary.replay.jsonparse import loads_text
+from otel_lunary.replay.model import NOT_JSON, CallRecord, messages_from
+
+
+def _joined(first: str, second: str) -> str:
+    """Two lists' item texts (without brackets) as one list's."""
+    return first + ", " + second if first and second else first or second
+
+
+class ThreadMessages:
+    """The JSON text of one thread's calls' message lists (make one per thread; its
+    calls' histories are best read in order: each is compared with the one before)."""
+
+    __slots__ = ("_head", "_body", "_answer", "_answer_body")
+
+    def __init__(self) -> None:
+        self._head: str | None = None  # the last history's text without its closing "]"...
+        self._body = ""  # ...and its messages' text, without the brackets
+        self._answer: str | None = None  # the last answer's text without its brackets...
+        self._answer_body = ""  # ...and its messages' text, without the brackets
+
+    def input_text(self, call: CallRecord) -> str | None:
+        """``call.input_messages`` as the encoder writes it (None when that is None)."""
+        text = call.input_messages_json
+        if text is None:
+            return None
+        head = self._head
+        if head is not None and len(text) > len(head) and text[len(head)] == "," and text.startswith(head):
+            added = self._added_text(text[len(head) + 1 :])
+            if added is not None:
+                body = _joined(self._body, added)
+                if text.endswith("]"):
+                    self._head, self._body = text[:-1], body
+                else:
+                    self._head, self._body = None, ""
+                return "[" + body + "]" if body else None
+        loaded = _loaded(text)
+        if type(loaded) is list:
+            body = _items_text(loaded)
+            if loaded and text.endswith("]"):
+                self._head, self._body = text[:-1], body
+            else:
+                self._head, self._body = None, ""
+            return "[" + body + "]" if body else None
+        self._head, self._body = None, ""
+        return _messages_text(messages_from(loaded, text))
+
+    def output_text(self, call: CallRecord) -> str | None:
+        """``call.output_messages`` as the encoder writes it (None when that is None)."""
+        text = call.output_messages_json
+        if text is None:
+            return None
+        loaded = _loaded(text)
+        if type(loaded) is list:
+            body = _items_text(loaded)
+            if loaded and text.startswith("[") and text.endswith("]"):  # the next history may repeat it
+                self._answer, self._answer_body = text[1:-1], body
+            return "[" + body + "]" if body else None
+        return _messages_text(messages_from(loaded, text))
+
+    def _added_text(self, rest: str) -> str | None:
+        """The messages' text of the array ``"[" + rest``, without the brackets; None when
+        that is not an array (or not JSON). The last answer's text is reused when ``rest``
+        starts with it and more items follow."""
+        answer = self._answer
+        if answer is not None and rest.startswith(answer) and rest[len(answer) : len(answer) + 1] == ",":
+            more = _array_items_text("[" + rest[len(answer) + 1 :])
+            if more is not None:
+                return _joined(self._answer_body, more)
+        return _array_items_text("[" + rest)
+
+
+def _loaded(text: str) -> Any:
+    """``text`` parsed as ``CallRecord.input_messages`` parses it."""
+    try:
+        return loads_text(text)
+    except ValueError:
+        return NOT_JSON
+
+
+def _array_items_text(text: str) -> str | None:
+    """The messages' text of the array ``text``, without the brackets; None when ``text``
+    is not an array (or not JSON: the whole history is then read again, and raises the same)."""
+    try:
+        loaded = loads_text(text)
+    except (ValueError, RecursionError):
+        return None
+    return _items_text(loaded) if type(loaded) is list else None
+
+
+def _items_text(loaded: list[Any]) -> str:
+    """The dicts of ``loaded`` written as the encoder writes a list of them, without the brackets."""
+    messages = [m for m in loaded if isinstance(m, dict)]
+    return "".join(json_chunks(messages))[1:-1] if messages else ""
+
+
+def _messages_text(messages: list[dict[str, Any]] | None) -> str | None:
+    return None if messages is None else "".join(json_chunks(messages))
