@@ -10,7 +10,8 @@ output. ``ThreadMessages`` instead, when a history's text starts with the previo
 text when the new part starts with it, then only what remains, parsed and encoded.
 
 Why joining texts is exact: ``head + "," + rest``, where ``head + "]"`` is a non-empty JSON
-array, is the array of ``head``'s items then those of ``"[" + rest``; the encoder writes a
+array and ``"[" + rest`` one too (``[{...},]`` is no JSON), is the array of ``head``'s
+items then those of ``"[" + rest``; the encoder writes a
 list as its items' texts joined by ``", "`` in brackets, and the output keeps only the
 items that are dicts (``model.messages_from``), so the texts joined are those of the dicts.
 """
@@ -102,12 +103,13 @@ def _loaded(text: str) -> Any:
 
 def _array_items_text(text: str) -> str | None:
     """The messages' text of the array ``text``, without the brackets; None when ``text``
-    is not an array (or not JSON: the whole history is then read again, and raises the same)."""
+    is not an array (or not JSON: the whole history is then read again, and raises the
+    same) or an empty one (what follows a comma must be an item: ``[{...},]`` is no JSON)."""
     try:
         loaded = loads_text(text)
     except (ValueError, RecursionError):
         return None
-    return _items_text(loaded) if type(loaded) is list else None
+    return _items_text(loaded) if type(loaded) is list and loaded else None
 
 
 def _items_text(loaded: list[Any]) -> str:
