@@ -85,18 +85,26 @@ class ConversationJson:
 
     def line(self, conversation: Conversation) -> str:
         """``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str) + "\\n"``."""
+        line = self.spliced(conversation)
+        return plain_line(conversation) if line is None else line
+
+    def spliced(self, conversation: Conversation) -> str | None:
+        """``line(conversation)`` with the message lists written from their text, or None
+        when it must be made the plain way (``plain_line``). The caller makes it: where
+        it stands on the stack decides whether a history nested near the recursion limit
+        parses, so ``render`` makes it where it always did."""
         texts = self._texts
         texts.clear()
         try:
             chunks = self._encode(conversation_dict(conversation, _StandIns()))
         except Exception:  # whatever it is, the plain way meets it too (or not) and says so
-            return plain_line(conversation)
+            return None
         if not texts:
             chunks.append("\n")
             return "".join(chunks)
         parts = "".join(chunks).split(_ENCODED_MARKER)
         if len(parts) != len(texts) + 1:  # the data holds the marker too
-            return plain_line(conversation)
+            return None
         pieces = [parts[0]]
         for text, part in zip(texts, parts[1:]):
             pieces.append(text)

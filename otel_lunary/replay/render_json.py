@@ -6,14 +6,21 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
+from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.conversation_json import ConversationJson
 from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.serialize import conversation_dict
 
 
 @deferred_collections()  # see _gc: rendering makes no cycles either
 def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     # each line and its newline in one write (a write is a Python call per piece when
     # streaming); histories written once per message (see conversation_json)
-    line = ConversationJson().line
+    spliced = ConversationJson().spliced
     for conversation in conversations:
-        out.write(line(conversation))
+        line = spliced(conversation)
+        if line is None:  # the plain way, made here as it always was (see ConversationJson.spliced)
+            chunks = json_chunks(conversation_dict(conversation))
+            chunks.append("\n")
+            line = "".join(chunks)
+        out.write(line)
