@@ -32,9 +32,12 @@ def json_object(value: Any) -> dict[str, Any]:
     return {"value": loaded}
 
 
-def _chunk_encoder() -> Callable[[Any], list[str]]:
-    """The chunks of ``json.dumps(value, ensure_ascii=False, default=str)`` (its default
-    separators are ``", "`` and ``": "``), with the C encoder made once.
+def chunk_encoder(default: Callable[[Any], Any] = str) -> Callable[[Any], list[str]]:
+    """The chunks of ``json.dumps(value, ensure_ascii=False, default=default)`` (its default
+    separators are ``", "`` and ``": "``), with the C encoder made once. One place for
+    these options: the JSON output splices texts made by ``json_chunks`` into a line made
+    by an encoder with its own ``default`` (``conversation_json``), exact only while both
+    write alike.
 
     ``json.dumps`` with options makes an encoder per call, more than encoding a tool's
     arguments costs (renderers show a few values a message: arguments, results, event
@@ -44,13 +47,13 @@ def _chunk_encoder() -> Callable[[Any], list[str]]:
     same way; nothing replay builds contains itself), and no state is shared between threads.
     """
     if c_make_encoder is None:  # no C accelerator (another interpreter)
-        encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
+        encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=default, check_circular=False)
         return lambda value: list(encoder.iterencode(value))
-    iterencode = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+    iterencode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
     return lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
 
 
-json_chunks = _chunk_encoder()
+json_chunks = chunk_encoder()
 """``json.dumps(value, ensure_ascii=False, default=str)`` as the list of its pieces: join
 them (``"".join``), with whatever should follow appended first."""
 

@@ -17,12 +17,10 @@ the way raises, the line is made the plain way, so the output is always
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from otel_lunary.replay.content import json_chunks
+from otel_lunary.replay.content import chunk_encoder, json_chunks
 from otel_lunary.replay.message_json import ThreadMessages
 from otel_lunary.replay.model import CallRecord, Conversation
 from otel_lunary.replay.serialize import CallMessages, conversation_dict
@@ -75,13 +73,7 @@ class ConversationJson:
                 return MARKER
             return str(value)
 
-        self._encode: Callable[[Any], list[str]]
-        if c_make_encoder is None:  # no C accelerator (another interpreter): the same options in Python
-            encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=default, check_circular=False)
-            self._encode = lambda value: list(encoder.iterencode(value))
-        else:  # the options of content.json_chunks, with this default
-            iterencode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
-            self._encode = lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+        self._encode: Callable[[Any], list[str]] = chunk_encoder(default)  # json_chunks' options, this default
 
     def line(self, conversation: Conversation) -> str:
         """``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str) + "\\n"``."""
