@@ -50,12 +50,16 @@ def chunk_encoder(default: Callable[[Any], Any] = str) -> Callable[[Any], list[s
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=default, check_circular=False)
         return lambda value: list(encoder.iterencode(value))
     iterencode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
-    return lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+    if type(iterencode(None, 0)) is list:  # CPython before 3.12: the pieces, as a list
+        return lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+    # 3.12 and later write one string and return it in a tuple: a list for the callers
+    # that append what follows (a tuple has no ``append``)
+    return lambda value: list(iterencode(value, 0))
 
 
 json_chunks = chunk_encoder()
-"""``json.dumps(value, ensure_ascii=False, default=str)`` as the list of its pieces: join
-them (``"".join``), with whatever should follow appended first."""
+"""``json.dumps(value, ensure_ascii=False, default=str)`` as a list of pieces (one on
+CPython 3.12 and later): join them (``"".join``), with whatever should follow appended first."""
 
 
 def as_text(value: Any) -> str:
