@@ -159,3 +159,17 @@ def test_history_repeating_the_answer_then_anything_reads_as_it_does_whole(after
              for n, (i, o) in enumerate(texts)]
     conversation = Conversation(id="c", unplaced_calls=calls)
     assert ConversationJson().line(conversation) == _dumps_lines([conversation])
+
+
+@pytest.mark.parametrize("value", ["18446744073709551616", "-9223372036854775809", "18446744073709551615", "1e16", "1e-05", "NaN", '"e+"', '"\\ud800"', "1E400"])
+def test_numbers_orjson_reads_otherwise_are_written_as_json_reads_them(value: str, parser: str) -> None:
+    """Integers beyond 64 bits (floats to orjson), floats written differently by orjson
+    and ``repr``, NaN, infinity and lone surrogates, in a history, an extension and an
+    answer: written as ``json.loads`` reads them."""
+    first = '[{"role":"user","n":' + value + "}]"
+    answer = '[{"role":"assistant","n":' + value + "}]"
+    texts = [(first, answer), (first[:-1] + "," + answer[1:-1] + ',{"n":' + value + "}]", answer)]
+    calls = [CallRecord(kind="llm", name="chat", span_id=f"s{n}", trace_id="t", start_ns=0, end_ns=1, input_messages_json=i, output_messages_json=o)
+             for n, (i, o) in enumerate(texts)]
+    conversation = Conversation(id="c", unplaced_calls=calls)
+    assert ConversationJson().line(conversation) == _dumps_lines([conversation])

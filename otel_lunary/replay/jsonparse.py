@@ -52,6 +52,13 @@ def _orjson_loads() -> Callable[[str | bytes], Any] | None:
     return orjson.loads  # type: ignore[no-any-return]
 
 
+def unguarded_loads() -> Callable[[str | bytes], Any] | None:
+    """``orjson.loads`` alone, chosen now (None without orjson, or when ``json`` is asked
+    for), for callers that rule out on their own the one thing it reads otherwise than
+    ``json.loads`` in text it accepts: integers beyond 64 bits, read as floats."""
+    return _orjson_loads()
+
+
 def line_parser() -> Callable[[bytes], Any]:
     """The parser of a file's lines, chosen now (the setting is read once per file)."""
     fast = _orjson_loads()
