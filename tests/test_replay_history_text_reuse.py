@@ -107,7 +107,7 @@ def _thread(draw: st.DrawFn) -> list[tuple[str | None, str | None]]:
 
 
 @given(texts=_thread())
-def test_history_continued_by_anything_reads_as_its_text_whole(texts: list[tuple[str | None, str | None]]) -> None:
+def test_history_continued_by_anything_reads_as_its_text_whole(texts: list[tuple[str | None, str | None]], parser: str) -> None:
     """Whatever follows the previous history's (and answer's) text, the JSON line is
     ``json.dumps`` of ``conversation_dict`` and ``Histories`` gives ``call.input_messages``."""
     calls = _calls(texts)
