@@ -1,5 +1,5 @@
 """The JSON output's lines, made with LLM calls' message lists written from their text
-(``conversation_json``, ``message_json``), are ``json.dumps`` of ``conversation_dict``
+(``item_json``, ``message_json``), are ``json.dumps`` of ``conversation_dict``
 whatever the histories hold and however they follow each other."""
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_lunary.replay import jsonparse, render_json
-from otel_lunary.replay.conversation_json import MARKER, ConversationJson
+from otel_lunary.replay.item_json import ItemJson
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
 from otel_lunary.replay.serialize import conversation_dict
+
+MARKER = "\x00otel-lunary: messages written apart\x00"
+"""The marker an earlier form of the JSON output spliced message lists at: data holding it
+must still be written as it is."""
 
 # text with what JSON escapes, non-ASCII, lone surrogates, separators and the marker's pieces
 _TEXT = st.text(alphabet=st.sampled_from(list('",:[]{}\\ \n\x00\x1f\x7fé€😀') + ["\ud800", "\udfff"]) | st.characters(codec=None), max_size=12)
@@ -132,7 +136,7 @@ def test_histories_written_once_are_the_histories_in_full(parser: str) -> None:
         said += answer
     message = Message(id="m", role="assistant", time_ns=1, span_id="a" * 16, trace_id="t", content="x", calls=calls)
     conversation = Conversation(id="c", items=[message])
-    line = ConversationJson().line(conversation)
+    line = ItemJson().line(conversation)
     assert line == _dumps_lines([conversation])
     assert json.loads(line)["items"][0]["calls"][4]["input_messages"] == said[:-1]
 
@@ -143,7 +147,7 @@ def test_data_holding_the_marker_is_written_as_it_is(parser: str) -> None:
     history = json.dumps([{"role": "user", "parts": [{"type": "text", "content": MARKER}]}])
     call = CallRecord(kind="llm", name="chat", span_id="s", trace_id="t", start_ns=0, end_ns=1, input_messages_json=history, metadata={"m": MARKER})
     conversation = Conversation(id="c", items=[Message(id="m", role="user", time_ns=1, span_id="a" * 16, trace_id="t", content=MARKER, calls=[call])])
-    line = ConversationJson().line(conversation)
+    line = ItemJson().line(conversation)
     assert line == _dumps_lines([conversation])
     assert json.loads(line)["items"][0]["calls"][0]["input_messages"][0]["parts"][0]["content"] == MARKER
 
@@ -158,7 +162,7 @@ def test_history_repeating_the_answer_then_anything_reads_as_it_does_whole(after
     calls = [CallRecord(kind="llm", name="chat", span_id=f"s{n}", trace_id="t", start_ns=0, end_ns=1, input_messages_json=i, output_messages_json=o)
              for n, (i, o) in enumerate(texts)]
     conversation = Conversation(id="c", unplaced_calls=calls)
-    assert ConversationJson().line(conversation) == _dumps_lines([conversation])
+    assert ItemJson().line(conversation) == _dumps_lines([conversation])
 
 
 @pytest.mark.parametrize("value", ["18446744073709551616", "-9223372036854775809", "18446744073709551615", "1e16", "1e-05", "NaN", '"e+"', '"\\ud800"', "1E400"])
@@ -172,4 +176,4 @@ def test_numbers_orjson_reads_otherwise_are_written_as_json_reads_them(value: st
     calls = [CallRecord(kind="llm", name="chat", span_id=f"s{n}", trace_id="t", start_ns=0, end_ns=1, input_messages_json=i, output_messages_json=o)
              for n, (i, o) in enumerate(texts)]
     conversation = Conversation(id="c", unplaced_calls=calls)
-    assert ConversationJson().line(conversation) == _dumps_lines([conversation])
+    assert ItemJson().line(conversation) == _dumps_lines([conversation])

@@ -32,9 +32,11 @@ def json_object(value: Any) -> dict[str, Any]:
     return {"value": loaded}
 
 
-def _chunk_encoder() -> Callable[[Any], list[str]]:
-    """The chunks of ``json.dumps(value, ensure_ascii=False, default=str)`` (its default
-    separators are ``", "`` and ``": "``), with the C encoder made once.
+def chunk_encoder(default: Callable[[Any], Any] = str) -> Callable[[Any], list[str]]:
+    """The chunks of ``json.dumps(value, ensure_ascii=False, default=default)`` (its default
+    separators are ``", "`` and ``": "``), with the C encoder made once. One place for
+    these options: the JSON output (``item_json``) puts texts made by ``json_chunks`` and
+    by other encoders into one line, exact only while all write alike.
 
     ``json.dumps`` with options makes an encoder per call, more than encoding a tool's
     arguments costs (renderers show a few values a message: arguments, results, event
@@ -44,15 +46,19 @@ def _chunk_encoder() -> Callable[[Any], list[str]]:
     same way; nothing replay builds contains itself), and no state is shared between threads.
     """
     if c_make_encoder is None:  # no C accelerator (another interpreter)
-        encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
+        encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=default, check_circular=False)
         return lambda value: list(encoder.iterencode(value))
-    iterencode = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
-    return lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+    iterencode = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
+    if type(iterencode(None, 0)) is list:  # CPython before 3.12: the pieces, as a list
+        return lambda value: iterencode(value, 0)  # type: ignore[no-any-return]
+    # 3.12 and later write one string and return it in a tuple: a list for the callers
+    # that append what follows (a tuple has no ``append``)
+    return lambda value: list(iterencode(value, 0))
 
 
-json_chunks = _chunk_encoder()
-"""``json.dumps(value, ensure_ascii=False, default=str)`` as the list of its pieces: join
-them (``"".join``), with whatever should follow appended first."""
+json_chunks = chunk_encoder()
+"""``json.dumps(value, ensure_ascii=False, default=str)`` as a list of pieces (one on
+CPython 3.12 and later): join them (``"".join``), with whatever should follow appended first."""
 
 
 def as_text(value: Any) -> str:

@@ -38,7 +38,8 @@ class Histories:
         """``loads_text(text)``; a list extending the previous one reuses its items.
 
         ``head + "," + rest`` is an array holding the previous items then those of
-        ``"[" + rest``: the previous items end where its closing bracket was.
+        ``"[" + rest``: the previous items end where its closing bracket was. Only when
+        ``rest`` holds an item: ``"[" + "]"`` is an empty array, ``head + ",]"`` no JSON.
         """
         head = self._head
         loaded: Any = None
@@ -47,7 +48,7 @@ class Histories:
                 tail = loads_text("[" + text[len(head) + 1 :])
             except (ValueError, RecursionError):  # the whole text raises the same below
                 tail = None
-            if type(tail) is list:
+            if type(tail) is list and tail:
                 loaded = self._loaded + tail
         if loaded is None:
             loaded = loads_text(text)

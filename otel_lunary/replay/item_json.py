@@ -29,7 +29,7 @@ its tests of the optional fields (a second form of it), and
 ``tests/test_replay_item_json.py`` checks the lines equal ``json.dumps(conversation_dict(c),
 ensure_ascii=False, default=str)`` for conversations with every field of any type and
 every optional field set, empty or left out, so the two cannot drift apart unnoticed. A
-line on which anything raises is made the plain way (``conversation_json.plain_line``),
+line on which anything raises is made the plain way (``plain_line``),
 which raises what ``json.dumps`` would.
 """
 
@@ -42,11 +42,10 @@ from math import isfinite
 from typing import Any
 
 from otel_lunary.replay.content import json_chunks
-from otel_lunary.replay.conversation_json import plain_line
 from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, unguarded_loads
 from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
-from otel_lunary.replay.serialize import tool_call_dict
+from otel_lunary.replay.serialize import conversation_dict, tool_call_dict
 from otel_lunary.replay.times import iso
 
 
@@ -98,11 +97,19 @@ class ItemJson:
 
     def line(self, conversation: Conversation) -> str:
         """``json.dumps(conversation_dict(conversation), ensure_ascii=False, default=str) + "\\n"``."""
+        line = self.written(conversation)
+        return plain_line(conversation) if line is None else line
+
+    def written(self, conversation: Conversation) -> str | None:
+        """``line(conversation)``, or None where it must be made the plain way.
+
+        The caller makes that: how deep the plain encoding stands on the stack decides
+        whether a value nested near the recursion limit is written, so the renderer
+        makes it where it always did."""
         try:
             return self._line(conversation)
         except Exception:  # whatever it is, the plain way meets it too (or not) and raises it itself
-            pass
-        return plain_line(conversation)
+            return None
 
     def _line(self, conversation: Conversation) -> str:
         messages = ThreadMessages(self._loads, choose=False)
@@ -271,3 +278,10 @@ class ItemJson:
 def _written(messages: Any) -> str:
     """A message list ``ThreadMessages`` gave: its text."""
     return messages.text if type(messages) is Written else _text(messages)  # type: ignore[no-any-return]
+
+
+def plain_line(conversation: Conversation) -> str:
+    """The line made the plain way: ``conversation_dict`` encoded whole."""
+    chunks = json_chunks(conversation_dict(conversation))
+    chunks.append("\n")
+    return "".join(chunks)

@@ -16,7 +16,8 @@ accepts, becomes a float of magnitude 2**63 or more, which the encoder writes wi
 ``e+``, so written text without ``e+`` was read right; text with it is read again.
 
 Why joining texts is exact: ``head + "," + rest``, where ``head + "]"`` is a non-empty JSON
-array, is the array of ``head``'s items then those of ``"[" + rest``; the encoder writes a
+array and ``"[" + rest`` one too (``[{...},]`` is no JSON), is the array of ``head``'s
+items then those of ``"[" + rest``; the encoder writes a
 list as its items' texts joined by ``", "`` in brackets, and the output keeps only the
 items that are dicts (``model.messages_from``), so the texts joined are those of the dicts.
 """
@@ -152,15 +153,17 @@ def _written_array(text: str, loads: Callable[[str], Any] | None) -> tuple[str, 
 
 def _array_items_text(text: str, loads: Callable[[str], Any] | None) -> str | None:
     """The messages' text of the array ``text``, without the brackets; None when ``text``
-    is not an array (or not JSON: the whole history is then read again, and raises the same)."""
+    is not an array (or not JSON: the whole history is then read again, and raises the
+    same) or an empty one (what follows a comma must be an item: ``[{...},]`` is no JSON)."""
     array = _written_array(text, loads)
     if array is not None:
-        return array[0]
+        body, items = array
+        return body if items else None
     try:
         loaded = loads_text(text)
     except (ValueError, RecursionError):
         return None
-    return _items_text(loaded) if type(loaded) is list else None
+    return _items_text(loaded) if type(loaded) is list and loaded else None
 
 
 def _items_text(loaded: list[Any]) -> str:

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from otel_lunary.replay._gc import deferred_collections
+from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.item_json import ItemJson
 from otel_lunary.replay.model import Conversation
+from otel_lunary.replay.serialize import conversation_dict
 
 
 @deferred_collections()  # see _gc: rendering makes no cycles either
@@ -15,6 +17,11 @@ def render(conversations: Iterable[Conversation], out: TextIO) -> None:
     # each line and its newline in one write (a write is a Python call per piece when
     # streaming); each conversation written as text field by field, histories once per
     # message (see item_json)
-    line = ItemJson().line
+    written = ItemJson().written
     for conversation in conversations:
-        out.write(line(conversation))
+        line = written(conversation)
+        if line is None:  # the plain way, made here as it always was (see ItemJson.written)
+            chunks = json_chunks(conversation_dict(conversation))
+            chunks.append("\n")
+            line = "".join(chunks)
+        out.write(line)
