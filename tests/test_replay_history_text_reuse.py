@@ -23,16 +23,8 @@ from otel_lunary.replay.item_json import ItemJson
 from otel_lunary.replay.histories import Histories
 from otel_lunary.replay.model import CallRecord, Conversation, Message
 from otel_lunary.replay.serialize import conversation_dict
+from tests.helpers.replay import parser  # noqa: F401 - a fixture: both JSON parsers
 
-
-@pytest.fixture(params=["json", "orjson"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Attribute text parsed by the standard library, or by orjson (as with and without it installed)."""
-    if request.param == "orjson":
-        pytest.importorskip("orjson")
-    monkeypatch.setenv(jsonparse.ENV_JSON_PARSER, "json" if request.param == "json" else "auto")
-    monkeypatch.setattr(jsonparse, "_text_loads", jsonparse.text_parser())
-    yield request.param
 
 
 def _calls(texts: Iterable[tuple[str | None, str | None]]) -> list[CallRecord]:

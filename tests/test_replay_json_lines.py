@@ -17,6 +17,7 @@ from otel_lunary.replay import jsonparse, render_json
 from otel_lunary.replay.item_json import ItemJson
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, Message
 from otel_lunary.replay.serialize import conversation_dict
+from tests.helpers.replay import parser  # noqa: F401 - a fixture: both JSON parsers
 
 MARKER = "\x00otel-lunary: messages written apart\x00"
 """The marker an earlier form of the JSON output spliced message lists at: data holding it
@@ -95,15 +96,6 @@ def _conversations(draw: st.DrawFn) -> Conversation:
             items.append(CustomEvent(name="e", time_ns=n, span_id="b" * 16, trace_id="t", metadata=draw(st.sampled_from([{}, {"x": MARKER}]))))
     return Conversation(id="c", items=items, unplaced_calls=unplaced, metadata=draw(st.sampled_from([{}, {"note": MARKER}, {"note": "x"}])))
 
-
-@pytest.fixture(params=["json", "orjson"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Attribute text parsed by the standard library, or by orjson (as with and without it installed)."""
-    if request.param == "orjson":
-        pytest.importorskip("orjson")
-    monkeypatch.setenv(jsonparse.ENV_JSON_PARSER, "json" if request.param == "json" else "auto")
-    monkeypatch.setattr(jsonparse, "_text_loads", jsonparse.text_parser())
-    yield request.param
 
 
 def _dumps_lines(conversations: list[Conversation]) -> str:

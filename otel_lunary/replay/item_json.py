@@ -45,7 +45,7 @@ from otel_lunary.replay.content import json_chunks
 from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, unguarded_loads
 from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
-from otel_lunary.replay.serialize import conversation_dict, tool_call_dict
+from otel_lunary.replay.serialize import conversation_dict, conversation_head_dict, tool_call_dict
 from otel_lunary.replay.times import iso
 
 
@@ -114,17 +114,7 @@ class ItemJson:
     def _line(self, conversation: Conversation) -> str:
         messages = ThreadMessages(self._loads, choose=False)
         items = conversation.items
-        head = _text({
-            "conversation_id": conversation.id,
-            "start": iso(conversation.start_ns) if items else None,
-            "end": iso(conversation.end_ns) if items else None,
-            "users": conversation.users,
-            "tags": conversation.all_tags,
-            "thread_tags": conversation.tags,
-            "metadata": conversation.metadata,
-            "message_count": len(conversation.messages),
-            "feedback_summary": dict(conversation.feedback_summary()),
-        })
+        head = _text(conversation_head_dict(conversation))
         message, event, call = self.message, self.event, self.call
         written = ", ".join([message(i, messages) if isinstance(i, Message) else event(i) for i in items])
         unplaced = conversation.unplaced_calls

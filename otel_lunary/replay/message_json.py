@@ -78,12 +78,7 @@ class ThreadMessages(CallMessages):
                 else:
                     self._head, self._body = None, ""
                 return Written("[" + body + "]") if body else None
-        array = _written_array(text, self._loads)
-        loaded = None
-        if array is None:
-            loaded = _loaded(text)
-            if type(loaded) is list:
-                array = _items_text(loaded), bool(loaded)
+        array, loaded = self._array(text)
         if array is not None:
             body, items = array
             if items and text.endswith("]"):
@@ -99,18 +94,23 @@ class ThreadMessages(CallMessages):
         text = call.output_messages_json
         if text is None:
             return None
-        array = _written_array(text, self._loads)
-        loaded = None
-        if array is None:
-            loaded = _loaded(text)
-            if type(loaded) is list:
-                array = _items_text(loaded), bool(loaded)
+        array, loaded = self._array(text)
         if array is not None:
             body, items = array
             if items and text.startswith("[") and text.endswith("]"):  # the next history may repeat it
                 self._answer, self._answer_body = text[1:-1], body
             return Written("[" + body + "]") if body else None
         return _messages_written(messages_from(loaded, text))
+
+    def _array(self, text: str) -> tuple[tuple[str, bool] | None, Any]:
+        """``text`` as ``(its messages' text without the brackets, whether it has items)``
+        when it is a JSON array, else None, with what it parsed to when that was read
+        (None when the fast reading took it)."""
+        array = _written_array(text, self._loads)
+        if array is not None:
+            return array, None
+        loaded = _loaded(text)
+        return ((_items_text(loaded), bool(loaded)) if type(loaded) is list else None), loaded
 
     def _added_text(self, rest: str) -> str | None:
         """The messages' text of the array ``"[" + rest``, without the brackets; None when

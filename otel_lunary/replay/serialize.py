@@ -135,8 +135,8 @@ def event_dict(event: CustomEvent) -> dict[str, Any]:
     return data
 
 
-def conversation_dict(conversation: Conversation, messages: CallMessages = PARSED) -> dict[str, Any]:
-    """The JSON output object of one conversation (``messages``: see ``CallMessages``)."""
+def conversation_head_dict(conversation: Conversation) -> dict[str, Any]:
+    """A conversation's fields before its items (the JSON output writes the rest itself)."""
     return {
         "conversation_id": conversation.id,
         "start": iso(conversation.start_ns) if conversation.items else None,
@@ -147,6 +147,12 @@ def conversation_dict(conversation: Conversation, messages: CallMessages = PARSE
         "metadata": conversation.metadata,
         "message_count": len(conversation.messages),
         "feedback_summary": dict(conversation.feedback_summary()),
-        "items": [message_dict(i, messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items],
-        "unplaced_calls": [call_dict(c, messages) for c in conversation.unplaced_calls],
     }
+
+
+def conversation_dict(conversation: Conversation, messages: CallMessages = PARSED) -> dict[str, Any]:
+    """The JSON output object of one conversation (``messages``: see ``CallMessages``)."""
+    data = conversation_head_dict(conversation)
+    data["items"] = [message_dict(i, messages) if isinstance(i, Message) else event_dict(i) for i in conversation.items]
+    data["unplaced_calls"] = [call_dict(c, messages) for c in conversation.unplaced_calls]
+    return data

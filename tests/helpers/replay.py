@@ -4,10 +4,13 @@ replayed conversation is the one the SDK tracked."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+
+import pytest
 
 from fixtures.replay.sdk_conversation import Tracked
 from otel_lunary.cli import build_parser
-from otel_lunary.replay import Conversation
+from otel_lunary.replay import Conversation, jsonparse
 from otel_lunary.replay.command import replay
 
 
@@ -39,3 +42,14 @@ def assert_replays(conversation: Conversation, tracked: Tracked) -> None:
     asking = next(m for m in conversation.messages if m.tool_calls)
     assert [c.id for c in asking.tool_calls] == [tracked.tool_call_id]
     assert any(c.kind == "tool" and c.tool_name == "get_weather" for m in conversation.messages for c in m.calls)
+
+
+@pytest.fixture(params=["json", "orjson"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Attribute text parsed by the standard library, or by orjson (as with and without
+    it installed): import it into a test module to run its tests with both."""
+    if request.param == "orjson":
+        pytest.importorskip("orjson")
+    monkeypatch.setenv(jsonparse.ENV_JSON_PARSER, "json" if request.param == "json" else "auto")
+    monkeypatch.setattr(jsonparse, "_text_loads", jsonparse.text_parser())
+    yield request.param
