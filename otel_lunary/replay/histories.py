@@ -23,6 +23,18 @@ from otel_lunary.replay.model import NOT_JSON, CallRecord, messages_from
 Made = Callable[[dict[str, Any]], str]
 
 
+def continuation(head: str | None, text: str) -> str | None:
+    """What follows ``head + ","`` in ``text`` (None when ``text`` does not start so).
+
+    ``head`` is the previous history's text without its closing ``]``; then ``text`` is
+    the array of the previous items followed by those of ``"[" + rest``, provided
+    ``"[" + rest`` parses to an array holding at least one item (``"[]"`` parses, but
+    ``head + ",]"`` is no JSON): the caller checks that on what it parses."""
+    if head is not None and len(text) > len(head) and text[len(head)] == "," and text.startswith(head):
+        return text[len(head) + 1 :]
+    return None
+
+
 class Histories:
     """Input histories of one thread's calls, in the order a renderer reads them (make
     one per thread: what it remembers lives as long as it)."""
@@ -41,11 +53,11 @@ class Histories:
         ``"[" + rest``: the previous items end where its closing bracket was. Only when
         ``rest`` holds an item: ``"[" + "]"`` is an empty array, ``head + ",]"`` no JSON.
         """
-        head = self._head
         loaded: Any = None
-        if head is not None and len(text) > len(head) and text[len(head)] == "," and text.startswith(head):
+        rest = continuation(self._head, text)
+        if rest is not None:
             try:
-                tail = loads_text("[" + text[len(head) + 1 :])
+                tail = loads_text("[" + rest)
             except (ValueError, RecursionError):  # the whole text raises the same below
                 tail = None
             if type(tail) is list and tail:

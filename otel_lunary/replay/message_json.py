@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otel_lunary.replay.content import json_chunks
+from otel_lunary.replay.histories import continuation
 from otel_lunary.replay.jsonparse import loads_text, unguarded_loads
 from otel_lunary.replay.model import NOT_JSON, CallRecord, messages_from
 from otel_lunary.replay.serialize import CallMessages
@@ -68,9 +69,9 @@ class ThreadMessages(CallMessages):
         text = call.input_messages_json
         if text is None:
             return None
-        head = self._head
-        if head is not None and len(text) > len(head) and text[len(head)] == "," and text.startswith(head):
-            added = self._added_text(text[len(head) + 1 :])
+        rest = continuation(self._head, text)
+        if rest is not None:
+            added = self._added_text(rest)
             if added is not None:
                 body = _joined(self._body, added)
                 if text.endswith("]"):
