@@ -51,17 +51,6 @@ def decode_id(value: Any, size: int) -> str | None:
     return None if raw == (_ZERO_IDS.get(size) or bytes(size)) else hex_id
 
 
-def _span_id(value: Any) -> str | None:
-    """``decode_id(value, 8)``, with the usual 16 hex digits checked at C speed."""
-    if type(value) is str and len(value) == 16:
-        try:
-            raw = binascii.unhexlify(value)
-        except (binascii.Error, ValueError):
-            return None  # 16 characters are 12 bytes of base64: not a span id either
-        return None if raw == _ZERO_SPAN else value.lower()
-    return decode_id(value, 8)
-
-
 def _double(raw: Any) -> float:
     return float(raw.replace("Infinity", "inf")) if isinstance(raw, str) else float(raw)
 
@@ -216,8 +205,9 @@ def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callab
     Replay reads a million spans, so the usual shape (camelCase, hex ids, int64 as
     strings, string attributes) is read with the fewest Python calls: one loop for the
     scope's spans with the span id checks written out in it, each saving a Python call a
-    span (``_span_id`` twice, ``otlp_span``: ~1k instructions each; the attributes'
-    loop stays one function, ``otlp_attributes``, which events use too). What an odd value needs goes through
+    span (a span id check twice, ``otlp_span``: ~1k instructions each; the attributes'
+    loop stays one function, ``otlp_attributes``, which events use too). What an odd
+    value needs goes through
     ``decode_id``, ``_other_value`` and ``decode_attributes``, which say what a span is.
     """
     records: list[SpanRecord] = []
@@ -238,7 +228,7 @@ def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callab
             span_id = span.get("spanId")
             if span_id is None:
                 span_id = span.get("span_id")
-            if type(span_id) is str and len(span_id) == 16:  # ``_span_id`` written out
+            if type(span_id) is str and len(span_id) == 16:  # ``decode_id(value, 8)`` for 16 hex digits, at C speed
                 try:
                     span_id = None if unhexlify(span_id) == _ZERO_SPAN else span_id.lower()
                 except (binascii.Error, ValueError):
@@ -274,7 +264,7 @@ def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callab
                 raise DecodeError(f"span {name!r} has a malformed status: {status!r:.100}") from None
             if not parent:
                 parent = None
-            elif type(parent) is str and len(parent) == 16:  # ``_span_id`` written out
+            elif type(parent) is str and len(parent) == 16:  # ``decode_id(value, 8)`` for 16 hex digits, at C speed
                 try:
                     parent = None if unhexlify(parent) == _ZERO_SPAN else parent.lower()
                 except (binascii.Error, ValueError):
