@@ -207,8 +207,8 @@ def _scope_records(spans: list[Any], trace_ids: dict[str, str], on_error: Callab
     scope's spans with the span id checks written out in it, each saving a Python call a
     span (a span id check twice, ``otlp_span``: ~1k instructions each; the attributes'
     loop stays one function, ``otlp_attributes``, which events use too). What an odd
-    value needs goes through
-    ``decode_id``, ``_other_value`` and ``decode_attributes``, which say what a span is.
+    value needs goes through ``decode_id``, ``_other_value`` and ``decode_attributes``,
+    which say what a span is.
     """
     records: list[SpanRecord] = []
     append = records.append
