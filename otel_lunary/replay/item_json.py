@@ -35,14 +35,13 @@ which raises what ``json.dumps`` would.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from math import isfinite
 from typing import Any
 
 from otel_lunary.replay.content import json_chunks
-from otel_lunary.replay.jsonparse import ENV_JSON_PARSER, unguarded_loads
+from otel_lunary.replay.jsonparse import orjson_module, unguarded_loads
 from otel_lunary.replay.message_json import ThreadMessages, Written
 from otel_lunary.replay.model import CallRecord, Conversation, CustomEvent, FeedbackChange, Message
 from otel_lunary.replay.serialize import conversation_dict, conversation_head_dict, tool_call_dict
@@ -55,14 +54,9 @@ _ESCAPED_QUOTE_COMMA = '\\",'
 
 def _orjson_dumps() -> Callable[[Any], bytes] | None:
     """``orjson.dumps``, unless orjson is missing or the standard library is asked for
-    (the setting the parsers follow, so that one switch shows what a plain install does)."""
-    if os.environ.get(ENV_JSON_PARSER, "").strip().lower() == "json":
-        return None
-    try:
-        import orjson  # optional speed-up: pip install 'otel-lunary[fast]'
-    except ImportError:
-        return None
-    return orjson.dumps  # type: ignore[no-any-return]
+    (``jsonparse.orjson_module``: the parsers' switch)."""
+    orjson = orjson_module()
+    return None if orjson is None else orjson.dumps  # type: ignore[no-any-return]
 
 
 def _text(value: Any) -> str:

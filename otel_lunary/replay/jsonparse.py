@@ -41,15 +41,23 @@ def has_long_number(text: str) -> bool:
     return text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS).find(_LONG_NUMBER) >= 0
 
 
-def _orjson_loads() -> Callable[[str | bytes], Any] | None:
-    """``orjson.loads``, unless orjson is missing or the standard library is asked for."""
+def orjson_module() -> Any:
+    """The ``orjson`` module, or None when it is missing (not CPython) or the standard
+    library is asked for: one switch for replay's parsing and the JSON output's writing,
+    so that setting it shows what an install without orjson does."""
     if os.environ.get(ENV_JSON_PARSER, "").strip().lower() == "json":
         return None
     try:
-        import orjson  # optional speed-up: pip install 'otel-lunary[fast]'
+        import orjson  # a dependency on CPython (pyproject.toml); absent elsewhere
     except ImportError:
         return None
-    return orjson.loads  # type: ignore[no-any-return]
+    return orjson
+
+
+def _orjson_loads() -> Callable[[str | bytes], Any] | None:
+    """``orjson.loads``, unless orjson is missing or the standard library is asked for."""
+    orjson = orjson_module()
+    return None if orjson is None else orjson.loads  # type: ignore[no-any-return]
 
 
 def unguarded_loads() -> Callable[[str | bytes], Any] | None:
